@@ -1,0 +1,86 @@
+import type { DType, FloatDType } from '../tensors/dtype.js';
+
+/**
+ * A merge method id, spelled as in mergekit's YAML (`merge_method:`). The registry
+ * (src/merge/registry.ts) declares each one once: parameters, defaults, ranges, arithmetic.
+ */
+export type MethodId =
+  | 'linear'
+  | 'slerp'
+  | 'nuslerp'
+  | 'task_arithmetic'
+  | 'ties'
+  | 'dare_ties'
+  | 'dare_linear'
+  | 'breadcrumbs'
+  | 'breadcrumbs_ties'
+  | 'della'
+  | 'della_linear'
+  | 'model_stock'
+  | 'passthrough'
+  | 'sce'
+  | 'karcher'
+  | 'multislerp'
+  | 'nearswap';
+
+/** One stored tensor of one input checkpoint, located down to its bytes. */
+export interface FileTensorInput {
+  readonly kind: 'file';
+  /** The model reference as written in the config (the key of per-model parameters). */
+  readonly model: string;
+  /** Absolute path of the safetensors file holding the tensor. */
+  readonly file: string;
+  /** The tensor's name inside that file. */
+  readonly tensor: string;
+  readonly dtype: DType;
+  readonly shape: readonly number[];
+  /** Absolute byte offset of the tensor's data in `file`. */
+  readonly byteOffset: number;
+  readonly byteLength: number;
+}
+
+/**
+ * A tensor produced by an earlier stage of a multi-document config, computed in memory
+ * (never written) unless --intermediate-dir asks for it.
+ */
+export interface StageTensorInput {
+  readonly kind: 'stage';
+  /** The stage's name (the `name:` of its document), which is the model reference later stages use. */
+  readonly model: string;
+  readonly task: TensorTask;
+}
+
+export type TensorInput = FileTensorInput | StageTensorInput;
+
+/** Resolved parameter values for one tensor: already interpolated, filtered and defaulted. */
+export type ResolvedParams = Readonly<Record<string, number | boolean>>;
+
+/**
+ * Everything needed to compute one output tensor. Plain data: it can be hashed, logged, sent to
+ * a worker and tested on its own (design.md, Contracts).
+ */
+export interface TensorTask {
+  /** Output tensor name. */
+  readonly output: string;
+  readonly outShape: readonly number[];
+  /** dtype written to the output file (`out_dtype`, else `dtype`, else the base's stored dtype). */
+  readonly outDType: DType;
+  /**
+   * dtype the arithmetic runs in (mergekit's `dtype:`, else the stored dtype of the first input).
+   * BF16/F16 mean per-operation rounding is emulated to match mergekit (semantics §0.3).
+   */
+  readonly computeDType: FloatDType;
+  readonly method: MethodId;
+  /** Inputs in mergekit's model order; per-model parameters are aligned with this array. */
+  readonly inputs: readonly TensorInput[];
+  /** Index into `inputs` of the base model, or null when the method runs without one. */
+  readonly baseIndex: number | null;
+  /** Global (method-level) parameters, e.g. normalize, lambda, t, rescale. */
+  readonly params: ResolvedParams;
+  /** Per-input parameters, e.g. weight, density, gamma, epsilon; aligned with `inputs`. */
+  readonly modelParams: readonly ResolvedParams[];
+  /** True for embedding / lm_head tensors, whose vocab dimension may be truncated (semantics §0.11). */
+  readonly isEmbed: boolean;
+  /** Key of the counter-based random stream (DARE / DELLA masks): the merge seed and this tensor. */
+  readonly randomKey: { readonly seed: number; readonly tensor: string };
+}
