@@ -84,3 +84,31 @@ export interface TensorTask {
   /** Key of the counter-based random stream (DARE / DELLA masks): the merge seed and this tensor. */
   readonly randomKey: { readonly seed: number; readonly tensor: string };
 }
+
+/** One named intermediate of a multi-document config, written only when --intermediate-dir asks. */
+export interface PlannedStage {
+  readonly name: string;
+  readonly tasks: readonly TensorTask[];
+  readonly outputConfig: Readonly<Record<string, unknown>>;
+}
+
+/**
+ * The resolved form of a mergekit config: what `plan.ts` produces from headers alone and
+ * `materialize.ts` executes. No tensor data has been read to make it.
+ */
+export interface MergePlan {
+  /** One task per output tensor of the final model, in the order the writer lays them out. */
+  readonly tasks: readonly TensorTask[];
+  /** config.json of the output model (num_hidden_layers updated for layer stacking). */
+  readonly outputConfig: Readonly<Record<string, unknown>>;
+  /** Directory whose tokenizer files are copied to the output (base or tokenizer_source), or null. */
+  readonly tokenizerDir: string | null;
+  /** File names (relative to tokenizerDir) to copy: tokenizer.json, tokenizer_config.json, ... */
+  readonly tokenizerFiles: readonly string[];
+  /** The mergekit YAML text the plan came from; written beside the output as mergekit_config.yml. */
+  readonly configText: string;
+  /** Seed of the counter-based random streams (DARE / DELLA). */
+  readonly seed: number;
+  /** Named intermediates (multi-document configs); the final tasks already embed them as stage inputs. */
+  readonly stages: readonly PlannedStage[];
+}
