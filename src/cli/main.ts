@@ -1,5 +1,6 @@
 import { Command, CommanderError } from 'commander';
 import { EvoError } from '../errors.js';
+import { registerInspect } from './inspect.js';
 import { packageVersion } from './version.js';
 
 /** Options every command sees. */
@@ -19,6 +20,7 @@ export function buildProgram(): Command {
     .showHelpAfterError(false)
     .exitOverride();
   // Command registrations (one line each; keep sorted).
+  registerInspect(program);
   return program;
 }
 
