@@ -1,8 +1,8 @@
 /**
  * `npm run bench -- <name> [args]`: runs bench/<name>.ts, which prints its figures and the ratios
- * to baselines measured in the same run. Names: io, merge, search, eval.
+ * to baselines measured in the same run. Names: io, merge, search, eval, store.
  */
-const BENCHES = ['io', 'merge', 'search', 'eval'] as const;
+const BENCHES = ['io', 'merge', 'search', 'eval', 'store'] as const;
 type BenchName = (typeof BENCHES)[number];
 
 interface BenchModule {

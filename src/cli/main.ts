@@ -1,6 +1,9 @@
 import { Command, CommanderError } from 'commander';
 import { EvoError } from '../errors.js';
+import { registerExport } from './export.js';
 import { registerInspect } from './inspect.js';
+import { registerRuns } from './runs.js';
+import { registerShow } from './show.js';
 import { packageVersion } from './version.js';
 
 /** Options every command sees. */
@@ -20,7 +23,10 @@ export function buildProgram(): Command {
     .showHelpAfterError(false)
     .exitOverride();
   // Command registrations (one line each; keep sorted).
+  registerExport(program);
   registerInspect(program);
+  registerRuns(program);
+  registerShow(program);
   return program;
 }
 
