@@ -62,6 +62,14 @@ export type ResolvedParams = Readonly<Record<string, number | boolean>>;
 export interface TensorTask {
   /** Output tensor name. */
   readonly output: string;
+  /**
+   * Shape of the output. The planner (plan.ts) guarantees that every input has this shape, except
+   * for `isEmbed` 2-D tensors whose vocab sizes differ (semantics §0.11): then each input has the
+   * same rank and is at least as large in every dim, and is read as its leading submatrix
+   * `x[:outShape[0], :outShape[1]]` (the common submatrix for linear/slerp/nuslerp/model_stock/
+   * karcher, the base's shape for the task-vector family). Task-vector inputs of a non-embedding
+   * tensor whose shape differs from the base are already dropped from `inputs` (with a warning).
+   */
   readonly outShape: readonly number[];
   /** dtype written to the output file (`out_dtype`, else `dtype`, else the base's stored dtype). */
   readonly outDType: DType;
@@ -75,13 +83,24 @@ export interface TensorTask {
   readonly inputs: readonly TensorInput[];
   /** Index into `inputs` of the base model, or null when the method runs without one. */
   readonly baseIndex: number | null;
-  /** Global (method-level) parameters, e.g. normalize, lambda, t, rescale. */
+  /**
+   * Global (method-level) parameters, e.g. normalize, lambda, t, rescale, keyed by their YAML names
+   * (`lambda`, not mergekit's `lambda_`). plan.ts fills in every declared global parameter (value or
+   * registry default), coerced to its kind (booleans for flags).
+   */
   readonly params: ResolvedParams;
-  /** Per-input parameters, e.g. weight, density, gamma, epsilon; aligned with `inputs`. */
+  /**
+   * Per-input parameters, e.g. weight, density, gamma, epsilon; aligned with `inputs`. A parameter
+   * with no value and no default is absent: the base's `weight` (mergekit's None) and an unset
+   * passthrough `scale`.
+   */
   readonly modelParams: readonly ResolvedParams[];
   /** True for embedding / lm_head tensors, whose vocab dimension may be truncated (semantics §0.11). */
   readonly isEmbed: boolean;
-  /** Key of the counter-based random stream (DARE / DELLA masks): the merge seed and this tensor. */
+  /**
+   * Key of the counter-based random stream (DARE / DELLA masks): the merge seed and this tensor.
+   * `tensor` is the output name, prefixed `<stage>/` for tasks of a named stage.
+   */
   readonly randomKey: { readonly seed: number; readonly tensor: string };
 }
 
