@@ -9,6 +9,7 @@ import type { JsonValue, ObjectiveSpec, RunRecord, RunStore, ScoredCandidate, Sc
 import { writeFileAtomic } from '../tensors/atomic-file.js';
 import { emitResult } from './output.js';
 import { formatScore } from './run-format.js';
+import { materializeCandidates, type MaterializedCandidate } from './export-materialize.js';
 
 export type ExportFormat = 'mergekit' | 'recipe';
 
@@ -57,6 +58,8 @@ export interface ExportReport {
   readonly selection: ExportSelection;
   readonly files: readonly string[];
   readonly candidates: readonly number[];
+  /** Model directories rebuilt with --materialize (empty without it). */
+  readonly materialized: readonly MaterializedCandidate[];
 }
 
 /** The candidates a selection names, or a named error. */
@@ -116,6 +119,8 @@ interface ExportFlags {
   output?: string;
   format: string;
   json: boolean;
+  materialize?: string;
+  jobs?: string;
 }
 
 function parseSelection(flags: ExportFlags, run: RunRecord): ExportSelection {
@@ -148,10 +153,12 @@ export function registerExport(program: Command): void {
     .option('-o, --output <path>', 'file to write (directory for --front with --format mergekit)')
     .option('--format <format>', 'mergekit (the YAML that was built and scored) or recipe (JSON: genome, config, scores)', 'mergekit')
     .option('--json', 'print what was written as JSON', false)
+    .option('--materialize <dir>', 'also rebuild the model(s) with the merge engine into <dir> (one <dir>/candidate-<id>/ per candidate with --front)')
+    .option('--jobs <n>', 'merge worker threads for --materialize (default: the number of CPUs)')
     .action(async (runArg: string, flags: ExportFlags) => {
       if (flags.format !== 'mergekit' && flags.format !== 'recipe') throw new UsageError(`--format must be mergekit or recipe, got ${flags.format}`);
       const format: ExportFormat = flags.format;
-      if (flags.output === undefined) throw new UsageError('say where to write with -o FILE');
+      if (flags.output === undefined && flags.materialize === undefined) throw new UsageError('say where to write with -o FILE (or --materialize DIR)');
       const output = flags.output;
       const store = openSqliteRunStore(resolveRunDb(flags.runsDir, runArg), { readonly: true });
       try {
@@ -160,8 +167,10 @@ export function registerExport(program: Command): void {
         const selection = parseSelection(flags, run);
         const candidates = await selectCandidates(store, run, selection);
         const files: string[] = [];
-        mkdirSync(path.dirname(path.resolve(output)), { recursive: true });
-        if (format === 'recipe') {
+        if (output === undefined) {
+          // --materialize alone: no config file is written.
+        } else if (format === 'recipe') {
+          mkdirSync(path.dirname(path.resolve(output)), { recursive: true });
           files.push(output);
           await writeFileAtomic(output, `${JSON.stringify(recipeOf(run, selection, candidates), null, 2)}\n`);
         } else if (selection.kind === 'front') {
@@ -174,11 +183,16 @@ export function registerExport(program: Command): void {
         } else {
           const only = candidates[0];
           if (only !== undefined) {
+            mkdirSync(path.dirname(path.resolve(output)), { recursive: true });
             await writeFileAtomic(output, only.candidate.config);
             files.push(output);
           }
         }
-        const report: ExportReport = { run: run.name, format, selection, files, candidates: candidates.map((c) => c.candidate.id) };
+        const materialized =
+          flags.materialize === undefined
+            ? []
+            : await materializeCandidates(store, run, candidates, { dir: flags.materialize, perCandidate: selection.kind === 'front', baseDir: path.dirname(store.location), jobs: flags.jobs });
+        const report: ExportReport = { run: run.name, format, selection, files, candidates: candidates.map((c) => c.candidate.id), materialized };
         emitResult(flags.json, report, () =>
           candidates
             .map((c) => {
@@ -189,6 +203,7 @@ export function registerExport(program: Command): void {
               return `#${c.candidate.id} (${c.candidate.status}${scores.length === 0 ? '' : `: ${scores.join('; ')}`})`;
             })
             .concat(files.map((f) => `wrote ${f}`))
+            .concat(materialized.map((m) => `built #${m.id} into ${m.dir} (${m.tensors} tensors, merge seed ${m.mergeSeed})`))
             .join('\n'),
         );
       } finally {

@@ -1,8 +1,12 @@
 import { Command, CommanderError } from 'commander';
 import { EvoError } from '../errors.js';
+import { registerConvert } from './convert.js';
+import { registerEval } from './eval.js';
 import { registerExport } from './export.js';
 import { registerInspect } from './inspect.js';
+import { registerMerge } from './merge.js';
 import { registerRuns } from './runs.js';
+import { registerResume, registerSearch } from './search.js';
 import { registerShow } from './show.js';
 import { packageVersion } from './version.js';
 
@@ -23,9 +27,14 @@ export function buildProgram(): Command {
     .showHelpAfterError(false)
     .exitOverride();
   // Command registrations (one line each; keep sorted).
+  registerConvert(program);
+  registerEval(program);
   registerExport(program);
   registerInspect(program);
+  registerMerge(program);
+  registerResume(program);
   registerRuns(program);
+  registerSearch(program);
   registerShow(program);
   return program;
 }

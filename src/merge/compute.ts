@@ -1,0 +1,134 @@
+/**
+ * computeTask: the arithmetic of one TensorTask, mergekit-exact (docs/mergekit-semantics.md).
+ * Inputs are cast to the task's compute dtype on load and every elementwise operation rounds to
+ * it (per-op bf16/f16 emulation, sums over models accumulated in f32), which reproduces mergekit's
+ * bf16 outputs bit for bit; the result is then cast to the output dtype. Integer and BOOL tensors
+ * are copied untouched. The caller reads the inputs (and computes stage inputs) first.
+ */
+import { computeLinear } from './methods/linear.js';
+import { computeModelStock } from './methods/model-stock.js';
+import { computePassthrough } from './methods/passthrough.js';
+import { computeNuslerp, computeSlerp } from './methods/slerp.js';
+import {
+  elementCount,
+  MergeComputeError,
+  shapeText,
+  type FamilyContext,
+  type TensorData,
+} from './methods/task-inputs.js';
+import { computeTaskVector } from './methods/task-vector.js';
+import { loadKernels, TS_KERNELS, type KernelBinding, type KernelLogger } from './native/binding.js';
+import { KERNEL_DTYPE, kernelDTypeOf, type ComputeCode } from './native/numeric.js';
+import type { MethodId, TensorTask } from './task.js';
+import { dtypeByteSize, type FloatDType } from '../tensors/dtype.js';
+
+export type { TensorData } from './methods/task-inputs.js';
+export { MergeComputeError } from './methods/task-inputs.js';
+
+export interface ComputeOptions {
+  /**
+   * Test hook: forces the kept-positions mask of input i (1 = kept; whole-tensor, in the base's
+   * shape), as mergekit-golden's masks.safetensors provides. Used wherever the method would
+   * sparsify that input (density < 1); undefined = draw / select as usual. Default: none.
+   */
+  readonly maskOverride?: (inputIndex: number) => Uint8Array | undefined;
+  /** Which kernels run. Default: 'native' when the addon loads, else the TypeScript twins. */
+  readonly kernels?: 'native' | 'ts';
+  /** Receives non-fatal notes, e.g. a model skipped for a shape mismatch. Default: ignored. */
+  readonly warn?: (message: string) => void;
+  /** Receives the one-time "native kernels unavailable" warning. Default: stderr. */
+  readonly logger?: KernelLogger;
+}
+
+const COMPUTE_CODE: Readonly<Record<FloatDType, ComputeCode>> = {
+  F32: KERNEL_DTYPE.F32,
+  F16: KERNEL_DTYPE.F16,
+  BF16: KERNEL_DTYPE.BF16,
+};
+
+type Family = (ctx: FamilyContext) => TensorData;
+
+const FAMILIES: Readonly<Partial<Record<MethodId, Family>>> = {
+  linear: computeLinear,
+  slerp: computeSlerp,
+  nuslerp: computeNuslerp,
+  task_arithmetic: computeTaskVector,
+  ties: computeTaskVector,
+  dare_ties: computeTaskVector,
+  dare_linear: computeTaskVector,
+  breadcrumbs: computeTaskVector,
+  breadcrumbs_ties: computeTaskVector,
+  della: computeTaskVector,
+  della_linear: computeTaskVector,
+  model_stock: computeModelStock,
+  passthrough: computePassthrough,
+};
+
+/** The methods computeTask implements (sce, karcher, multislerp and nearswap are not yet). */
+export const COMPUTABLE_METHODS: readonly MethodId[] = Object.keys(FAMILIES) as MethodId[];
+
+function selectKernels(options: ComputeOptions): KernelBinding {
+  if (options.kernels === 'ts') return TS_KERNELS;
+  const loaded = loadKernels(options.logger === undefined ? {} : { logger: options.logger });
+  return loaded.kernels;
+}
+
+function checkInputs(task: TensorTask, inputs: readonly TensorData[]): void {
+  if (inputs.length !== task.inputs.length) {
+    throw new MergeComputeError('MERGE_INPUT', task.output, `expected ${task.inputs.length} input tensors, got ${inputs.length}`);
+  }
+  inputs.forEach((t, i) => {
+    const want = elementCount(t.shape) * dtypeByteSize(t.dtype);
+    if (t.bytes.byteLength !== want) {
+      throw new MergeComputeError(
+        'MERGE_INPUT',
+        task.output,
+        `input ${i} (${task.inputs[i]?.model ?? '?'}) holds ${t.bytes.byteLength} bytes, ${t.dtype} ${shapeText(t.shape)} needs ${want}`,
+      );
+    }
+  });
+}
+
+/**
+ * Computes one output tensor from its inputs (aligned with task.inputs), in task.outDType and of
+ * shape task.outShape. Throws MergeComputeError (codes MERGE_INPUT, MERGE_SHAPE, MERGE_PARAM,
+ * UNSUPPORTED_DTYPE, UNSUPPORTED_METHOD) naming the tensor.
+ */
+export function computeTask(task: TensorTask, inputs: readonly TensorData[], options: ComputeOptions = {}): TensorData {
+  checkInputs(task, inputs);
+  if (inputs.some((t) => kernelDTypeOf(t.dtype) === undefined)) {
+    // Integer / BOOL tensors (and F8) are not merged: the base's (or the first) copy is kept as is.
+    const source = inputs[task.baseIndex ?? 0];
+    if (source === undefined) throw new MergeComputeError('MERGE_INPUT', task.output, 'no input tensors');
+    if (kernelDTypeOf(source.dtype) !== undefined || inputs.some((t) => t.dtype !== source.dtype)) {
+      throw new MergeComputeError('UNSUPPORTED_DTYPE', task.output, `cannot merge ${inputs.map((t) => t.dtype).join(', ')}`);
+    }
+    return { dtype: source.dtype, shape: source.shape, bytes: source.bytes.slice() };
+  }
+  const family = FAMILIES[task.method];
+  if (family === undefined) {
+    throw new MergeComputeError('UNSUPPORTED_METHOD', task.output, `merge_method ${task.method} is not implemented yet`);
+  }
+  const outCode = kernelDTypeOf(task.outDType);
+  if (outCode === undefined) {
+    throw new MergeComputeError('UNSUPPORTED_DTYPE', task.output, `output dtype ${task.outDType} is not F32, F16, BF16 or F64`);
+  }
+  const ctx: FamilyContext = {
+    task,
+    inputs,
+    kernels: selectKernels(options),
+    compute: COMPUTE_CODE[task.computeDType],
+    outCode,
+    maskOverride: options.maskOverride,
+    warn: options.warn ?? (() => undefined),
+  };
+  const out = family(ctx);
+  if (elementCount(out.shape) !== elementCount(task.outShape) || out.shape.length !== task.outShape.length || out.shape.some((d, i) => d !== task.outShape[i])) {
+    throw new MergeComputeError(
+      'MERGE_SHAPE',
+      task.output,
+      `the merge gives shape ${shapeText(out.shape)} but the plan expects ${shapeText(task.outShape)}`,
+    );
+  }
+  return { dtype: task.outDType, shape: task.outShape, bytes: out.bytes };
+}

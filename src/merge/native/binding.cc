@@ -1,0 +1,322 @@
+// N-API glue: the only file that sees JavaScript values. It reads each kernel's argument object
+// (the shapes are declared in binding.ts), checks every buffer is long enough for the elements
+// the kernel will touch, and calls the kernel with raw pointers. Kernels run on the calling thread.
+#include <napi.h>
+
+#include <cmath>
+#include <string>
+
+#include "kernels.h"
+#include "numeric.h"
+
+namespace {
+
+using namespace evomerge;
+
+class Args {
+ public:
+  Args(const Napi::CallbackInfo& info, const char* kernel) : env_(info.Env()), kernel_(kernel) {
+    if (info.Length() < 1 || !info[0].IsObject()) fail("expects one argument object");
+    obj_ = info[0].As<Napi::Object>();
+  }
+
+  [[noreturn]] void fail(const std::string& what) const {
+    throw Napi::TypeError::New(env_, std::string(kernel_) + ": " + what);
+  }
+
+  Napi::Value get(const char* key) const { return obj_.Get(key); }
+
+  double number(const char* key) const {
+    Napi::Value v = get(key);
+    if (!v.IsNumber()) fail(std::string(key) + " must be a number");
+    return v.As<Napi::Number>().DoubleValue();
+  }
+
+  int64_t integer(const char* key) const {
+    const double d = number(key);
+    if (!(d >= 0 && d <= 9007199254740991.0) || std::floor(d) != d) fail(std::string(key) + " must be a non-negative integer");
+    return static_cast<int64_t>(d);
+  }
+
+  int dtype(const char* key) const {
+    const int64_t d = integer(key);
+    if (d > kF64) fail(std::string(key) + " is not a dtype code");
+    return static_cast<int>(d);
+  }
+
+  int compute_dtype(const char* key) const {
+    const int d = dtype(key);
+    if (d == kF64) fail(std::string(key) + " must be F32, F16 or BF16");
+    return d;
+  }
+
+  bool boolean(const char* key) const {
+    Napi::Value v = get(key);
+    if (!v.IsBoolean()) fail(std::string(key) + " must be a boolean");
+    return v.As<Napi::Boolean>().Value();
+  }
+
+  // A Uint8Array (or null when allowed) holding at least min_bytes.
+  uint8_t* bytes(Napi::Value v, const std::string& name, int64_t min_bytes, bool nullable) const {
+    if (nullable && (v.IsNull() || v.IsUndefined())) return nullptr;
+    if (!v.IsTypedArray() || v.As<Napi::TypedArray>().TypedArrayType() != napi_uint8_array) {
+      fail(name + " must be a Uint8Array");
+    }
+    Napi::Uint8Array a = v.As<Napi::Uint8Array>();
+    if (static_cast<int64_t>(a.ByteLength()) < min_bytes) {
+      fail(name + " holds " + std::to_string(a.ByteLength()) + " bytes, needs " + std::to_string(min_bytes));
+    }
+    return a.Data();
+  }
+
+  template <class T, napi_typedarray_type kType>
+  T* typed(const char* key, int64_t min_len, const char* type_name) const {
+    Napi::Value v = get(key);
+    if (!v.IsTypedArray() || v.As<Napi::TypedArray>().TypedArrayType() != kType) {
+      fail(std::string(key) + " must be a " + type_name);
+    }
+    Napi::TypedArrayOf<T> a = v.As<Napi::TypedArrayOf<T>>();
+    if (static_cast<int64_t>(a.ElementLength()) < min_len) {
+      fail(std::string(key) + " holds " + std::to_string(a.ElementLength()) + " elements, needs " + std::to_string(min_len));
+    }
+    return a.Data();
+  }
+
+  const float* f32(const char* key, int64_t min_len) const {
+    return typed<float, napi_float32_array>(key, min_len, "Float32Array");
+  }
+
+  double* f64(const char* key, int64_t min_len) const {
+    return typed<double, napi_float64_array>(key, min_len, "Float64Array");
+  }
+
+  TensorRef tensor(const char* key, const char* dtype_key, int64_t count, bool nullable = false) const {
+    TensorRef t;
+    t.dtype = dtype(dtype_key);
+    t.data = bytes(get(key), key, count * dtype_size(t.dtype), nullable);
+    return t;
+  }
+
+  std::vector<TensorRef> tensors(const char* key, const char* dtypes_key, int64_t count) const {
+    Napi::Value v = get(key);
+    if (!v.IsArray()) fail(std::string(key) + " must be an array of Uint8Array");
+    Napi::Array arr = v.As<Napi::Array>();
+    const uint32_t n = arr.Length();
+    const int32_t* codes = typed<int32_t, napi_int32_array>(dtypes_key, n, "Int32Array");
+    std::vector<TensorRef> out(n);
+    for (uint32_t i = 0; i < n; ++i) {
+      if (codes[i] < 0 || codes[i] > kF64) fail(std::string(dtypes_key) + " holds a bad dtype code");
+      out[i].dtype = codes[i];
+      out[i].data = bytes(arr.Get(i), std::string(key) + "[" + std::to_string(i) + "]", count * dtype_size(codes[i]), false);
+    }
+    return out;
+  }
+
+  void range(int64_t* start, int64_t* end, int64_t limit) const {
+    *start = integer("start");
+    *end = integer("end");
+    if (*start > *end) fail("start must not exceed end");
+    if (limit >= 0 && *end > limit) fail("end lies past the tensor");
+  }
+
+  void layout(int64_t* outer, int64_t* len, int64_t* inner) const {
+    *outer = integer("outer");
+    *len = integer("len");
+    *inner = integer("inner");
+    if (*outer < 1 || *len < 1 || *inner < 1) fail("outer, len and inner must be at least 1");
+  }
+
+ private:
+  Napi::Env env_;
+  const char* kernel_;
+  Napi::Object obj_;
+};
+
+Napi::Value ConvertDType(const Napi::CallbackInfo& info) {
+  Args a(info, "convertDType");
+  ConvertParams p;
+  a.range(&p.start, &p.end, -1);
+  p.src = a.tensor("src", "srcDType", p.end);
+  p.round_dtype = a.compute_dtype("roundDType");
+  p.out_dtype = a.dtype("outDType");
+  p.out = a.bytes(a.get("out"), "out", p.end * dtype_size(p.out_dtype), false);
+  convert_dtype(p);
+  return info.Env().Undefined();
+}
+
+Napi::Value LinearMerge(const Napi::CallbackInfo& info) {
+  Args a(info, "linearMerge");
+  LinearParams p;
+  a.range(&p.start, &p.end, -1);
+  p.inputs = a.tensors("inputs", "dtypes", p.end);
+  p.weights = a.f32("weights", static_cast<int64_t>(p.inputs.size()));
+  p.divisor = static_cast<float>(a.number("divisor"));
+  p.compute = a.compute_dtype("computeDType");
+  p.out_dtype = a.dtype("outDType");
+  p.out = a.bytes(a.get("out"), "out", p.end * dtype_size(p.out_dtype), false);
+  linear_merge(p);
+  return info.Env().Undefined();
+}
+
+Napi::Value TaskVectorMerge(const Napi::CallbackInfo& info) {
+  Args a(info, "taskVectorMerge");
+  TaskVectorParams p;
+  a.range(&p.start, &p.end, -1);
+  p.base = a.tensor("base", "baseDType", p.end);
+  p.inputs = a.tensors("inputs", "dtypes", p.end);
+  const int64_t n = static_cast<int64_t>(p.inputs.size());
+  Napi::Value masks = a.get("masks");
+  if (!masks.IsArray() || masks.As<Napi::Array>().Length() != static_cast<uint32_t>(n)) {
+    a.fail("masks must be an array with one entry per input");
+  }
+  for (uint32_t i = 0; i < static_cast<uint32_t>(n); ++i) {
+    p.masks.push_back(a.bytes(masks.As<Napi::Array>().Get(i), "masks[" + std::to_string(i) + "]", p.end, true));
+  }
+  p.scales = a.f32("scales", n);
+  p.sparsify_dtype = a.compute_dtype("sparsifyDType");
+  p.weights = a.f32("weights", n);
+  p.consensus = a.boolean("consensus");
+  p.normalize = a.boolean("normalize");
+  p.divisor = static_cast<float>(a.number("divisor"));
+  p.lambda = static_cast<float>(a.number("lambda"));
+  p.compute = a.compute_dtype("computeDType");
+  p.out_dtype = a.dtype("outDType");
+  p.out = a.bytes(a.get("out"), "out", p.end * dtype_size(p.out_dtype), false);
+  task_vector_merge(p);
+  return info.Env().Undefined();
+}
+
+Napi::Value RankWindowMask(const Napi::CallbackInfo& info) {
+  Args a(info, "rankWindowMask");
+  RankMaskParams p;
+  p.count = a.integer("count");
+  if (p.count >= 4294967296LL) a.fail("count must be below 2^32");
+  p.base = a.tensor("base", "baseDType", p.count);
+  p.x = a.tensor("x", "xDType", p.count);
+  p.compute = a.compute_dtype("computeDType");
+  p.lo = a.integer("lo");
+  p.hi = a.integer("hi");
+  if (p.lo > p.hi || p.hi > p.count) a.fail("need 0 <= lo <= hi <= count");
+  p.descending = a.boolean("descending");
+  p.mask = a.bytes(a.get("mask"), "mask", p.count, false);
+  rank_window_mask(p);
+  return info.Env().Undefined();
+}
+
+Napi::Value BernoulliMask(const Napi::CallbackInfo& info) {
+  Args a(info, "bernoulliMask");
+  BernoulliMaskParams p;
+  p.key0 = static_cast<uint32_t>(a.integer("key0"));
+  p.key1 = static_cast<uint32_t>(a.integer("key1"));
+  p.threshold = a.number("threshold");
+  a.range(&p.start, &p.end, -1);
+  p.mask = a.bytes(a.get("mask"), "mask", p.end, false);
+  bernoulli_mask(p);
+  return info.Env().Undefined();
+}
+
+Napi::Value DellaMask(const Napi::CallbackInfo& info) {
+  Args a(info, "dellaMask");
+  DellaMaskParams p;
+  a.layout(&p.outer, &p.len, &p.inner);
+  if (p.len >= 4294967296LL) a.fail("len must be below 2^32");
+  const int64_t count = p.outer * p.len * p.inner;
+  p.base = a.tensor("base", "baseDType", count);
+  p.x = a.tensor("x", "xDType", count);
+  p.compute = a.compute_dtype("computeDType");
+  p.work = a.compute_dtype("workDType");
+  p.key0 = static_cast<uint32_t>(a.integer("key0"));
+  p.key1 = static_cast<uint32_t>(a.integer("key1"));
+  p.low_p = static_cast<float>(a.number("lowP"));
+  p.eps = static_cast<float>(a.number("eps"));
+  p.mask = a.bytes(a.get("mask"), "mask", count, false);
+  della_mask(p);
+  return info.Env().Undefined();
+}
+
+Napi::Value MaskedL1(const Napi::CallbackInfo& info) {
+  Args a(info, "maskedL1");
+  MaskedL1Params p;
+  p.count = a.integer("count");
+  p.base = a.tensor("base", "baseDType", p.count);
+  p.x = a.tensor("x", "xDType", p.count);
+  p.compute = a.compute_dtype("computeDType");
+  p.mask = a.bytes(a.get("mask"), "mask", p.count, true);
+  p.out = a.f64("out", 2);
+  masked_l1(p);
+  return info.Env().Undefined();
+}
+
+Napi::Value GramStats(const Napi::CallbackInfo& info) {
+  Args a(info, "gramStats");
+  GramParams p;
+  a.layout(&p.outer, &p.len, &p.inner);
+  const int64_t count = p.outer * p.len * p.inner;
+  p.inputs = a.tensors("inputs", "dtypes", count);
+  p.base = a.tensor("base", "baseDType", count, true);
+  p.compute = a.compute_dtype("computeDType");
+  const int64_t m = static_cast<int64_t>(p.inputs.size());
+  if (m < 1) a.fail("inputs must not be empty");
+  p.out = a.f64("out", p.outer * p.inner * (m * (m + 1) / 2));
+  gram_stats(p);
+  return info.Env().Undefined();
+}
+
+Napi::Value SlerpMix(const Napi::CallbackInfo& info) {
+  Args a(info, "slerpMix");
+  SlerpMixParams p;
+  a.layout(&p.outer, &p.len, &p.inner);
+  const int64_t count = p.outer * p.len * p.inner;
+  a.range(&p.start, &p.end, count);
+  p.v0 = a.tensor("v0", "v0DType", count);
+  p.v1 = a.tensor("v1", "v1DType", count);
+  p.base = a.tensor("base", "baseDType", count, true);
+  p.compute = a.compute_dtype("computeDType");
+  p.op = a.compute_dtype("opDType");
+  const int64_t vectors = p.outer * p.inner;
+  p.c0 = a.f32("c0", vectors);
+  p.c1 = a.f32("c1", vectors);
+  p.div = a.f32("div", vectors);
+  p.out_dtype = a.dtype("outDType");
+  p.out = a.bytes(a.get("out"), "out", p.end * dtype_size(p.out_dtype), false);
+  slerp_mix(p);
+  return info.Env().Undefined();
+}
+
+Napi::Value ModelStockMix(const Napi::CallbackInfo& info) {
+  Args a(info, "modelStockMix");
+  ModelStockMixParams p;
+  a.layout(&p.outer, &p.len, &p.inner);
+  const int64_t count = p.outer * p.len * p.inner;
+  a.range(&p.start, &p.end, count);
+  p.base = a.tensor("base", "baseDType", count);
+  p.inputs = a.tensors("inputs", "dtypes", count);
+  if (p.inputs.empty()) a.fail("inputs must not be empty");
+  p.compute = a.compute_dtype("computeDType");
+  const int64_t vectors = p.outer * p.inner;
+  p.t = a.f32("t", vectors);
+  p.omt = a.f32("omt", vectors);
+  p.out_dtype = a.dtype("outDType");
+  p.out = a.bytes(a.get("out"), "out", p.end * dtype_size(p.out_dtype), false);
+  model_stock_mix(p);
+  return info.Env().Undefined();
+}
+
+Napi::Object Init(Napi::Env env, Napi::Object exports) {
+  exports.Set("abiVersion", Napi::Number::New(env, 1));
+  exports.Set("convertDType", Napi::Function::New(env, ConvertDType, "convertDType"));
+  exports.Set("linearMerge", Napi::Function::New(env, LinearMerge, "linearMerge"));
+  exports.Set("taskVectorMerge", Napi::Function::New(env, TaskVectorMerge, "taskVectorMerge"));
+  exports.Set("rankWindowMask", Napi::Function::New(env, RankWindowMask, "rankWindowMask"));
+  exports.Set("bernoulliMask", Napi::Function::New(env, BernoulliMask, "bernoulliMask"));
+  exports.Set("dellaMask", Napi::Function::New(env, DellaMask, "dellaMask"));
+  exports.Set("maskedL1", Napi::Function::New(env, MaskedL1, "maskedL1"));
+  exports.Set("gramStats", Napi::Function::New(env, GramStats, "gramStats"));
+  exports.Set("slerpMix", Napi::Function::New(env, SlerpMix, "slerpMix"));
+  exports.Set("modelStockMix", Napi::Function::New(env, ModelStockMix, "modelStockMix"));
+  return exports;
+}
+
+}  // namespace
+
+NODE_API_MODULE(evomerge_kernels, Init)

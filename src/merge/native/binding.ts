@@ -1,0 +1,282 @@
+/**
+ * The merge kernels as TypeScript sees them: the argument shapes, the `KernelBinding` table, and
+ * the one place that loads the C++ addon (build/Release/evomerge_kernels.node, built by
+ * `npm install` through binding.gyp) and casts it to that table. Every kernel has a TypeScript twin
+ * with the same stem and arguments (linear.cc ↔ linear.ts); when the addon cannot be loaded the
+ * twins run instead and a warning is logged once. Kernels see raw element buffers (little-endian),
+ * never files, and allocate nothing per element.
+ */
+import { existsSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { convertDType } from './convert.js';
+import { gramStats } from './gram.js';
+import { linearMerge } from './linear.js';
+import { maskedL1 } from './masked-l1.js';
+import { modelStockMix } from './model-stock-mix.js';
+import type { ComputeCode, KernelDType } from './numeric.js';
+import { bernoulliMask, dellaMask } from './random-mask.js';
+import { rankWindowMask } from './rank-mask.js';
+import { slerpMix } from './slerp-mix.js';
+import { taskVectorMerge } from './task-vector.js';
+
+/** Element range [start, end) of the output (and of every input, which share its layout). */
+interface Range {
+  readonly start: number;
+  readonly end: number;
+}
+
+/** A tensor seen as [outer, len, inner]: outer·inner vectors of len elements (layout.ts). */
+interface Layout {
+  readonly outer: number;
+  readonly len: number;
+  readonly inner: number;
+}
+
+export interface ConvertArgs extends Range {
+  readonly src: Uint8Array;
+  readonly srcDType: KernelDType;
+  /** dtype each value is rounded to before encoding (the compute dtype; F32 = none). */
+  readonly roundDType: ComputeCode;
+  readonly out: Uint8Array;
+  readonly outDType: KernelDType;
+}
+
+export interface LinearArgs extends Range {
+  readonly inputs: readonly Uint8Array[];
+  readonly dtypes: Int32Array;
+  /** One per input, already rounded to the compute dtype. */
+  readonly weights: Float32Array;
+  /** Σ weights (rounded) when normalizing; 1 = no division. */
+  readonly divisor: number;
+  readonly computeDType: ComputeCode;
+  readonly out: Uint8Array;
+  readonly outDType: KernelDType;
+}
+
+export interface TaskVectorArgs extends Range {
+  readonly base: Uint8Array;
+  readonly baseDType: KernelDType;
+  readonly inputs: readonly Uint8Array[];
+  readonly dtypes: Int32Array;
+  /** Kept positions per input (1 = kept, whole-tensor indexed); null = not sparsified. */
+  readonly masks: readonly (Uint8Array | null)[];
+  /** L1 rescale factor per input; 1 = none. */
+  readonly scales: Float32Array;
+  /** dtype the rescale product rounds to first (F32 for DARE/DELLA under F16 compute, §1.2). */
+  readonly sparsifyDType: ComputeCode;
+  /** One per input, rounded to the compute dtype. */
+  readonly weights: Float32Array;
+  /** TIES sign election (sum of weighted deltas) with the per-element agreeing-weight divisor. */
+  readonly consensus: boolean;
+  readonly normalize: boolean;
+  /** Divisor without consensus: R(Σ w), set to 1 by the caller when |Σ w| < 1e-8. */
+  readonly divisor: number;
+  /** Multiplier of the mixed delta; 1 = none. */
+  readonly lambda: number;
+  readonly computeDType: ComputeCode;
+  readonly out: Uint8Array;
+  readonly outDType: KernelDType;
+}
+
+export interface RankMaskArgs {
+  readonly base: Uint8Array;
+  readonly baseDType: KernelDType;
+  readonly x: Uint8Array;
+  readonly xDType: KernelDType;
+  readonly computeDType: ComputeCode;
+  /** Elements in the tensor (below 2^32). */
+  readonly count: number;
+  /** Keep ranks [lo, hi), 0 <= lo <= hi <= count. */
+  readonly lo: number;
+  readonly hi: number;
+  /** Rank by descending |δ| (TIES top-k) instead of ascending (breadcrumbs). */
+  readonly descending: boolean;
+  readonly mask: Uint8Array;
+}
+
+export interface BernoulliMaskArgs extends Range {
+  readonly key0: number;
+  readonly key1: number;
+  /** ceil(p · 2^32) (random.ts keepThreshold). */
+  readonly threshold: number;
+  readonly mask: Uint8Array;
+}
+
+export interface DellaMaskArgs extends Layout {
+  readonly base: Uint8Array;
+  readonly baseDType: KernelDType;
+  readonly x: Uint8Array;
+  readonly xDType: KernelDType;
+  readonly computeDType: ComputeCode;
+  /** dtype ranks and probabilities are computed in (BF16 under BF16 compute, else F32). */
+  readonly workDType: ComputeCode;
+  readonly key0: number;
+  readonly key1: number;
+  /** density − epsilon (rounded to f32 by the kernel). */
+  readonly lowP: number;
+  /** epsilon (rounded to f32 by the kernel). */
+  readonly eps: number;
+  readonly mask: Uint8Array;
+}
+
+export interface MaskedL1Args {
+  readonly base: Uint8Array;
+  readonly baseDType: KernelDType;
+  readonly x: Uint8Array;
+  readonly xDType: KernelDType;
+  readonly computeDType: ComputeCode;
+  /** null: everything counts as kept. */
+  readonly mask: Uint8Array | null;
+  readonly count: number;
+  /** Receives [Σ|δ|, Σ|δ| over kept entries]. */
+  readonly out: Float64Array;
+}
+
+export interface GramArgs extends Layout {
+  readonly inputs: readonly Uint8Array[];
+  readonly dtypes: Int32Array;
+  /** When given, the vectors are R(x − base). */
+  readonly base: Uint8Array | null;
+  readonly baseDType: KernelDType;
+  readonly computeDType: ComputeCode;
+  /** vectors × m(m+1)/2 sums, pairs in the order (0,0), (0,1), …, (m−1,m−1). */
+  readonly out: Float64Array;
+}
+
+export interface SlerpMixArgs extends Layout, Range {
+  readonly v0: Uint8Array;
+  readonly v0DType: KernelDType;
+  readonly v1: Uint8Array;
+  readonly v1DType: KernelDType;
+  /** When given, mixes the task vectors and adds the base back. */
+  readonly base: Uint8Array | null;
+  readonly baseDType: KernelDType;
+  readonly computeDType: ComputeCode;
+  /** dtype the mixing operations round to (F32 for slerp's numpy arithmetic). */
+  readonly opDType: ComputeCode;
+  /** Per-vector coefficients (length outer·inner). */
+  readonly c0: Float32Array;
+  readonly c1: Float32Array;
+  /** Per-vector divisor; 1 = none. */
+  readonly div: Float32Array;
+  readonly out: Uint8Array;
+  readonly outDType: KernelDType;
+}
+
+export interface ModelStockMixArgs extends Layout, Range {
+  readonly base: Uint8Array;
+  readonly baseDType: KernelDType;
+  readonly inputs: readonly Uint8Array[];
+  readonly dtypes: Int32Array;
+  readonly computeDType: ComputeCode;
+  /** Per-vector t and R(1 − t). */
+  readonly t: Float32Array;
+  readonly omt: Float32Array;
+  readonly out: Uint8Array;
+  readonly outDType: KernelDType;
+}
+
+/** The kernel table; the addon and the TypeScript twins both implement it. */
+export interface KernelBinding {
+  readonly convertDType: (a: ConvertArgs) => void;
+  readonly linearMerge: (a: LinearArgs) => void;
+  readonly taskVectorMerge: (a: TaskVectorArgs) => void;
+  readonly rankWindowMask: (a: RankMaskArgs) => void;
+  readonly bernoulliMask: (a: BernoulliMaskArgs) => void;
+  readonly dellaMask: (a: DellaMaskArgs) => void;
+  readonly maskedL1: (a: MaskedL1Args) => void;
+  readonly gramStats: (a: GramArgs) => void;
+  readonly slerpMix: (a: SlerpMixArgs) => void;
+  readonly modelStockMix: (a: ModelStockMixArgs) => void;
+}
+
+/** The TypeScript twins, used when the addon is missing or `kernels: 'ts'` is asked for. */
+export const TS_KERNELS: KernelBinding = {
+  convertDType,
+  linearMerge,
+  taskVectorMerge,
+  rankWindowMask,
+  bernoulliMask,
+  dellaMask,
+  maskedL1,
+  gramStats,
+  slerpMix,
+  modelStockMix,
+};
+
+const KERNEL_NAMES = Object.keys(TS_KERNELS) as readonly (keyof KernelBinding)[];
+
+/** The addon's interface version; binding.cc exports the same number as `abiVersion`. */
+const ADDON_ABI_VERSION = 1;
+const ADDON_FILE = path.join('build', 'Release', 'evomerge_kernels.node');
+
+export interface LoadedKernels {
+  readonly kernels: KernelBinding;
+  /** True when the C++ addon is in use. */
+  readonly native: boolean;
+  /** Why the addon is not in use (absent when it is). */
+  readonly reason?: string;
+}
+
+export type KernelLogger = (message: string) => void;
+
+export interface LoadKernelsOptions {
+  /** Receives the one-time fallback warning. Default: a line on stderr. */
+  readonly logger?: KernelLogger;
+}
+
+/** Walks up from this module (src/… or dist/src/…) to the package root holding build/Release. */
+function findAddon(): string | undefined {
+  let dir = path.dirname(fileURLToPath(import.meta.url));
+  for (let i = 0; i < 6; i++) {
+    const candidate = path.join(dir, ADDON_FILE);
+    if (existsSync(candidate)) return candidate;
+    const parent = path.dirname(dir);
+    if (parent === dir) break;
+    dir = parent;
+  }
+  return undefined;
+}
+
+function tryLoadAddon(): { kernels: KernelBinding } | { reason: string } {
+  if (process.env.EVOMERGE_KERNELS === 'ts') return { reason: 'EVOMERGE_KERNELS=ts' };
+  const file = findAddon();
+  if (file === undefined) return { reason: `${ADDON_FILE} not found (npm install builds it with node-gyp)` };
+  let mod: unknown;
+  try {
+    mod = createRequire(import.meta.url)(file);
+  } catch (err) {
+    return { reason: `${file} failed to load: ${err instanceof Error ? err.message : String(err)}` };
+  }
+  if (typeof mod !== 'object' || mod === null) return { reason: `${file} exports no object` };
+  const record = mod as Record<string, unknown>;
+  if (record.abiVersion !== ADDON_ABI_VERSION) {
+    return { reason: `${file} is interface version ${String(record.abiVersion)}, expected ${ADDON_ABI_VERSION} (rebuild with npm install)` };
+  }
+  const missing = KERNEL_NAMES.filter((k) => typeof record[k] !== 'function');
+  if (missing.length > 0) return { reason: `${file} lacks ${missing.join(', ')}` };
+  // The one cast of the addon: its shape was checked name by name above.
+  return { kernels: mod as KernelBinding };
+}
+
+let loaded: LoadedKernels | undefined;
+
+/**
+ * The kernels to use: the addon when it loads, else the TypeScript twins, in which case
+ * `logger` (default: stderr) hears about it once per process. The addon is loaded once.
+ * Set EVOMERGE_KERNELS=ts to force the twins.
+ */
+export function loadKernels(options: LoadKernelsOptions = {}): LoadedKernels {
+  if (loaded !== undefined) return loaded;
+  const r = tryLoadAddon();
+  if ('kernels' in r) {
+    loaded = { kernels: r.kernels, native: true };
+  } else {
+    loaded = { kernels: TS_KERNELS, native: false, reason: r.reason };
+    const log = options.logger ?? ((m: string) => process.stderr.write(`${m}\n`));
+    log(`evomerge: native merge kernels unavailable (${r.reason}); using the TypeScript kernels (slower).`);
+  }
+  return loaded;
+}

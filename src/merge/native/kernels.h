@@ -1,0 +1,141 @@
+// The merge kernels, as the N-API glue (binding.cc) calls them: raw buffers, lengths and numbers
+// only. Each kernel has a TypeScript twin with the same stem and arguments (binding.ts lists
+// them); element ranges [start, end) let a caller split one tensor across calls.
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+namespace evomerge {
+
+struct TensorRef {
+  const uint8_t* data = nullptr;  // little-endian elements; null = absent
+  int dtype = 0;                  // DTypeCode
+};
+
+// convert.cc: out[j] = encode(round_to(round_dtype, decode(src[j]))) for j in [start, end).
+struct ConvertParams {
+  TensorRef src;
+  int round_dtype = 0;
+  uint8_t* out = nullptr;
+  int out_dtype = 0;
+  int64_t start = 0, end = 0;
+};
+void convert_dtype(const ConvertParams& p);
+
+// linear.cc: out = R(Σ_f32 R(w_i·x_i)), then R(out / divisor) unless divisor == 1.
+struct LinearParams {
+  std::vector<TensorRef> inputs;
+  const float* weights = nullptr;  // already rounded to the compute dtype by the caller
+  float divisor = 1.0f;
+  int compute = 0;
+  uint8_t* out = nullptr;
+  int out_dtype = 0;
+  int64_t start = 0, end = 0;
+};
+void linear_merge(const LinearParams& p);
+
+// task-vector.cc: the fused pass of generalized task arithmetic (semantics §1.2).
+struct TaskVectorParams {
+  TensorRef base;
+  std::vector<TensorRef> inputs;
+  std::vector<const uint8_t*> masks;  // per input; null = keep everything (no sparsification)
+  const float* scales = nullptr;      // per input L1 rescale factor; 1 = none
+  int sparsify_dtype = 0;             // dtype the rescale product rounds in first
+  const float* weights = nullptr;     // rounded to the compute dtype
+  bool consensus = false;
+  bool normalize = false;
+  float divisor = 1.0f;  // Σw for the no-consensus case, already guarded
+  float lambda = 1.0f;
+  int compute = 0;
+  uint8_t* out = nullptr;
+  int out_dtype = 0;
+  int64_t start = 0, end = 0;
+};
+void task_vector_merge(const TaskVectorParams& p);
+
+// rank-mask.cc: mask[j] = 1 iff the rank of |R(x−base)|[j] lies in [lo, hi), ranks counted in
+// ascending (or descending) magnitude with ties broken by lower index first.
+struct RankMaskParams {
+  TensorRef base, x;
+  int compute = 0;
+  int64_t count = 0;
+  int64_t lo = 0, hi = 0;
+  bool descending = false;
+  uint8_t* mask = nullptr;
+};
+void rank_window_mask(const RankMaskParams& p);
+
+// random-mask.cc: DARE Bernoulli(p) mask over [start, end).
+struct BernoulliMaskParams {
+  uint32_t key0 = 0, key1 = 0;
+  double threshold = 0;  // ceil(p * 2^32)
+  int64_t start = 0, end = 0;
+  uint8_t* mask = nullptr;
+};
+void bernoulli_mask(const BernoulliMaskParams& p);
+
+// random-mask.cc: DELLA rank-based keep probabilities per vector, then Bernoulli draws.
+struct DellaMaskParams {
+  TensorRef base, x;
+  int compute = 0;
+  int work = 0;  // dtype ranks and probabilities are computed in
+  int64_t outer = 1, len = 0, inner = 1;
+  uint32_t key0 = 0, key1 = 0;
+  float low_p = 0;  // f32(density − epsilon)
+  float eps = 0;    // f32(epsilon)
+  uint8_t* mask = nullptr;
+};
+void della_mask(const DellaMaskParams& p);
+
+// masked-l1.cc: out[0] = Σ|δ|, out[1] = Σ|δ·mask| (f64, 4 lanes by index), δ = R(x − base).
+struct MaskedL1Params {
+  TensorRef base, x;
+  int compute = 0;
+  const uint8_t* mask = nullptr;
+  int64_t count = 0;
+  double* out = nullptr;
+};
+void masked_l1(const MaskedL1Params& p);
+
+// gram.cc: per vector, Σ v_a·v_b for a <= b (f64, 4 lanes by position), v = R(x − base) or x.
+struct GramParams {
+  std::vector<TensorRef> inputs;
+  TensorRef base;  // data == null: no base
+  int compute = 0;
+  int64_t outer = 1, len = 0, inner = 1;
+  double* out = nullptr;  // vectors × pairs
+};
+void gram_stats(const GramParams& p);
+
+// slerp-mix.cc: res = O(O(c0·v0) + O(c1·v1)); res = O(res / div) unless div == 1; res = R(res);
+// with a base, v = R(x − base) and the result is R(base + res). O = op dtype, R = compute dtype.
+struct SlerpMixParams {
+  TensorRef v0, v1, base;
+  int compute = 0;
+  int op = 0;
+  int64_t outer = 1, len = 0, inner = 1;
+  const float* c0 = nullptr;
+  const float* c1 = nullptr;
+  const float* div = nullptr;
+  uint8_t* out = nullptr;
+  int out_dtype = 0;
+  int64_t start = 0, end = 0;
+};
+void slerp_mix(const SlerpMixParams& p);
+
+// model-stock-mix.cc: avg = R(R(((x_1 + x_2) + ...)) / N); out = R(R(t·avg) + R(omt·base)).
+struct ModelStockMixParams {
+  TensorRef base;
+  std::vector<TensorRef> inputs;
+  int compute = 0;
+  int64_t outer = 1, len = 0, inner = 1;
+  const float* t = nullptr;
+  const float* omt = nullptr;
+  uint8_t* out = nullptr;
+  int out_dtype = 0;
+  int64_t start = 0, end = 0;
+};
+void model_stock_mix(const ModelStockMixParams& p);
+
+}  // namespace evomerge

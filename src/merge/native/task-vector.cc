@@ -1,0 +1,92 @@
+#include <algorithm>
+#include <vector>
+
+#include "kernels.h"
+#include "numeric.h"
+
+namespace evomerge {
+namespace {
+
+inline float sign_of(float v) { return v > 0.0f ? 1.0f : v < 0.0f ? -1.0f : (v == v ? 0.0f : v); }
+
+template <class R>
+void task_vector_impl(const TaskVectorParams& p) {
+  const size_t n_in = p.inputs.size();
+  std::vector<float> b(kBlock), x(kBlock), acc(kBlock), res(kBlock), div(kBlock);
+  std::vector<float> wd(n_in * kBlock);  // weighted deltas of the block, per input
+  for (int64_t j = p.start; j < p.end; j += kBlock) {
+    const int64_t n = std::min<int64_t>(kBlock, p.end - j);
+    load_block(p.base.data, p.base.dtype, j, n, b.data(), R::kCode);
+    std::fill(acc.begin(), acc.begin() + n, 0.0f);
+    for (size_t i = 0; i < n_in; ++i) {
+      load_block(p.inputs[i].data, p.inputs[i].dtype, j, n, x.data(), R::kCode);
+      float* w_i = wd.data() + i * kBlock;
+      for (int64_t k = 0; k < n; ++k) x[k] = R::r(x[k] - b[k]);
+      if (const uint8_t* m = p.masks[i]) {
+        // δ·mask as a product, like mergekit: a dropped NaN or Inf stays NaN.
+        for (int64_t k = 0; k < n; ++k) x[k] = x[k] * static_cast<float>(m[j + k]);
+      }
+      const float s = p.scales[i];
+      if (s != 1.0f) {
+        const int sd = p.sparsify_dtype;
+        for (int64_t k = 0; k < n; ++k) x[k] = R::r(round_to(sd, x[k] * s));
+      }
+      const float w = p.weights[i];
+      for (int64_t k = 0; k < n; ++k) {
+        w_i[k] = R::r(x[k] * w);
+        acc[k] = acc[k] + w_i[k];
+      }
+    }
+    if (p.consensus) {
+      // Sign election on the rounded sum of weighted deltas (0 counts as +); an input takes part
+      // where its weighted delta is non-zero and has the elected sign.
+      for (int64_t k = 0; k < n; ++k) {
+        const float total = R::r(acc[k]);
+        acc[k] = total >= 0.0f ? 1.0f : -1.0f;
+        res[k] = 0.0f;
+        div[k] = 0.0f;
+      }
+      for (size_t i = 0; i < n_in; ++i) {
+        const float* w_i = wd.data() + i * kBlock;
+        const float w = p.weights[i];
+        for (int64_t k = 0; k < n; ++k) {
+          const float m = sign_of(w_i[k]) == acc[k] ? 1.0f : 0.0f;
+          res[k] = res[k] + w_i[k] * m;
+          div[k] = div[k] + w * m;
+        }
+      }
+      for (int64_t k = 0; k < n; ++k) {
+        res[k] = R::r(res[k]);
+        const float d = R::r(div[k]);
+        div[k] = d == 0.0f ? 1.0f : d;
+      }
+    } else {
+      const float d = p.divisor;
+      for (int64_t k = 0; k < n; ++k) {
+        res[k] = R::r(acc[k]);
+        div[k] = d;
+      }
+    }
+    if (p.normalize) {
+      for (int64_t k = 0; k < n; ++k) res[k] = R::r(res[k] / div[k]);
+    }
+    if (p.lambda != 1.0f) {
+      const float l = p.lambda;
+      for (int64_t k = 0; k < n; ++k) res[k] = R::r(res[k] * l);
+    }
+    for (int64_t k = 0; k < n; ++k) res[k] = R::r(b[k] + res[k]);
+    store_block(res.data(), n, p.out, p.out_dtype, j);
+  }
+}
+
+}  // namespace
+
+void task_vector_merge(const TaskVectorParams& p) {
+  switch (p.compute) {
+    case kBF16: task_vector_impl<RoundBF16>(p); break;
+    case kF16: task_vector_impl<RoundF16>(p); break;
+    default: task_vector_impl<RoundF32>(p); break;
+  }
+}
+
+}  // namespace evomerge

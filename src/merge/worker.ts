@@ -1,0 +1,181 @@
+/**
+ * The merge pool's only worker entry (loaded by Piscina from dist/ at run time). One call computes
+ * one TensorTask, or a row chunk of one: it reads the inputs from the descriptors it is given with
+ * positional reads, computes stage inputs recursively in this thread, and writes the result itself
+ * at its slot in the output temp file. Only a few numbers go back to the pool.
+ */
+import fs from 'node:fs';
+import v8 from 'node:v8';
+import vm from 'node:vm';
+import { EvoError } from '../errors.js';
+import { computeTask } from './compute.js';
+import { inputBytesOf } from './memory-budget.js';
+import type { TensorData } from './compute.js';
+import type { FileTensorInput, TensorTask } from './task.js';
+import type { TensorTaskDone, TensorTaskReply, TensorTaskRequest } from './worker-protocol.js';
+
+/** Each input starts on a cache line, so typed-array views need no copy and SIMD loads stay aligned. */
+const SLOT_ALIGN = 64;
+
+/**
+ * A bump allocator for input bytes, reset after each task. Reusing one buffer keeps the thread's
+ * resident memory at its working set: a fresh Buffer per input is freed only at the next GC, which
+ * lets RSS run hundreds of MB past the budget on large tensors.
+ */
+class ScratchArena {
+  #buffer: ArrayBuffer = new ArrayBuffer(0);
+  #used = 0;
+  /** Bytes asked for since the last reset, counting what did not fit in the kept buffer. */
+  #demand = 0;
+
+  take(byteLength: number): Uint8Array {
+    const size = Math.ceil(byteLength / SLOT_ALIGN) * SLOT_ALIGN;
+    this.#demand += size;
+    if (this.#used + size <= this.#buffer.byteLength) {
+      const view = new Uint8Array(this.#buffer, this.#used, byteLength);
+      this.#used += size;
+      return view;
+    }
+    // Does not fit: a buffer of its own for this input; the next task's arena grows to the demand.
+    return new Uint8Array(new ArrayBuffer(byteLength));
+  }
+
+  /**
+   * Ends a task: keeps (or grows) one buffer of the task's demand, up to `retainBytes`. Returns
+   * true when the task needed more than that (its buffers are now garbage).
+   */
+  reset(retainBytes: number): boolean {
+    const demand = this.#demand;
+    const want = Math.min(demand, retainBytes);
+    if (want > this.#buffer.byteLength) this.#buffer = new ArrayBuffer(want);
+    else if (this.#buffer.byteLength > retainBytes) this.#buffer = new ArrayBuffer(0);
+    this.#used = 0;
+    this.#demand = 0;
+    return demand > retainBytes;
+  }
+}
+
+/**
+ * A full garbage collection, or null where the flag cannot be set. After a task too large for the
+ * arena, its hundreds of MB of buffers would otherwise stay resident until V8 gets round to them,
+ * and the next large task would stack on top: the memory budget assumes they are gone.
+ */
+function makeCollector(): (() => void) | null {
+  try {
+    v8.setFlagsFromString('--expose-gc');
+    const gc: unknown = vm.runInNewContext('gc');
+    return typeof gc === 'function' ? (gc as () => void) : null;
+  } catch {
+    return null;
+  }
+}
+
+// The worker thread's lifetime state: one arena, reused by every task this thread runs.
+const arena = new ScratchArena();
+const collectGarbage = makeCollector();
+
+interface TaskCounters {
+  bytesRead: number;
+  readMs: number;
+  computeMs: number;
+  rssBytes: number;
+  readonly warnings: string[];
+}
+
+/** Piscina entry (by name; see WORKER_FUNCTION). Never throws: failures come back as data. */
+export function runTensorTask(request: TensorTaskRequest): TensorTaskReply {
+  // Before a task too large for the arena, clear what earlier small tasks left for the GC, so the
+  // large one does not stack on top of it.
+  if (inputBytesOf(request.task) > request.scratchRetainBytes) collectGarbage?.();
+  let reply: TensorTaskReply;
+  try {
+    reply = computeAndWrite(request);
+  } catch (err) {
+    reply = {
+      ok: false,
+      code: err instanceof EvoError ? err.code : 'INTERNAL',
+      message: err instanceof Error ? err.message : String(err),
+      stack: err instanceof Error ? err.stack : undefined,
+    };
+  }
+  // computeAndWrite has returned, so nothing here references the task's tensors any more.
+  if (arena.reset(request.scratchRetainBytes)) collectGarbage?.();
+  return reply;
+}
+
+function computeAndWrite(request: TensorTaskRequest): TensorTaskDone {
+  const counters: TaskCounters = { bytesRead: 0, readMs: 0, computeMs: 0, rssBytes: 0, warnings: [] };
+  const result = computeRecursive(request.task, request, counters);
+  const expected = request.output.byteLength;
+  if (result.dtype !== request.task.outDType || result.bytes.byteLength !== expected) {
+    throw new EvoError(
+      'COMPUTE_RESULT_MISMATCH',
+      `tensor ${request.task.output}: computed ${result.bytes.byteLength} bytes of ${result.dtype}, ` +
+        `expected ${expected} bytes of ${request.task.outDType}`,
+    );
+  }
+  counters.rssBytes = Math.max(counters.rssBytes, process.memoryUsage.rss());
+  const t0 = performance.now();
+  writeFully(request.output.fd, result.bytes, request.output.byteOffset, request.task.output);
+  return {
+    ok: true,
+    bytesRead: counters.bytesRead,
+    bytesWritten: expected,
+    rssBytes: counters.rssBytes,
+    readMs: counters.readMs,
+    computeMs: counters.computeMs,
+    writeMs: performance.now() - t0,
+    warnings: counters.warnings,
+  };
+}
+
+function computeRecursive(task: TensorTask, request: TensorTaskRequest, counters: TaskCounters): TensorData {
+  const inputs: TensorData[] = [];
+  for (const input of task.inputs) {
+    if (input.kind === 'file') {
+      const t0 = performance.now();
+      inputs.push({ dtype: input.dtype, shape: input.shape, bytes: readInput(input, request.fds) });
+      counters.readMs += performance.now() - t0;
+      counters.bytesRead += input.byteLength;
+    } else {
+      inputs.push(computeRecursive(input.task, request, counters));
+    }
+  }
+  counters.rssBytes = Math.max(counters.rssBytes, process.memoryUsage.rss());
+  const t0 = performance.now();
+  const note = (message: string): void => {
+    counters.warnings.push(message);
+  };
+  const out = computeTask(task, inputs, { kernels: request.kernels, warn: note, logger: note });
+  counters.computeMs += performance.now() - t0;
+  return out;
+}
+
+function readInput(input: FileTensorInput, fds: Readonly<Record<string, number>>): Uint8Array {
+  const fd = fds[input.file];
+  if (fd === undefined) {
+    throw new EvoError('INTERNAL', `no descriptor for ${input.file} (tensor ${input.tensor})`);
+  }
+  const dst = arena.take(input.byteLength);
+  let done = 0;
+  while (done < input.byteLength) {
+    const n = fs.readSync(fd, dst, done, input.byteLength - done, input.byteOffset + done);
+    if (n === 0) {
+      throw new EvoError(
+        'SHORT_READ',
+        `${input.file}: tensor ${JSON.stringify(input.tensor)}: file ended after ${done} of ${input.byteLength} bytes at offset ${input.byteOffset}`,
+      );
+    }
+    done += n;
+  }
+  return dst;
+}
+
+function writeFully(fd: number, bytes: Uint8Array, byteOffset: number, tensor: string): void {
+  let done = 0;
+  while (done < bytes.byteLength) {
+    const n = fs.writeSync(fd, bytes, done, bytes.byteLength - done, byteOffset + done);
+    if (n <= 0) throw new EvoError('WRITE_FAILED', `tensor ${tensor}: write returned ${n} at offset ${byteOffset + done}`);
+    done += n;
+  }
+}

@@ -1,0 +1,302 @@
+import fc from 'fast-check';
+import { describe, expect, it } from 'vitest';
+import { loadKernels, TS_KERNELS, type KernelBinding } from '../../src/merge/native/binding.js';
+import { kernelDTypeSize, type ComputeCode, type KernelDType } from '../../src/merge/native/numeric.js';
+import { keepThreshold } from '../../src/merge/random.js';
+import { ALL_DTYPES, COMPUTE_DTYPES, encode, firstDifference, seeded, values } from './kernels-inputs.js';
+
+// Every C++ kernel is compared with its TypeScript twin on random inputs; the arithmetic is the
+// same operation for operation, so the outputs must be bit-identical (no tolerance anywhere).
+const loaded = loadKernels({ logger: () => undefined });
+const NATIVE: KernelBinding | undefined = loaded.native ? loaded.kernels : undefined;
+
+const dtypeArb = fc.constantFrom(...ALL_DTYPES);
+const computeArb = fc.constantFrom(...COMPUTE_DTYPES);
+const seedArb = fc.integer({ min: 0, max: 2 ** 31 - 1 });
+const RUNS = { numRuns: 40 };
+
+interface Tensor {
+  readonly bytes: Uint8Array;
+  readonly dtype: KernelDType;
+}
+
+function tensor(rand: () => number, n: number, dtype: KernelDType, specials: boolean, center?: Float32Array): Tensor {
+  return { bytes: encode(values(rand, n, { specials, ...(center ? { center } : {}) }), dtype), dtype };
+}
+
+/** Runs `call` with both kernel tables on fresh outputs from `make` and compares them. */
+function agree<T extends Uint8Array | Float64Array>(make: () => T, call: (k: KernelBinding, out: T) => void): void {
+  if (NATIVE === undefined) return;
+  const a = make();
+  const b = make();
+  call(NATIVE, a);
+  call(TS_KERNELS, b);
+  expect(firstDifference(a, b)).toBe(-1);
+}
+
+describe.skipIf(NATIVE === undefined)('native kernels agree bit for bit with their TypeScript twins', () => {
+  it('convertDType', () => {
+    fc.assert(
+      fc.property(seedArb, dtypeArb, dtypeArb, computeArb, fc.integer({ min: 0, max: 1500 }), (seed, src, out, round, n) => {
+        const r = seeded(seed);
+        const t = tensor(r, n, src, true);
+        const start = Math.floor(r() * n);
+        agree(
+          () => new Uint8Array(n * kernelDTypeSize(out)),
+          (k, o) => k.convertDType({ src: t.bytes, srcDType: src, roundDType: round, out: o, outDType: out, start, end: n }),
+        );
+      }),
+      RUNS,
+    );
+  });
+
+  it('linearMerge', () => {
+    fc.assert(
+      fc.property(seedArb, fc.array(dtypeArb, { minLength: 1, maxLength: 4 }), computeArb, dtypeArb, fc.integer({ min: 1, max: 1500 }), fc.boolean(), (seed, dts, c, out, n, specials) => {
+        const r = seeded(seed);
+        const ins = dts.map((d) => tensor(r, n, d, specials));
+        const weights = Float32Array.from(dts, () => r() * 2 - 0.5);
+        const divisor = r() < 0.3 ? 1 : r() * 2;
+        agree(
+          () => new Uint8Array(n * kernelDTypeSize(out)),
+          (k, o) =>
+            k.linearMerge({ inputs: ins.map((t) => t.bytes), dtypes: Int32Array.from(dts), weights, divisor, computeDType: c, out: o, outDType: out, start: 0, end: n }),
+        );
+      }),
+      RUNS,
+    );
+  });
+
+  it('taskVectorMerge', () => {
+    fc.assert(
+      fc.property(
+        seedArb,
+        dtypeArb,
+        fc.array(dtypeArb, { minLength: 1, maxLength: 4 }),
+        computeArb,
+        computeArb,
+        dtypeArb,
+        fc.integer({ min: 1, max: 1500 }),
+        fc.record({ consensus: fc.boolean(), normalize: fc.boolean(), specials: fc.boolean() }),
+        (seed, bd, dts, c, sd, out, n, f) => {
+          const r = seeded(seed);
+          const base = tensor(r, n, bd, f.specials);
+          const centre = new Float32Array(values(r, 0));
+          void centre;
+          const ins = dts.map((d) => tensor(r, n, d, f.specials));
+          const masks = dts.map(() => (r() < 0.5 ? null : Uint8Array.from({ length: n }, () => (r() < 0.6 ? 1 : 0))));
+          const scales = Float32Array.from(dts, () => (r() < 0.5 ? 1 : 0.5 + r() * 3));
+          const weights = Float32Array.from(dts, () => r() * 2 - 0.6);
+          const start = Math.floor(r() * n);
+          // Drawn once, outside the call: both kernel tables must see the same arguments.
+          const divisor = r() < 0.5 ? 1 : 0.7;
+          const lambda = r() < 0.5 ? 1 : 0.8;
+          agree(
+            () => new Uint8Array(n * kernelDTypeSize(out)),
+            (k, o) =>
+              k.taskVectorMerge({
+                base: base.bytes,
+                baseDType: bd,
+                inputs: ins.map((t) => t.bytes),
+                dtypes: Int32Array.from(dts),
+                masks,
+                scales,
+                sparsifyDType: sd,
+                weights,
+                consensus: f.consensus,
+                normalize: f.normalize,
+                divisor,
+                lambda,
+                computeDType: c,
+                out: o,
+                outDType: out,
+                start,
+                end: n,
+              }),
+          );
+        },
+      ),
+      RUNS,
+    );
+  });
+
+  it('rankWindowMask (sort path below 4097 elements, radix select above)', () => {
+    fc.assert(
+      fc.property(seedArb, dtypeArb, dtypeArb, computeArb, fc.integer({ min: 1, max: 9000 }), fc.boolean(), fc.boolean(), (seed, bd, xd, c, n, desc, specials) => {
+        const r = seeded(seed);
+        const base = tensor(r, n, bd, specials);
+        const x = tensor(r, n, xd, specials);
+        const a = Math.floor(r() * (n + 1));
+        const b = Math.floor(r() * (n + 1));
+        agree(
+          () => new Uint8Array(n),
+          (k, mask) =>
+            k.rankWindowMask({ base: base.bytes, baseDType: bd, x: x.bytes, xDType: xd, computeDType: c, count: n, lo: Math.min(a, b), hi: Math.max(a, b), descending: desc, mask }),
+        );
+      }),
+      { numRuns: 30 },
+    );
+  });
+
+  it('bernoulliMask', () => {
+    fc.assert(
+      fc.property(fc.nat(), fc.nat(), fc.double({ min: -0.1, max: 1.1, noNaN: true }), fc.integer({ min: 0, max: 2 ** 16 }), (key0, key1, p, offset) => {
+        const n = 300;
+        agree(
+          () => new Uint8Array(offset + n).subarray(0, offset + n),
+          (k, mask) => k.bernoulliMask({ key0: key0 >>> 0, key1: key1 >>> 0, threshold: keepThreshold(p), start: offset, end: offset + n, mask }),
+        );
+      }),
+      { numRuns: 30, examples: [[1, 2, 0.3, 0]] },
+    );
+    // Element indices past 2^32 use the high counter word (no Uint8Array that long: compare draws).
+  });
+
+  it('dellaMask', () => {
+    fc.assert(
+      fc.property(
+        seedArb,
+        dtypeArb,
+        computeArb,
+        computeArb,
+        fc.tuple(fc.integer({ min: 1, max: 4 }), fc.integer({ min: 1, max: 300 }), fc.integer({ min: 1, max: 3 })),
+        fc.boolean(),
+        (seed, d, c, work, [outer, len, inner], specials) => {
+          const r = seeded(seed);
+          const n = outer * len * inner;
+          const base = tensor(r, n, d, specials);
+          const x = tensor(r, n, d, specials);
+          agree(
+            () => new Uint8Array(n),
+            (k, mask) =>
+              k.dellaMask({ base: base.bytes, baseDType: d, x: x.bytes, xDType: d, computeDType: c, workDType: work, outer, len, inner, key0: seed, key1: 77, lowP: 0.3, eps: 0.2, mask }),
+          );
+        },
+      ),
+      RUNS,
+    );
+  });
+
+  it('maskedL1', () => {
+    fc.assert(
+      fc.property(seedArb, dtypeArb, dtypeArb, computeArb, fc.integer({ min: 0, max: 3000 }), fc.boolean(), (seed, bd, xd, c, n, withMask) => {
+        const r = seeded(seed);
+        const base = tensor(r, n, bd, false);
+        const x = tensor(r, n, xd, false);
+        const mask = withMask ? Uint8Array.from({ length: n }, () => (r() < 0.4 ? 1 : 0)) : null;
+        agree(
+          () => new Float64Array(2),
+          (k, out) => k.maskedL1({ base: base.bytes, baseDType: bd, x: x.bytes, xDType: xd, computeDType: c, mask, count: n, out }),
+        );
+      }),
+      RUNS,
+    );
+  });
+
+  it('gramStats', () => {
+    fc.assert(
+      fc.property(
+        seedArb,
+        fc.array(dtypeArb, { minLength: 1, maxLength: 4 }),
+        computeArb,
+        fc.tuple(fc.integer({ min: 1, max: 5 }), fc.integer({ min: 1, max: 200 }), fc.integer({ min: 1, max: 4 })),
+        fc.boolean(),
+        (seed, dts, c, [outer, len, inner], withBase) => {
+          const r = seeded(seed);
+          const n = outer * len * inner;
+          const ins = dts.map((d) => tensor(r, n, d, false));
+          const base = withBase ? tensor(r, n, 1, false) : undefined;
+          const m = dts.length;
+          agree(
+            () => new Float64Array(outer * inner * ((m * (m + 1)) / 2)),
+            (k, out) =>
+              k.gramStats({ inputs: ins.map((t) => t.bytes), dtypes: Int32Array.from(dts), base: base?.bytes ?? null, baseDType: 1, computeDType: c, outer, len, inner, out }),
+          );
+        },
+      ),
+      RUNS,
+    );
+  });
+
+  it('slerpMix', () => {
+    fc.assert(
+      fc.property(
+        seedArb,
+        fc.tuple(dtypeArb, dtypeArb, dtypeArb),
+        computeArb,
+        computeArb,
+        dtypeArb,
+        fc.tuple(fc.integer({ min: 1, max: 4 }), fc.integer({ min: 1, max: 300 }), fc.integer({ min: 1, max: 4 })),
+        fc.boolean(),
+        (seed, [d0, d1, db], c, op, out, [outer, len, inner], withBase) => {
+          const r = seeded(seed);
+          const n = outer * len * inner;
+          const v0 = tensor(r, n, d0, true);
+          const v1 = tensor(r, n, d1, true);
+          const base = withBase ? tensor(r, n, db, false) : undefined;
+          const vectors = outer * inner;
+          const c0 = Float32Array.from({ length: vectors }, () => r());
+          const c1 = Float32Array.from({ length: vectors }, () => r());
+          const div = Float32Array.from({ length: vectors }, () => (r() < 0.5 ? 1 : 0.2 + r()));
+          const start = Math.floor(r() * n);
+          const end = start + Math.floor(r() * (n - start + 1));
+          agree(
+            () => new Uint8Array(n * kernelDTypeSize(out)),
+            (k, o) =>
+              k.slerpMix({
+                v0: v0.bytes, v0DType: d0, v1: v1.bytes, v1DType: d1, base: base?.bytes ?? null, baseDType: db,
+                computeDType: c, opDType: op, outer, len, inner, c0, c1, div, out: o, outDType: out, start, end,
+              }),
+          );
+        },
+      ),
+      RUNS,
+    );
+  });
+
+  it('modelStockMix', () => {
+    fc.assert(
+      fc.property(
+        seedArb,
+        fc.array(dtypeArb, { minLength: 1, maxLength: 4 }),
+        computeArb,
+        dtypeArb,
+        fc.tuple(fc.integer({ min: 1, max: 4 }), fc.integer({ min: 1, max: 300 }), fc.integer({ min: 1, max: 3 })),
+        (seed, dts, c, out, [outer, len, inner]) => {
+          const r = seeded(seed);
+          const n = outer * len * inner;
+          const base = tensor(r, n, 0, true);
+          const ins = dts.map((d) => tensor(r, n, d, true));
+          const vectors = outer * inner;
+          const t = Float32Array.from({ length: vectors }, () => r());
+          const omt = Float32Array.from(t, (v) => 1 - v);
+          agree(
+            () => new Uint8Array(n * kernelDTypeSize(out)),
+            (k, o) =>
+              k.modelStockMix({
+                base: base.bytes, baseDType: 0, inputs: ins.map((x) => x.bytes), dtypes: Int32Array.from(dts),
+                computeDType: c as ComputeCode, outer, len, inner, t, omt, out: o, outDType: out, start: 0, end: n,
+              }),
+          );
+        },
+      ),
+      RUNS,
+    );
+  });
+
+  it('rejects buffers too short for the asked range instead of reading past them', () => {
+    const k = NATIVE;
+    if (k === undefined) return;
+    const tiny = new Uint8Array(8);
+    expect(() =>
+      k.linearMerge({ inputs: [tiny], dtypes: Int32Array.of(0), weights: Float32Array.of(1), divisor: 1, computeDType: 0, out: new Uint8Array(400), outDType: 0, start: 0, end: 100 }),
+    ).toThrow(/inputs\[0\] holds 8 bytes, needs 400/);
+    expect(() =>
+      k.rankWindowMask({ base: tiny, baseDType: 0, x: tiny, xDType: 0, computeDType: 0, count: 2, lo: 0, hi: 3, descending: true, mask: new Uint8Array(2) }),
+    ).toThrow(/lo <= hi <= count/);
+  });
+});
+
+describe.skipIf(NATIVE !== undefined)('native kernels', () => {
+  it.skip(`skipped: the C++ addon is not loaded (${loaded.reason ?? ''}); run npm install to build it`, () => undefined);
+});

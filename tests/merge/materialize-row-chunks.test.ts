@@ -1,0 +1,83 @@
+import { describe, expect, it } from 'vitest';
+import { isRowSeparable, sliceRows, splitRows } from '../../src/merge/row-chunks.js';
+import type { FileTensorInput, MethodId, ResolvedParams, TensorTask } from '../../src/merge/task.js';
+
+function input(model: string, shape: number[], byteOffset = 100): FileTensorInput {
+  const n = shape.reduce((a, b) => a * b, 1);
+  return { kind: 'file', model, file: `/m/${model}`, tensor: 'w', dtype: 'BF16', shape, byteOffset, byteLength: n * 2 };
+}
+
+function task(method: MethodId, inputs: TensorTask['inputs'], outShape: number[], modelParams?: ResolvedParams[]): TensorTask {
+  return {
+    output: 'w',
+    outShape,
+    outDType: 'F32',
+    computeDType: 'F32',
+    method,
+    inputs,
+    baseIndex: method === 'linear' ? null : 0,
+    params: {},
+    modelParams: modelParams ?? inputs.map(() => ({ weight: 0.5 })),
+    isEmbed: false,
+    randomKey: { seed: 1, tensor: 'w' },
+  };
+}
+
+describe('row chunks', () => {
+  it('slices each file input to the byte range of the rows', () => {
+    const t = task('linear', [input('a', [10, 3], 100), input('b', [10, 3], 1000)], [10, 3]);
+    const s = sliceRows(t, 4, 5);
+    expect(s.outShape).toEqual([5, 3]);
+    expect(s.inputs).toEqual([
+      { ...input('a', [5, 3]), byteOffset: 100 + 4 * 3 * 2, byteLength: 5 * 3 * 2 },
+      { ...input('b', [5, 3]), byteOffset: 1000 + 4 * 3 * 2, byteLength: 5 * 3 * 2 },
+    ]);
+    expect(() => sliceRows(t, 8, 3)).toThrow(RangeError);
+  });
+
+  it('splits into chunks covering every row once, the last one shorter', () => {
+    const t = task('linear', [input('a', [10, 3])], [10, 3]);
+    const chunks = splitRows(t, 4);
+    expect(chunks.map((c) => [c.rowStart, c.rows])).toEqual([
+      [0, 4],
+      [4, 4],
+      [8, 2],
+    ]);
+    expect(splitRows(t, 10)).toEqual([{ task: t, rowStart: 0, rows: 10 }]);
+  });
+
+  it('slices stage inputs recursively', () => {
+    const stage = task('linear', [input('a', [6, 2])], [6, 2]);
+    const t = task('linear', [{ kind: 'stage', model: 's', task: stage }, input('b', [6, 2])], [6, 2]);
+    const s = sliceRows(t, 2, 2);
+    const first = s.inputs[0];
+    if (first?.kind !== 'stage') throw new Error('expected a stage input');
+    expect(first.task.outShape).toEqual([2, 2]);
+    expect(first.task.inputs[0]).toMatchObject({ shape: [2, 2], byteOffset: 100 + 2 * 2 * 2, byteLength: 8 });
+  });
+
+  it('treats elementwise methods as separable and whole-tensor ones as not', () => {
+    const two = [input('base', [4, 4]), input('ft', [4, 4])];
+    expect(isRowSeparable(task('linear', two, [4, 4]))).toBe(true);
+    expect(isRowSeparable(task('passthrough', [input('a', [4, 4])], [4, 4], [{}]))).toBe(true);
+    expect(isRowSeparable(task('task_arithmetic', two, [4, 4]))).toBe(true);
+    expect(isRowSeparable(task('ties', two, [4, 4], [{ weight: 1 }, { weight: 1, density: 1 }]))).toBe(true);
+    // Sparsified: top-k over the whole tensor, L1 rescale per tensor.
+    expect(isRowSeparable(task('ties', two, [4, 4], [{ weight: 1 }, { weight: 1, density: 0.5 }]))).toBe(false);
+    expect(isRowSeparable(task('dare_ties', two, [4, 4], [{ weight: 1 }, { weight: 1, density: 0.5 }]))).toBe(false);
+    expect(isRowSeparable(task('breadcrumbs', two, [4, 4], [{ weight: 1 }, { weight: 1, density: 1 }]))).toBe(false);
+    expect(isRowSeparable(task('slerp', two, [4, 4], [{}, {}]))).toBe(false);
+    expect(isRowSeparable(task('model_stock', two, [4, 4], [{}, {}]))).toBe(false);
+    expect(splitRows(task('slerp', two, [4, 4], [{}, {}]), 1)).toHaveLength(1);
+  });
+
+  it('needs matching shapes, except embeddings cut to their leading rows', () => {
+    const mismatched = task('linear', [input('a', [6, 4]), input('b', [4, 4])], [4, 4]);
+    expect(isRowSeparable(mismatched)).toBe(false);
+    expect(isRowSeparable({ ...mismatched, isEmbed: true })).toBe(true);
+    const narrower = task('linear', [input('a', [4, 3]), input('b', [4, 4])], [4, 4]);
+    expect(isRowSeparable({ ...narrower, isEmbed: true })).toBe(false);
+    const short = task('linear', [input('a', [3, 4]), input('b', [4, 4])], [4, 4]);
+    expect(isRowSeparable({ ...short, isEmbed: true })).toBe(false);
+  });
+});
