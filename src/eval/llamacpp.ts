@@ -268,15 +268,25 @@ export class LlamaCppEngine {
   /** Frees the model and llama.cpp, and ends the child process. */
   async close(): Promise<void> {
     if (this.exitError !== undefined) return;
+    if (this.child.exitCode !== null || this.child.signalCode !== null) return;
     const exited = new Promise<void>((resolve) => this.child.once('exit', () => resolve()));
+    // A child stuck in a long decode may never answer 'close': give it 5 s, then stop it, and
+    // SIGKILL it 5 s after that, so closing an engine can never hang its caller.
+    let answerTimer: NodeJS.Timeout | undefined;
+    const noAnswer = new Promise<'timeout'>((resolve) => {
+      answerTimer = setTimeout(() => resolve('timeout'), 5000);
+    });
     try {
-      await this.call('close', {});
+      const answer = await Promise.race([this.call('close', {}).then(() => 'closed' as const), noAnswer, exited.then(() => 'exited' as const)]);
+      if (answer === 'timeout') this.child.kill();
     } catch {
       this.child.kill();
+    } finally {
+      clearTimeout(answerTimer);
     }
-    const timer = setTimeout(() => this.child.kill('SIGKILL'), 5000);
+    const killTimer = setTimeout(() => this.child.kill('SIGKILL'), 5000);
     await exited;
-    clearTimeout(timer);
+    clearTimeout(killTimer);
   }
 
   async [Symbol.asyncDispose](): Promise<void> {
