@@ -4,7 +4,7 @@ import path from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import type { InspectReport } from '../../src/cli/inspect.js';
 import { formatBytes } from '../../src/cli/inspect.js';
-import { main } from '../../src/cli/main.js';
+import { runEvo } from './run-evo.js';
 import { NO_SHARED_REASON, SHARED_DIR } from '../shared-dir.js';
 import { cacheHubSnapshot } from '../fixtures/hf-cache.js';
 import { writeTinyLlama, type TinyLlamaInfo } from '../fixtures/tiny-llama.js';
@@ -15,26 +15,7 @@ function fresh(name: string): string {
   return path.join(root, `${++counter}-${name}`);
 }
 
-/** Runs the CLI in-process and captures what it prints. */
-async function run(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  let stdout = '';
-  let stderr = '';
-  const out = vi.spyOn(process.stdout, 'write').mockImplementation((chunk: string | Uint8Array) => {
-    stdout += String(chunk);
-    return true;
-  });
-  const err = vi.spyOn(process.stderr, 'write').mockImplementation((chunk: string | Uint8Array) => {
-    stderr += String(chunk);
-    return true;
-  });
-  try {
-    const code = await main(['node', 'evo', ...args]);
-    return { code, stdout, stderr };
-  } finally {
-    out.mockRestore();
-    err.mockRestore();
-  }
-}
+const run = runEvo;
 
 async function inspectJson(ref: string, ...extra: string[]): Promise<InspectReport> {
   const r = await run('inspect', ref, '--json', ...extra);

@@ -1,8 +1,8 @@
 import { mkdtemp, open, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
-import { main } from '../../src/cli/main.js';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { runEvo } from './run-evo.js';
 import type { DryRunReport } from '../../src/cli/merge.js';
 import { parseSizeBytes } from '../../src/cli/size.js';
 import { decodeToF32 } from '../../src/tensors/dtype.js';
@@ -26,23 +26,8 @@ afterAll(async () => {
 
 /** Runs `evo ...args`, capturing stdout and stderr. */
 async function run(...args: string[]): Promise<{ code: number; out: string; err: string }> {
-  let out = '';
-  let err = '';
-  const o = vi.spyOn(process.stdout, 'write').mockImplementation((chunk: string | Uint8Array) => {
-    out += String(chunk);
-    return true;
-  });
-  const e = vi.spyOn(process.stderr, 'write').mockImplementation((chunk: string | Uint8Array) => {
-    err += String(chunk);
-    return true;
-  });
-  try {
-    const code = await main(['node', 'evo', ...args]);
-    return { code, out, err };
-  } finally {
-    o.mockRestore();
-    e.mockRestore();
-  }
+  const r = await runEvo(...args);
+  return { code: r.code, out: r.stdout, err: r.stderr };
 }
 
 async function config(name: string, text: string): Promise<string> {

@@ -2,8 +2,8 @@ import { readdirSync, readFileSync } from 'node:fs';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
-import { main } from '../../src/cli/main.js';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { runEvo } from './run-evo.js';
 import { formatDuration } from '../../src/cli/search.js';
 import { openSqliteRunStore } from '../../src/store/sqlite-store.js';
 import { ensureMergeWorkerBuilt } from '../merge/merge-worker-build.js';
@@ -31,23 +31,8 @@ afterAll(async () => {
 });
 
 async function evo(...args: string[]): Promise<{ code: number; out: string; err: string }> {
-  let out = '';
-  let err = '';
-  const o = vi.spyOn(process.stdout, 'write').mockImplementation((chunk: string | Uint8Array) => {
-    out += String(chunk);
-    return true;
-  });
-  const e = vi.spyOn(process.stderr, 'write').mockImplementation((chunk: string | Uint8Array) => {
-    err += String(chunk);
-    return true;
-  });
-  try {
-    const code = await main(['node', 'evo', ...args]);
-    return { code, out, err };
-  } finally {
-    o.mockRestore();
-    e.mockRestore();
-  }
+  const r = await runEvo(...args);
+  return { code: r.code, out: r.stdout, err: r.stderr };
 }
 
 /** Every file of a directory (recursively) → its bytes. */

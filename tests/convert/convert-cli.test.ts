@@ -3,9 +3,9 @@ import { mkdir, mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { readGgufFileInfo } from 'node-llama-cpp';
-import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ConvertReport } from '../../src/cli/convert.js';
-import { main } from '../../src/cli/main.js';
+import { runEvo } from '../cli/run-evo.js';
 import { writeTinyLlama } from '../fixtures/tiny-llama.js';
 import { NO_SHARED_REASON, SHARED_DIR } from '../shared-dir.js';
 import { writeTinySpmTokenizer } from '../model/tiny-tokenizers.js';
@@ -24,19 +24,7 @@ afterAll(async () => {
   await rm(dir, { recursive: true, force: true });
 });
 
-async function run(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  let stdout = '';
-  let stderr = '';
-  const out = vi.spyOn(process.stdout, 'write').mockImplementation((s: string | Uint8Array) => ((stdout += String(s)), true));
-  const err = vi.spyOn(process.stderr, 'write').mockImplementation((s: string | Uint8Array) => ((stderr += String(s)), true));
-  try {
-    const code = await main(['node', 'evo', ...args]);
-    return { code, stdout, stderr };
-  } finally {
-    out.mockRestore();
-    err.mockRestore();
-  }
-}
+const run = (args: string[]): ReturnType<typeof runEvo> => runEvo(...args);
 
 describe('evo convert', () => {
   it('converts an HF folder to a q8_0 GGUF and reports it as JSON', async () => {

@@ -1,11 +1,11 @@
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { formatNumber, formatScore, formatSize } from '../../src/cli/run-format.js';
 import type { RunsReport } from '../../src/cli/runs.js';
 import type { ShowReport } from '../../src/cli/show.js';
-import { main } from '../../src/cli/main.js';
+import { runEvo } from '../cli/run-evo.js';
 import { runDbPath } from '../../src/store/run-directory.js';
 import { openSqliteRunStore } from '../../src/store/sqlite-store.js';
 import { crashingAfter, runScripted, SimulatedCrash } from './scripted-run.js';
@@ -13,25 +13,7 @@ import { crashingAfter, runScripted, SimulatedCrash } from './scripted-run.js';
 const runsDir = mkdtempSync(path.join(tmpdir(), 'evomerge-cli-runs-'));
 afterAll(() => rmSync(runsDir, { recursive: true, force: true }));
 
-/** Runs the CLI in-process and captures what it prints. */
-async function run(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  let stdout = '';
-  let stderr = '';
-  const out = vi.spyOn(process.stdout, 'write').mockImplementation((chunk: string | Uint8Array) => {
-    stdout += String(chunk);
-    return true;
-  });
-  const err = vi.spyOn(process.stderr, 'write').mockImplementation((chunk: string | Uint8Array) => {
-    stderr += String(chunk);
-    return true;
-  });
-  try {
-    return { code: await main(['node', 'evo', ...args]), stdout, stderr };
-  } finally {
-    out.mockRestore();
-    err.mockRestore();
-  }
-}
+const run = runEvo;
 
 beforeAll(async () => {
   // alpha: a finished run. beta: interrupted inside its second generation. junk: not a database.
