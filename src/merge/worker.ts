@@ -18,7 +18,7 @@ import type { TensorTaskDone, TensorTaskReply, TensorTaskRequest } from './worke
 const SLOT_ALIGN = 64;
 
 /**
- * A bump allocator for input bytes, reset after each task. Reusing one buffer keeps the thread's
+ * A bump allocator for a task's inputs, outputs and masks, reset after each task. Reusing one buffer keeps the thread's
  * resident memory at its working set: a fresh Buffer per input is freed only at the next GC, which
  * lets RSS run hundreds of MB past the budget on large tensors.
  */
@@ -146,7 +146,7 @@ function computeRecursive(task: TensorTask, request: TensorTaskRequest, counters
   const note = (message: string): void => {
     counters.warnings.push(message);
   };
-  const out = computeTask(task, inputs, { kernels: request.kernels, warn: note, logger: note });
+  const out = computeTask(task, inputs, { kernels: request.kernels, warn: note, logger: note, alloc: (n) => arena.take(n) });
   counters.computeMs += performance.now() - t0;
   return out;
 }

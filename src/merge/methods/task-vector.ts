@@ -98,7 +98,7 @@ function selectMask(
 ): { mask: Uint8Array; rescalable: boolean } {
   const { task, compute, kernels } = ctx;
   const n = elementCount(base.shape);
-  const mask = new Uint8Array(n);
+  const mask = ctx.alloc(n);
   const model = task.inputs[tv.index]?.model ?? `input ${tv.index}`;
   const common = {
     base: base.bytes,
@@ -129,6 +129,8 @@ function selectMask(
       if (nTop > 0) {
         const hi = Math.max(nBot, n - nTop);
         kernels.rankWindowMask({ ...common, count: n, lo: Math.min(nBot, n), hi: Math.min(hi, n), descending: false, mask });
+      } else {
+        mask.fill(0);
       }
       return { mask, rescalable: true };
     }
@@ -140,7 +142,7 @@ function selectMask(
       return { mask, rescalable: true };
     }
     case 'della_magprune': {
-      if (density <= 0) return { mask, rescalable: false }; // mergekit returns zeros, unrescaled
+      if (density <= 0) return { mask: mask.fill(0), rescalable: false }; // mergekit returns zeros, unrescaled
       const epsilon = modelParam(task, tv.index, 'epsilon') ?? 0.15;
       if (density + epsilon >= 1 || density - epsilon <= 0) {
         throw new MergeComputeError(

@@ -7,6 +7,15 @@
 #include <cstdint>
 #include <cstring>
 
+// Kernel entry points are compiled twice, for AVX2 and for the baseline x86-64 ISA, and the loader
+// picks one per CPU (function multiversioning; `flatten` pulls the loops into each clone). Both
+// give the same bits: IEEE operations either way, and the build disables FMA contraction.
+#if defined(__x86_64__) && defined(__linux__) && defined(__GNUC__) && !defined(__clang__)
+#define EVOMERGE_MULTIVERSION __attribute__((target_clones("avx2", "default"), flatten))
+#else
+#define EVOMERGE_MULTIVERSION
+#endif
+
 namespace evomerge {
 
 // Stored-dtype codes (numeric.ts KERNEL_DTYPE). F32/F16/BF16 are also the compute dtypes.

@@ -7,8 +7,6 @@
 namespace evomerge {
 namespace {
 
-inline float sign_of(float v) { return v > 0.0f ? 1.0f : v < 0.0f ? -1.0f : (v == v ? 0.0f : v); }
-
 template <class R>
 void task_vector_impl(const TaskVectorParams& p) {
   const size_t n_in = p.inputs.size();
@@ -28,8 +26,18 @@ void task_vector_impl(const TaskVectorParams& p) {
       }
       const float s = p.scales[i];
       if (s != 1.0f) {
-        const int sd = p.sparsify_dtype;
-        for (int64_t k = 0; k < n; ++k) x[k] = R::r(round_to(sd, x[k] * s));
+        // One loop per rounding (a switch inside the loop would keep it from vectorising).
+        switch (p.sparsify_dtype) {
+          case kBF16:
+            for (int64_t k = 0; k < n; ++k) x[k] = R::r(RoundBF16::r(x[k] * s));
+            break;
+          case kF16:
+            for (int64_t k = 0; k < n; ++k) x[k] = R::r(RoundF16::r(x[k] * s));
+            break;
+          default:
+            for (int64_t k = 0; k < n; ++k) x[k] = R::r(x[k] * s);
+            break;
+        }
       }
       const float w = p.weights[i];
       for (int64_t k = 0; k < n; ++k) {
@@ -50,8 +58,14 @@ void task_vector_impl(const TaskVectorParams& p) {
         const float* w_i = wd.data() + i * kBlock;
         const float w = p.weights[i];
         for (int64_t k = 0; k < n; ++k) {
-          const float m = sign_of(w_i[k]) == acc[k] ? 1.0f : 0.0f;
-          res[k] = res[k] + w_i[k] * m;
+          // sign(w_i) == elected, branch-free (random signs defeat the branch predictor): the
+          // elected sign is ±1, so 0 and NaN never agree.
+          const float v = w_i[k];
+          const float e = acc[k];
+          const int agree = (static_cast<int>(v > 0.0f) & static_cast<int>(e > 0.0f)) |
+                            (static_cast<int>(v < 0.0f) & static_cast<int>(e < 0.0f));
+          const float m = static_cast<float>(agree);
+          res[k] = res[k] + v * m;
           div[k] = div[k] + w * m;
         }
       }
@@ -81,7 +95,7 @@ void task_vector_impl(const TaskVectorParams& p) {
 
 }  // namespace
 
-void task_vector_merge(const TaskVectorParams& p) {
+EVOMERGE_MULTIVERSION void task_vector_merge(const TaskVectorParams& p) {
   switch (p.compute) {
     case kBF16: task_vector_impl<RoundBF16>(p); break;
     case kF16: task_vector_impl<RoundF16>(p); break;
