@@ -6,6 +6,9 @@
  * dare_ties, each planned by the real planner from a generated mergekit YAML and materialized with
  * default settings. Prints input GB/s, seconds and peak RSS per method, and the ratios to two
  * baselines measured in the same run: a plain sequential read of the same input files, and memcpy.
+ * It also prints the process's CPU seconds (all threads) per merge and the input GB per CPU second:
+ * on a machine shared with other work the wall figures mostly measure the neighbours, the CPU
+ * figures much less so (input GB per CPU second × cores is what the merge would reach alone).
  * --clean deletes the cached models when done.
  */
 import fs from 'node:fs';
@@ -227,12 +230,15 @@ export async function run(args: readonly string[]): Promise<void> {
     const sampler = setInterval(() => {
       sampled = Math.max(sampled, process.memoryUsage.rss());
     }, 10);
+    const cpu0 = process.cpuUsage();
     let summary;
     try {
       summary = await materializePlan(plan, options);
     } finally {
       clearInterval(sampler);
     }
+    const cpu = process.cpuUsage(cpu0);
+    const cpuSeconds = (cpu.user + cpu.system) / 1e6;
     const hwm = hwmReset ? vmHwmBytes() : undefined;
     const peak = Math.max(sampled, summary.peakRssBytes);
     const gbps = summary.bytesRead / 1e9 / summary.seconds;
@@ -249,7 +255,9 @@ export async function run(args: readonly string[]): Promise<void> {
         `${`${fmt(peak / 1e6, 0)} MB / ${hwm === undefined ? 'n/a' : `${fmt(hwm / 1e6, 0)} MB`}`.padEnd(27)}  ${verdict}\n` +
         `${''.padEnd(16)} ${resolved.jobs} threads, memory budget ${fmt(resolved.maxMemoryBytes / 1e6, 0)} MB` +
         `${resolved.maxMemoryExplicit ? '' : ' (default)'}; worker time: read ${fmt(w.read)} s, compute ${fmt(w.compute)} s, ` +
-        `write ${fmt(w.write)} s (all threads)\n`,
+        `write ${fmt(w.write)} s (all threads)\n` +
+        `${''.padEnd(16)} CPU ${fmt(cpuSeconds)} s (all threads, ${fmt(cpu.system / 1e6)} s system): ` +
+        `${fmt(summary.bytesRead / 1e9 / cpuSeconds)} input GB per CPU second\n`,
     );
     // Sanity: every method's output must exist whole before its figures count.
     if (!inputFiles(method, models).every((f) => fs.existsSync(f)) || !fs.existsSync(path.join(outDir, summary.files[0] ?? ''))) {
