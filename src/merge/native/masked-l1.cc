@@ -31,6 +31,8 @@ inline void add_lanes(double* __restrict acc, const float* __restrict v, int64_t
 template <class R>
 void masked_l1_impl(const MaskedL1Params& p) {
   std::vector<float> b(kBlock), x(kBlock), kept_abs(kBlock);
+  std::vector<uint8_t> kept_flags(kBlock);
+  BlockMasker masker(p.mask);
   double all[4] = {0, 0, 0, 0}, kept[4] = {0, 0, 0, 0};
   for (int64_t j = 0; j < p.count; j += kBlock) {
     const int64_t n = std::min<int64_t>(kBlock, p.count - j);
@@ -39,16 +41,16 @@ void masked_l1_impl(const MaskedL1Params& p) {
     float* __restrict d = x.data();
     for (int64_t k = 0; k < n; ++k) d[k] = std::fabs(R::r(d[k] - b[k]));
     add_lanes(all, d, n, j);
-    if (p.mask != nullptr) {
+    if (masker.active()) {
       // A dropped entry adds +0, which changes no sum: the sums are never −0.
-      const uint8_t* m = p.mask + j;
+      const uint8_t* m = masker.block(j, n, d, kept_flags.data());
       float* __restrict kd = kept_abs.data();
       for (int64_t k = 0; k < n; ++k) kd[k] = m[k] != 0 ? d[k] : 0.0f;
       add_lanes(kept, kd, n, j);
     }
   }
   p.out[0] = (all[0] + all[1]) + (all[2] + all[3]);
-  p.out[1] = p.mask == nullptr ? p.out[0] : (kept[0] + kept[1]) + (kept[2] + kept[3]);
+  p.out[1] = !masker.active() ? p.out[0] : (kept[0] + kept[1]) + (kept[2] + kept[3]);
 }
 
 }  // namespace

@@ -3,35 +3,14 @@
 #include <vector>
 
 #include "kernels.h"
+#include "mask-rule.h"
 #include "numeric.h"
 #include "random.h"
 
 namespace evomerge {
 
 EVOMERGE_MULTIVERSION void bernoulli_mask(const BernoulliMaskParams& p) {
-  // keep_draw as an integer comparison (draw < threshold, both below 2^32 here): the same bits,
-  // and a loop the compiler vectorises. Thresholds past 2^32 − 1 keep everything.
-  uint8_t* __restrict mask = p.mask;
-  const uint32_t key0 = p.key0, key1 = p.key1;
-  if (!(p.threshold > 0.0 && p.threshold <= 4294967295.0)) {
-    const uint8_t all = p.threshold > 0.0 ? 1 : 0;  // above every draw, or none (<= 0, NaN)
-    for (int64_t j = p.start; j < p.end; ++j) mask[j] = all;
-    return;
-  }
-  const uint32_t t = static_cast<uint32_t>(std::ceil(p.threshold));
-  // Runs of equal high index words, so the inner loop is plain 32-bit arithmetic.
-  for (int64_t j0 = p.start; j0 < p.end;) {
-    const int64_t j1 = std::min<int64_t>(p.end, ((j0 >> 32) + 1) << 32);
-    const uint32_t hi_term = key1 + static_cast<uint32_t>(j0 >> 32) * 0x85EBCA6Bu;
-    const uint32_t lo0 = static_cast<uint32_t>(j0);
-    const int64_t n = j1 - j0;
-    uint8_t* __restrict out = mask + j0;
-    for (int64_t k = 0; k < n; ++k) {
-      const uint32_t a = mix32((lo0 + static_cast<uint32_t>(k)) ^ key0);
-      out[k] = mix32(a + hi_term) < t ? 1 : 0;
-    }
-    j0 = j1;
-  }
+  bernoulli_fill(p.key0, p.key1, p.threshold, p.start, p.end - p.start, p.mask + p.start);
 }
 
 namespace {

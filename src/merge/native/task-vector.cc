@@ -12,6 +12,8 @@ void task_vector_impl(const TaskVectorParams& p) {
   const size_t n_in = p.inputs.size();
   std::vector<float> b(kBlock), x(kBlock), acc(kBlock), res(kBlock), div(kBlock);
   std::vector<float> wd(n_in * kBlock);  // weighted deltas of the block, per input
+  std::vector<BlockMasker> maskers(p.masks.begin(), p.masks.end());
+  std::vector<uint8_t> kept(kBlock);
   for (int64_t j = p.start; j < p.end; j += kBlock) {
     const int64_t n = std::min<int64_t>(kBlock, p.end - j);
     load_block(p.base.data, p.base.dtype, j, n, b.data(), R::kCode);
@@ -20,9 +22,10 @@ void task_vector_impl(const TaskVectorParams& p) {
       load_block(p.inputs[i].data, p.inputs[i].dtype, j, n, x.data(), R::kCode);
       float* w_i = wd.data() + i * kBlock;
       for (int64_t k = 0; k < n; ++k) x[k] = R::r(x[k] - b[k]);
-      if (const uint8_t* m = p.masks[i]) {
+      if (maskers[i].active()) {
         // δ·mask as a product, like mergekit: a dropped NaN or Inf stays NaN.
-        for (int64_t k = 0; k < n; ++k) x[k] = x[k] * static_cast<float>(m[j + k]);
+        const uint8_t* m = maskers[i].block(j, n, x.data(), kept.data());
+        for (int64_t k = 0; k < n; ++k) x[k] = x[k] * static_cast<float>(m[k]);
       }
       const float s = p.scales[i];
       if (s != 1.0f) {
