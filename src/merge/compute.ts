@@ -72,7 +72,8 @@ const FAMILIES: Readonly<Partial<Record<MethodId, Family>>> = {
 /** The methods computeTask implements (sce, karcher, multislerp and nearswap are not yet). */
 export const COMPUTABLE_METHODS: readonly MethodId[] = Object.keys(FAMILIES) as MethodId[];
 
-function selectKernels(options: ComputeOptions): KernelBinding {
+/** The kernel table computeTask uses for `options` (the addon unless 'ts' is asked or it is missing). */
+export function selectKernels(options: Pick<ComputeOptions, 'kernels' | 'logger'>): KernelBinding {
   if (options.kernels === 'ts') return TS_KERNELS;
   const loaded = loadKernels(options.logger === undefined ? {} : { logger: options.logger });
   return loaded.kernels;

@@ -384,6 +384,29 @@ describe('mask rules give the same results as the masks they stand for', () => {
   });
 });
 
+describe('scratch pages', () => {
+  const tables: [string, KernelBinding][] = [['ts', TS_KERNELS], ...(NATIVE ? [['native', NATIVE] as [string, KernelBinding]] : [])];
+  for (const [name, k] of tables) {
+    it(`${name}: allocPages gives zeroed writable buffers; releasePages frees only its own`, () => {
+      const n = 3 * 1024 * 1024 + 5;
+      const a = k.allocPages(n);
+      expect(a.byteLength).toBe(n);
+      const v = new Uint8Array(a);
+      expect(v.every((x) => x === 0)).toBe(true);
+      v[0] = 7;
+      v[n - 1] = 9;
+      expect(v[0] + (v[n - 1] ?? 0)).toBe(16);
+      const foreign = new ArrayBuffer(16);
+      k.releasePages(foreign);
+      expect(foreign.byteLength).toBe(16);
+      k.releasePages(a);
+      // The addon detaches what it unmaps, so no view can reach the freed pages.
+      expect(a.byteLength).toBe(name === 'native' && process.platform === 'linux' ? 0 : n);
+      k.releasePages(a);
+    });
+  }
+});
+
 describe.skipIf(NATIVE !== undefined)('native kernels', () => {
   it.skip(`skipped: the C++ addon is not loaded (${loaded.reason ?? ''}); run npm install to build it`, () => undefined);
 });
