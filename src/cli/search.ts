@@ -50,7 +50,8 @@ export function formatSearchEvent(e: SearchEvent): string | null {
       const median = Object.entries(e.median)
         .map(([k, v]) => `${k} ${v === null ? '-' : formatNumber(v)}`)
         .join('; ');
-      const extra = [e.reused > 0 ? `${e.reused} reused` : '', e.failures > 0 ? `${e.failures} failed` : ''].filter((x) => x !== '').join(', ');
+      const race = e.race === null ? '' : `${e.race.itemsEvaluated}/${e.race.fullPassItems} ${e.race.objective} items raced (${((100 * e.race.itemsEvaluated) / Math.max(1, e.race.fullPassItems)).toFixed(1)}% of a full pass)`;
+      const extra = [e.reused > 0 ? `${e.reused} reused` : '', e.failures > 0 ? `${e.failures} failed` : '', race].filter((x) => x !== '').join(', ');
       return (
         `gen ${e.generation + 1}/${e.lastGeneration + 1}: best ${bests(e.best)} | median ${median === '' ? '-' : median} | front ${e.front.length}` +
         ` | ${e.evaluations} evaluated${extra === '' ? '' : ` (${extra})`} in ${formatDuration(e.seconds)}, ${formatNumber(e.evaluationsPerSecond)} eval/s, ETA ${formatDuration(e.etaSeconds)}`
