@@ -1,5 +1,5 @@
 import { existsSync, readFileSync } from 'node:fs';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -139,4 +139,15 @@ describe('evo search with racing', () => {
     // On this seed both runs also end with the same best recipe (all runs here are deterministic).
     expect(raced.best).toBe(full.best);
   }, 300_000);
+
+  it('refuses, before any output, to race an evaluator that cannot enumerate its items', async () => {
+    const file = await writeSpace(family, { ...COMMON, name: 'unraceable', raced: { ...RACED, racing: '{}' } });
+    await writeFile(file, (await readFile(file, 'utf8')).replace('./raced.mjs', './closeness.mjs'));
+    const runs = path.join(dir, 'runs-unraceable');
+    await expect(runSearch({ spaceFile: file, runsDir: runs, jobs: 1 })).rejects.toMatchObject({
+      code: 'NOT_RACEABLE',
+      message: expect.stringMatching(/^objectives\[0\]\.racing: the evaluator of objective acc does not enumerate its items/),
+    });
+    expect(existsSync(path.join(runs, 'unraceable'))).toBe(false);
+  });
 });
