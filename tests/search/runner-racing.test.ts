@@ -150,4 +150,23 @@ describe('evo search with racing', () => {
     });
     expect(existsSync(path.join(runs, 'unraceable'))).toBe(false);
   });
+
+  it('races a minimized objective toward its lowest estimates', async () => {
+    const file = await writeSpace(family, { ...COMMON, generations: 1, name: 'minimized', raced: { ...RACED, racing: '{min_first_rung_items: 12}' } });
+    await writeFile(file, (await readFile(file, 'utf8')).replace(`limit: ${RACED.limit}`, `limit: ${RACED.limit}, maximize: false`));
+    const runs = path.join(dir, 'runs-minimized');
+    await runSearch({ spaceFile: file, runsDir: runs, jobs: 1 });
+    await withRunStore(runs, 'minimized', async (s) => {
+      const fresh = (await s.candidatesOfGeneration(0)).map((x) => x.result);
+      const rung0 = async (id: number): Promise<number> => (await s.rungResults(id))[0]?.scores.acc?.value ?? Number.NaN;
+      const went: number[] = [];
+      const stopped: number[] = [];
+      for (const r of fresh) (r?.scores.acc?.n === 24 ? stopped : went).push(await rung0(r?.candidateId ?? 0));
+      expect(stopped.length).toBeGreaterThanOrEqual(1);
+      // The lower part continued: every survivor's first-rung estimate is at most the lowest stopped one's.
+      expect(Math.max(...went)).toBeLessThanOrEqual(Math.min(...stopped));
+      const [best] = await s.best('acc');
+      expect(best?.result?.scores.acc?.value).toBe(Math.min(...fresh.map((r) => r?.scores.acc?.value ?? 1)));
+    });
+  }, 300_000);
 });
