@@ -1,5 +1,6 @@
 import type { Command } from 'commander';
 import { UsageError } from '../errors.js';
+import { LlamaCppBackend } from '../eval/backend.js';
 import type { RunEvent, SearchEvent } from '../search/run-events.js';
 import { runSearch, type SearchOptions } from '../search/runner.js';
 import { DEFAULT_RUNS_DIR } from '../store/run-directory.js';
@@ -14,6 +15,7 @@ interface SearchFlags {
   resume?: boolean;
   force?: boolean;
   jobs?: string;
+  threads?: string;
   maxMemory?: string;
   json?: boolean;
   keepCandidates?: boolean;
@@ -50,7 +52,8 @@ export function formatSearchEvent(e: SearchEvent): string | null {
       const median = Object.entries(e.median)
         .map(([k, v]) => `${k} ${v === null ? '-' : formatNumber(v)}`)
         .join('; ');
-      const extra = [e.reused > 0 ? `${e.reused} reused` : '', e.failures > 0 ? `${e.failures} failed` : ''].filter((x) => x !== '').join(', ');
+      const race = e.race === null ? '' : `${e.race.itemsEvaluated}/${e.race.fullPassItems} ${e.race.objective} items raced (${((100 * e.race.itemsEvaluated) / Math.max(1, e.race.fullPassItems)).toFixed(1)}% of a full pass)`;
+      const extra = [e.reused > 0 ? `${e.reused} reused` : '', e.failures > 0 ? `${e.failures} failed` : '', race].filter((x) => x !== '').join(', ');
       return (
         `gen ${e.generation + 1}/${e.lastGeneration + 1}: best ${bests(e.best)} | median ${median === '' ? '-' : median} | front ${e.front.length}` +
         ` | ${e.evaluations} evaluated${extra === '' ? '' : ` (${extra})`} in ${formatDuration(e.seconds)}, ${formatNumber(e.evaluationsPerSecond)} eval/s, ETA ${formatDuration(e.etaSeconds)}`
@@ -119,12 +122,14 @@ async function execute(options: Omit<SearchOptions, 'signal' | 'onEvent' | 'pack
 function commonOptions(flags: SearchFlags): Omit<SearchOptions, 'signal' | 'onEvent' | 'packageVersion' | 'spaceFile' | 'run'> {
   const generations = positiveInt(flags.generations, '--generations');
   const jobs = positiveInt(flags.jobs, '--jobs');
+  const threads = positiveInt(flags.threads, '--threads');
   const maxMemoryBytes = flags.maxMemory === undefined ? undefined : parseSizeBytes(flags.maxMemory, '--max-memory');
   return {
     runsDir: flags.runsDir,
     keepCandidates: flags.keepCandidates === true,
     ...(generations !== undefined ? { generations } : {}),
     ...(jobs !== undefined ? { jobs } : {}),
+    ...(threads !== undefined ? { openBackend: () => LlamaCppBackend.open({ threads }) } : {}),
     ...(maxMemoryBytes !== undefined ? { maxMemoryBytes } : {}),
   };
 }
@@ -134,6 +139,7 @@ function withRunOptions(cmd: Command): Command {
     .option('--generations <n>', 'generations to reach (default: the run\'s target, else the space\'s optimizer.generations)')
     .option('--runs-dir <dir>', 'directory holding one folder per run', DEFAULT_RUNS_DIR)
     .option('--jobs <n>', 'merge worker threads per candidate (default: the number of CPUs)')
+    .option('--threads <n>', 'llama.cpp CPU threads for built-in task evaluators (default: the cores the current load leaves idle, at least 1)')
     .option('--max-memory <size>', 'working-memory budget of one merge, e.g. 4GB (default: min(25% of free RAM, 4 GiB))')
     .option('--keep-candidates', 'keep every candidate model in <run>/candidates/<id>/ (default: deleted after evaluation)')
     .option('--json', 'print one JSON object per event on stdout (candidate, generation, run)');
