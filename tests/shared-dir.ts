@@ -1,24 +1,35 @@
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import path from 'node:path';
+import { describe, it } from 'vitest';
 
 /**
- * The `shared/` folder beside the repository root (datasets, golden mergekit cases, models), or
- * undefined when the repo was cloned alone. Tests that need it skip with a visible reason.
+ * The `shared/` folder (datasets, golden mergekit cases, models): EVOMERGE_SHARED_DIR when it is
+ * set (and only then, so pointing it at a missing folder runs the suite as a lone clone would),
+ * else the folder beside the repository root. Undefined when it holds no mergekit-golden/.
  */
 export const SHARED_DIR: string | undefined = (() => {
-  const candidates = [
-    process.env.EVOMERGE_SHARED_DIR,
-    path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../shared'),
-  ];
-  for (const c of candidates) if (c && existsSync(path.join(c, 'mergekit-golden'))) return c;
-  return undefined;
+  const fromEnv = process.env.EVOMERGE_SHARED_DIR;
+  const dir = fromEnv !== undefined && fromEnv !== '' ? path.resolve(fromEnv) : path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../shared');
+  return existsSync(path.join(dir, 'mergekit-golden')) ? dir : undefined;
 })();
 
 /** Reason shown when a test is skipped for lack of ../shared. */
-export const NO_SHARED_REASON = 'skipped: ../shared (mergekit goldens, datasets, models) not found beside the repo';
+export const NO_SHARED_REASON = 'skipped: ../shared (mergekit goldens, datasets, models) not found beside the repo (or at EVOMERGE_SHARED_DIR)';
 
-export function sharedPath(...parts: string[]): string {
-  if (!SHARED_DIR) throw new Error(NO_SHARED_REASON);
-  return path.join(SHARED_DIR, ...parts);
+/**
+ * A describe block whose tests need ../shared: `body(shared)` registers them when it is present;
+ * when it is absent the block holds one skipped test that gives the reason, and nothing else.
+ */
+export function describeWithShared(name: string, body: (shared: string) => void): void {
+  const shared = SHARED_DIR;
+  if (shared === undefined) describe(name, () => it.skip(NO_SHARED_REASON, () => undefined));
+  else describe(name, () => body(shared));
+}
+
+/** One test that needs ../shared: run with its path when present, else skipped with the reason in its name. */
+export function itWithShared(name: string, test: (shared: string) => Promise<void> | void, timeoutMs?: number): void {
+  const shared = SHARED_DIR;
+  if (shared === undefined) it.skip(`${name} (${NO_SHARED_REASON})`, () => undefined);
+  else it(name, () => test(shared), timeoutMs);
 }

@@ -5,7 +5,7 @@ import { UsageError } from '../errors.js';
 import { StoreError } from '../store/errors.js';
 import { DEFAULT_RUNS_DIR, resolveRunDb } from '../store/run-directory.js';
 import { openSqliteRunStore } from '../store/sqlite-store.js';
-import type { JsonValue, ObjectiveSpec, RunRecord, RunStore, ScoredCandidate, ScoreRecord } from '../store/types.js';
+import type { JsonValue, RunRecord, RunStore, ScoredCandidate, ScoreRecord } from '../store/types.js';
 import { writeFileAtomic } from '../tensors/atomic-file.js';
 import { emitResult } from './output.js';
 import { formatScore } from './run-format.js';
@@ -41,13 +41,7 @@ export interface RecipeCandidate {
 export interface Recipe {
   readonly format: 'evomerge-recipe';
   readonly version: 1;
-  readonly run: {
-    readonly name: string;
-    readonly spaceHash: string;
-    readonly packageVersion: string;
-    readonly seeds: Readonly<Record<string, number | string>>;
-    readonly objectives: readonly ObjectiveSpec[];
-  };
+  readonly run: Pick<RunRecord, 'name' | 'spaceHash' | 'packageVersion' | 'seeds' | 'objectives'>;
   readonly selection: ExportSelection;
   readonly candidates: readonly RecipeCandidate[];
 }

@@ -3,7 +3,7 @@ import { UsageError } from '../errors.js';
 import { StoreError } from '../store/errors.js';
 import { DEFAULT_RUNS_DIR, resolveRunDb } from '../store/run-directory.js';
 import { openSqliteRunStore } from '../store/sqlite-store.js';
-import type { GenerationSummary, ObjectiveSpec, RunOverview, RunStatus, RunStore, ScoredCandidate, ScoreRecord } from '../store/types.js';
+import type { GenerationSummary, ObjectiveSpec, RunOverview, RunRecord, RunStore, ScoredCandidate, ScoreRecord } from '../store/types.js';
 import { emitResult } from './output.js';
 import { formatBests, formatNumber, formatScore, formatSize, formatTable } from './run-format.js';
 
@@ -24,16 +24,7 @@ export interface ShownCandidate {
 /** `evo show --json` output. */
 export interface ShowReport {
   readonly file: string;
-  readonly run: {
-    readonly name: string;
-    readonly status: RunStatus;
-    readonly spaceHash: string;
-    readonly seeds: Readonly<Record<string, number | string>>;
-    readonly packageVersion: string;
-    readonly objectives: readonly ObjectiveSpec[];
-    readonly createdAt: string;
-    readonly updatedAt: string;
-  };
+  readonly run: Pick<RunRecord, 'name' | 'status' | 'spaceHash' | 'seeds' | 'packageVersion' | 'objectives' | 'createdAt' | 'updatedAt'>;
   readonly overview: RunOverview;
   /** The generation whose front is shown (the last recorded), or null before the first. */
   readonly frontGeneration: number | null;

@@ -7,7 +7,8 @@ import { writeGguf } from '../convert/hf-to-gguf.js';
 import type { GgufOutType } from '../convert/hf-to-gguf.js';
 import { prepareTokenizerMetadata } from '../convert/tokenizer-gguf.js';
 import type { GgufTokenizerMetadata } from '../convert/tokenizer-gguf.js';
-import { openCheckpoint, TOKENIZER_FILE_NAMES } from '../tensors/checkpoint.js';
+import { openCheckpoint } from '../tensors/checkpoint.js';
+import { TOKENIZER_FILE_NAMES } from '../tensors/hf-files.js';
 import { LlamaCppEngine } from './llamacpp.js';
 import type { LlamaCppEngineOptions } from './llamacpp.js';
 import type {

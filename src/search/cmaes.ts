@@ -1,5 +1,5 @@
 import { assertFitsShape, genomeKey, type Genome, type GenomeShape } from './genome-vector.js';
-import { byFitness, toMember, type Evaluated, type Member, type Optimizer, type StateHeader } from './optimizer.js';
+import { assertRestorable, byFitness, toldMembers, type Evaluated, type Member, type Optimizer, type StateHeader } from './optimizer.js';
 import { RngStreams } from './rng.js';
 import { symmetricEigen } from './symmetric-eigen.js';
 
@@ -131,7 +131,7 @@ export class CmaesOptimizer implements Optimizer {
   }
 
   static fromState(state: CmaesState): CmaesOptimizer {
-    if (state.kind !== 'cmaes' || state.version !== 1) throw new RangeError(`cmaes: cannot restore a ${state.kind} state of version ${state.version}`);
+    assertRestorable(state, 'cmaes');
     const o = new CmaesOptimizer(state.shape, state.options, RngStreams.fromState(state.rng));
     const n = o.#n;
     const check = (a: readonly number[], len: number, what: string): Float64Array => {
@@ -189,11 +189,7 @@ export class CmaesOptimizer implements Optimizer {
   tell(results: readonly Evaluated[]): void {
     if (results.length === 0) return;
     const n = this.#n;
-    const objectiveCount = this.#best?.objectives.length ?? results[0]?.objectives.length ?? null;
-    const members = results.map((r) => {
-      assertFitsShape(r.genome, this.#shape, 'cmaes: told genome');
-      return toMember(r, objectiveCount, this.#opts.objectiveWeights);
-    });
+    const members = toldMembers(results, this.#shape, this.#best, this.#opts.objectiveWeights, 'cmaes');
     const ys = new Map(members.map((m) => [m, this.#pending.get(genomeKey(m.genome)) ?? [...m.genome.continuous]]));
     this.#pending.clear();
     const ranked = byFitness(members);

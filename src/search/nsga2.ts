@@ -1,8 +1,9 @@
-import { assertFitsShape, randomGenome, type Genome, type GenomeShape } from './genome-vector.js';
-import { keyFunction, toMember, type Evaluated, type Member, type Optimizer, type OptimizerHooks, type StateHeader } from './optimizer.js';
+import type { Genome, GenomeShape } from './genome-vector.js';
+import { assertPopulationSize, assertRestorable, keyFunction, toldMembers, type Evaluated, type Member, type Optimizer, type OptimizerHooks, type StateHeader } from './optimizer.js';
 import { crowdingDistance, nonDominatedSort } from './pareto.js';
 import { RngStreams } from './rng.js';
-import { breed, defaultRates, mutate, type VariationOptions } from './variation.js';
+import { askBred, SeenGenomes, type SeenState } from './unseen-asks.js';
+import { resolveVariation, type VariationOptions, type VariationSettings } from './variation.js';
 
 /**
  * NSGA-II (Deb et al. 2002) for two or more maximized objectives: children are bred from binary
@@ -12,74 +13,51 @@ import { breed, defaultRates, mutate, type VariationOptions } from './variation.
  * the original would.
  */
 
-export interface Nsga2Options {
+export interface Nsga2Options extends VariationSettings {
   readonly population: number;
-  readonly crossoverRate: number;
-  /** Per-gene mutation probability of continuous genes; null: 1 / (continuous genes). */
-  readonly mutationRate: number | null;
-  /** Per-gene resampling probability of categorical genes; null: 1 / (categorical genes). */
-  readonly categoricalMutationRate: number | null;
-  readonly sbxEta: number;
-  readonly mutationEta: number;
   /** Weights for each member's scalar `fitness` (reports only; selection ignores it). Null: 1 each. */
   readonly objectiveWeights: readonly number[] | null;
   /** Genomes asked first, before random ones. Default: []. */
   readonly initial?: readonly Genome[];
 }
 
-export interface Nsga2State extends StateHeader {
+export interface Nsga2State extends StateHeader, SeenState {
   readonly kind: 'nsga2';
   readonly options: Nsga2Options;
   readonly population: readonly Member[];
-  readonly seen: readonly string[];
-  readonly initialQueue: readonly Genome[];
   readonly generation: number;
 }
-
-const MAX_TRIES = 50;
 
 export class Nsga2Optimizer implements Optimizer {
   readonly kind = 'nsga2' as const;
   readonly #shape: GenomeShape;
   readonly #opts: Nsga2Options;
   readonly #rng: RngStreams;
-  readonly #keyOf: (g: Genome) => string;
+  readonly #seen: SeenGenomes;
   readonly #variation: VariationOptions;
   #population: Member[] = [];
   /** Keys of #population, aligned with it. */
   #popKeys: string[] = [];
   #rank: number[] = [];
   #crowding: number[] = [];
-  readonly #seen = new Set<string>();
-  #initialQueue: Genome[];
   #generation = 0;
   #evaluations = 0;
 
   constructor(shape: GenomeShape, options: Nsga2Options, rng: RngStreams, hooks?: OptimizerHooks) {
-    if (!Number.isInteger(options.population) || options.population < 2) throw new RangeError(`nsga2: population must be an integer ≥ 2, got ${options.population}`);
-    for (const g of options.initial ?? []) assertFitsShape(g, shape, 'nsga2: initial genome');
+    assertPopulationSize(options.population, 2, 'nsga2');
+    this.#seen = new SeenGenomes(shape, keyFunction(hooks), options.initial ?? [], 'nsga2');
     this.#shape = shape;
     this.#opts = options;
     this.#rng = rng;
-    this.#keyOf = keyFunction(hooks);
-    const rates = defaultRates(shape);
-    this.#variation = {
-      crossoverRate: options.crossoverRate,
-      mutationRate: options.mutationRate ?? rates.mutationRate,
-      categoricalMutationRate: options.categoricalMutationRate ?? rates.categoricalMutationRate,
-      sbxEta: options.sbxEta,
-      mutationEta: options.mutationEta,
-    };
-    this.#initialQueue = [...(options.initial ?? [])];
+    this.#variation = resolveVariation(options, shape);
   }
 
   static fromState(state: Nsga2State, hooks?: OptimizerHooks): Nsga2Optimizer {
-    if (state.kind !== 'nsga2' || state.version !== 1) throw new RangeError(`nsga2: cannot restore a ${state.kind} state of version ${state.version}`);
+    assertRestorable(state, 'nsga2');
     const o = new Nsga2Optimizer(state.shape, { ...state.options, initial: [] }, RngStreams.fromState(state.rng), hooks);
     const population = state.population.map((m) => ({ ...m }));
-    o.#setPopulation(population, population.map((m) => o.#keyOf(m.genome)));
-    for (const k of state.seen) o.#seen.add(k);
-    o.#initialQueue = [...state.initialQueue];
+    o.#setPopulation(population, population.map((m) => o.#seen.keyOf(m.genome)));
+    o.#seen.restore(state);
     o.#generation = state.generation;
     o.#evaluations = state.evaluations;
     return o;
@@ -132,54 +110,18 @@ export class Nsga2Optimizer implements Optimizer {
   }
 
   ask(n: number): Genome[] {
-    const out: Genome[] = [];
-    const init = this.#rng.stream('init');
-    const vary = this.#rng.stream('variation');
-    const take = (g: Genome): boolean => {
-      const k = this.#keyOf(g);
-      if (this.#seen.has(k)) return false;
-      this.#seen.add(k);
-      out.push(g);
-      return true;
-    };
-    while (out.length < n && this.#initialQueue.length > 0) {
-      const g = this.#initialQueue.shift();
-      if (g) take(g);
-    }
-    let misses = 0;
-    while (out.length < n && misses < MAX_TRIES) {
-      if (this.#population.length === 0) {
-        if (!take(randomGenome(this.#shape, init))) misses++;
-        continue;
-      }
-      const [c1, c2] = breed(this.#tournament(), this.#tournament(), this.#shape, this.#variation, vary);
-      for (const child of [c1, c2]) {
-        if (out.length >= n) break;
-        let g = child;
-        let tries = 0;
-        while (this.#seen.has(this.#keyOf(g)) && tries < MAX_TRIES) {
-          g = mutate(g, this.#shape, this.#variation, vary, true);
-          tries++;
-        }
-        if (!take(g) && !take(randomGenome(this.#shape, vary))) misses++;
-      }
-    }
-    return out;
+    return askBred(n, this.#seen, this.#shape, this.#variation, this.#rng, { populationSize: this.#population.length, tournament: () => this.#tournament() });
   }
 
   tell(results: readonly Evaluated[]): void {
     if (results.length === 0) return;
-    const objectiveCount = this.#population[0]?.objectives.length ?? results[0]?.objectives.length ?? null;
-    const told = results.map((r) => {
-      assertFitsShape(r.genome, this.#shape, 'nsga2: told genome');
-      return toMember(r, objectiveCount, this.#opts.objectiveWeights);
-    });
+    const told = toldMembers(results, this.#shape, this.#population[0], this.#opts.objectiveWeights, 'nsga2');
     const keys = new Set(this.#popKeys);
     const pool = [...this.#population];
     const poolKeys = [...this.#popKeys];
     for (const m of told) {
-      const k = this.#keyOf(m.genome);
-      this.#seen.add(k);
+      const k = this.#seen.keyOf(m.genome);
+      this.#seen.addKey(k);
       if (!keys.has(k)) {
         keys.add(k);
         pool.push(m);
@@ -216,8 +158,7 @@ export class Nsga2Optimizer implements Optimizer {
       evaluations: this.#evaluations,
       options: { ...this.#opts, initial: [] },
       population: this.#population,
-      seen: [...this.#seen],
-      initialQueue: this.#initialQueue,
+      ...this.#seen.saveState(),
       generation: this.#generation,
     };
   }

@@ -1,4 +1,4 @@
-import { genomeKey, type Genome, type GenomeShape } from './genome-vector.js';
+import { assertFitsShape, genomeKey, type Genome, type GenomeShape } from './genome-vector.js';
 import type { CmaesState } from './cmaes.js';
 import type { GaState } from './ga.js';
 import type { Nsga2State } from './nsga2.js';
@@ -92,6 +92,29 @@ export function toMember(r: Evaluated, objectiveCount: number | null, weights: r
     ...(r.uncertainty ? { uncertainty: r.uncertainty.map((u) => (Number.isFinite(u) ? u : Number.MAX_VALUE)) } : {}),
     fitness: scalarFitness(objectives, weights),
   };
+}
+
+/**
+ * Told results as Members, every genome checked against `shape` before any is kept; the objective
+ * count is that of `known` (a member kept already) or else of the first result.
+ */
+export function toldMembers(results: readonly Evaluated[], shape: GenomeShape, known: Member | null | undefined, weights: readonly number[] | null, what: OptimizerKind): Member[] {
+  const objectiveCount = known?.objectives.length ?? results[0]?.objectives.length ?? null;
+  return results.map((r) => {
+    assertFitsShape(r.genome, shape, `${what}: told genome`);
+    return toMember(r, objectiveCount, weights);
+  });
+}
+
+/** Throws RangeError unless the option `population` is an integer ≥ `min`. */
+export function assertPopulationSize(population: number, min: 1 | 2, what: OptimizerKind): void {
+  if (Number.isInteger(population) && population >= min) return;
+  throw new RangeError(`${what}: population must be ${min === 1 ? 'a positive integer' : `an integer ≥ ${min}`}, got ${population}`);
+}
+
+/** Throws RangeError unless `state` is a version-1 state of `kind`. */
+export function assertRestorable(state: { readonly kind: string; readonly version: number }, kind: OptimizerKind): void {
+  if (state.kind !== kind || state.version !== 1) throw new RangeError(`${kind}: cannot restore a ${state.kind} state of version ${state.version}`);
 }
 
 /** The key function in force: the hook's, else the genome vector. */

@@ -78,9 +78,9 @@ export interface GenerationRace {
   readonly fullPassItems: number;
 }
 
-/** How well building and evaluating overlapped in this process. */
-export interface PipelineTiming {
-  /** Candidates built and evaluated (or failed) in this process. */
+/** Times of the build/evaluate pipeline, in wall seconds: of one generation, or summed over a process. */
+export interface PipelineStats {
+  /** Candidates built and evaluated (or failed). */
   readonly candidates: number;
   readonly buildSeconds: number;
   readonly evaluateSeconds: number;
@@ -90,6 +90,10 @@ export interface PipelineTiming {
   readonly waitSeconds: number;
   /** The part of waitSeconds spent on each generation's first build, which nothing can overlap. */
   readonly firstBuildWaitSeconds: number;
+}
+
+/** How well building and evaluating overlapped in this process: its summed stats and two ratios. */
+export interface PipelineTiming extends PipelineStats {
   /** 1 − evaluateSeconds / windowSeconds. */
   readonly evaluatorIdleFraction: number;
   /** (buildSeconds + evaluateSeconds) / windowSeconds: the speed-up over building then evaluating in turn. */

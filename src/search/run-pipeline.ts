@@ -8,7 +8,7 @@ import type { CandidateRecord, JsonValue, NewItemResult, ObjectiveScore, RunStor
 import type { Genome } from './genome-vector.js';
 import type { GenomeSchema } from './genome.js';
 import { namedGenes, type BuiltCandidate, type CandidateBuilder } from './candidate-builder.js';
-import type { SearchEvent } from './run-events.js';
+import type { PipelineStats, SearchEvent } from './run-events.js';
 import type { EvaluationCandidate, ObjectiveEvaluator, ObjectiveOutcome } from './run-evaluators.js';
 import type { ObjectiveSpec } from './space.js';
 
@@ -54,16 +54,6 @@ export interface PipelineContext {
   readonly overlap: boolean;
   readonly signal: AbortSignal;
   readonly emit: (event: SearchEvent) => void;
-}
-
-/** Times of one generation's pipeline, in wall seconds. */
-export interface PipelineStats {
-  readonly candidates: number;
-  readonly buildSeconds: number;
-  readonly evaluateSeconds: number;
-  readonly windowSeconds: number;
-  readonly waitSeconds: number;
-  readonly firstBuildWaitSeconds: number;
 }
 
 export type BuildOutcome =

@@ -12,8 +12,8 @@ import {
   type BuildOutcome,
   type ObjectivePlan,
   type PipelineContext,
-  type PipelineStats,
 } from './run-pipeline.js';
+import type { PipelineStats } from './run-events.js';
 import { EvaluatorError, type ObjectiveEvaluator } from './run-evaluators.js';
 import type { ObjectiveSpec } from './space.js';
 

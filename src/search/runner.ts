@@ -11,10 +11,10 @@ import { createOptimizer, optimizerFromState, recipeKeyHooks } from './optimizer
 import type { Evaluated, Optimizer, OptimizerState } from './optimizer.js';
 import { paretoFront } from './pareto.js';
 import { RngStreams } from './rng.js';
-import type { PipelineTiming, RunEvent, SearchEvent } from './run-events.js';
+import type { PipelineStats, PipelineTiming, RunEvent, SearchEvent } from './run-events.js';
 import { loadEvaluators } from './run-evaluators.js';
 import { openRun, type OpenRunOptions } from './run-open.js';
-import { candidateDir, runPipeline, SearchInterruptedError, type PipelineStats } from './run-pipeline.js';
+import { candidateDir, runPipeline, SearchInterruptedError } from './run-pipeline.js';
 import { assertRaceable, racedObjective, runRacedGeneration, type RaceSummary } from './run-race.js';
 import { RunSpaceError } from './run-space.js';
 import type { ObjectiveSpec, SearchSpace } from './space.js';

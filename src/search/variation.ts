@@ -21,6 +21,29 @@ export interface VariationOptions {
   readonly mutationEta: number;
 }
 
+/** Variation as ga and nsga2 take it in their options: null rates mean defaultRates(shape). */
+export interface VariationSettings {
+  readonly crossoverRate: number;
+  /** Per-gene mutation probability of continuous genes; null: 1 / (continuous genes). */
+  readonly mutationRate: number | null;
+  /** Per-gene resampling probability of categorical genes; null: 1 / (categorical genes). */
+  readonly categoricalMutationRate: number | null;
+  readonly sbxEta: number;
+  readonly mutationEta: number;
+}
+
+/** The settings with their null rates filled from the shape. */
+export function resolveVariation(settings: VariationSettings, shape: GenomeShape): VariationOptions {
+  const rates = defaultRates(shape);
+  return {
+    crossoverRate: settings.crossoverRate,
+    mutationRate: settings.mutationRate ?? rates.mutationRate,
+    categoricalMutationRate: settings.categoricalMutationRate ?? rates.categoricalMutationRate,
+    sbxEta: settings.sbxEta,
+    mutationEta: settings.mutationEta,
+  };
+}
+
 /** Default per-gene rates: one mutated gene per genome on average, for each kind. */
 export function defaultRates(shape: GenomeShape): { mutationRate: number; categoricalMutationRate: number } {
   return {

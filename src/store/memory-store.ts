@@ -3,24 +3,27 @@
  * store: every write checks everything first and only then changes state, so a failed call leaves
  * the store as it was (the in-memory form of "one transaction").
  */
-import { CandidateFinishedError, StoreError } from './errors.js';
+import { StoreError } from './errors.js';
 import {
   bestPerObjective,
+  checkBestQuery,
   checkEvent,
+  checkFailureWritable,
   checkGenerationWritable,
-  checkNonNegativeInt,
   checkRunStatus,
   checkSlotReplay,
+  checkStartable,
   compareForObjective,
   deepFreeze,
-  encodeNewCandidate,
+  encodeNewCandidates,
   encodeNewGeneration,
-  encodeNewResult,
   encodeNewRun,
-  encodeRungResult,
+  encodeRungResultOf,
+  encodeResultOf,
   isFinished,
   isoTime,
   parseJsonText,
+  statusEvent,
   summarizeGeneration,
   toJsonText,
   type EncodedCandidate,
@@ -150,8 +153,7 @@ class MemoryRunStore implements RunStore {
     checkRunStatus(status);
     const run = this.#requireRun();
     const now = this.#now();
-    const message = `${run.status} → ${status}${note === undefined || note === '' ? '' : `: ${note}`}`;
-    this.#events.push({ at: now, kind: 'status', message, dataJson: JSON.stringify({ from: run.status, to: status }) });
+    this.#events.push({ at: now, kind: 'status', ...statusEvent(run.status, status, note) });
     this.#run = deepFreeze({ ...run, status, updatedAt: now });
     return this.#run;
   }
@@ -164,7 +166,7 @@ class MemoryRunStore implements RunStore {
 
   async recordCandidates(candidates: readonly NewCandidate[]): Promise<readonly CandidateInsert[]> {
     this.#open();
-    const encoded = candidates.map((c, i) => encodeNewCandidate(c, candidates.length === 1 ? 'candidate' : `candidates[${i}]`));
+    const encoded = encodeNewCandidates(candidates);
     this.#requireRun();
     // Plan against committed state plus what this call adds, then commit.
     const newRows: CandidateRow[] = [];
@@ -218,7 +220,7 @@ class MemoryRunStore implements RunStore {
     this.#open();
     this.#requireRun();
     const row = this.#existing(candidateId);
-    if (isFinished(row.status)) throw new CandidateFinishedError(candidateId, row.status, 'startEvaluation');
+    checkStartable(row, candidateId);
     const now = this.#now();
     row.status = 'running';
     row.attempts += 1;
@@ -231,11 +233,7 @@ class MemoryRunStore implements RunStore {
     this.#open();
     const run = this.#requireRun();
     const row = this.#existing(candidateId);
-    if (isFinished(row.status)) throw new CandidateFinishedError(candidateId, row.status, 'recordResult');
-    const encoded = encodeNewResult(result, run.objectives, candidateId);
-    if (row.status !== 'running') {
-      throw new StoreError('CANDIDATE_NOT_RUNNING', `candidate ${candidateId} is ${row.status}; call startEvaluation before recording its result`);
-    }
+    const encoded = encodeResultOf(row, candidateId, result, run.objectives);
     const now = this.#now();
     const scores: Record<string, ScoreRecord> = {};
     for (const s of encoded.scores) scores[s.objective] = { value: s.value, stderr: s.stderr, ciLow: s.ciLow, ciHigh: s.ciHigh, n: s.n };
@@ -258,12 +256,8 @@ class MemoryRunStore implements RunStore {
     this.#open();
     const run = this.#requireRun();
     const row = this.#existing(candidateId);
-    if (isFinished(row.status)) throw new CandidateFinishedError(candidateId, row.status, 'recordRungResult');
     const earlier = this.#rungs.get(candidateId) ?? [];
-    const encoded = encodeRungResult(rung, run.objectives, candidateId, earlier);
-    if (row.status !== 'running') {
-      throw new StoreError('CANDIDATE_NOT_RUNNING', `candidate ${candidateId} is ${row.status}; call startEvaluation before recording a rung`);
-    }
+    const encoded = encodeRungResultOf(row, candidateId, rung, run.objectives, earlier);
     const now = this.#now();
     this.#rungs.set(candidateId, [...earlier, { ...encoded, recordedAt: now }]);
     this.#touch(now);
@@ -294,11 +288,7 @@ class MemoryRunStore implements RunStore {
     this.#open();
     this.#requireRun();
     const row = this.#existing(candidateId);
-    if (isFinished(row.status)) throw new CandidateFinishedError(candidateId, row.status, 'recordFailure');
-    if (typeof error !== 'string') throw new StoreError('BAD_INPUT', `failure of candidate ${candidateId}: error must be a string`);
-    if (row.status !== 'running') {
-      throw new StoreError('CANDIDATE_NOT_RUNNING', `candidate ${candidateId} is ${row.status}; call startEvaluation before recording its failure`);
-    }
+    checkFailureWritable(row, candidateId, error);
     const now = this.#now();
     row.status = 'failed';
     row.error = error;
@@ -402,11 +392,7 @@ class MemoryRunStore implements RunStore {
   async best(objective: string, limit = 1): Promise<readonly ScoredCandidate[]> {
     this.#open();
     const run = this.#requireRun();
-    const spec = run.objectives.find((o) => o.name === objective);
-    if (spec === undefined) {
-      throw new StoreError('UNKNOWN_OBJECTIVE', `objective '${objective}' is not one of run '${run.name}''s objectives (${run.objectives.map((o) => o.name).join(', ')})`);
-    }
-    checkNonNegativeInt(limit, 'best(): limit');
+    const spec = checkBestQuery(run, objective, limit);
     const ranked = [...this.#results]
       .flatMap(([id, r]) => {
         const s = r.scores[objective];

@@ -2,7 +2,7 @@
  * Pure functions shared by every RunStore backend: input checks, JSON encoding, freezing and the
  * summaries the store computes. Keeping them here makes the backends agree to the bit.
  */
-import { StoreError } from './errors.js';
+import { CandidateFinishedError, StoreError } from './errors.js';
 import type {
   CandidateStatus,
   EventKind,
@@ -18,6 +18,7 @@ import type {
   ObjectiveDirection,
   ObjectiveScore,
   ObjectiveSpec,
+  RunRecord,
   RunStatus,
   ScoreRecord,
 } from './types.js';
@@ -346,6 +347,76 @@ export function checkEvent(kind: EventKind, message: string): void {
 
 export function checkRunStatus(status: RunStatus): void {
   if (!RUN_STATUSES.includes(status)) throw bad('run status', `one of ${RUN_STATUSES.join(', ')}`, status);
+}
+
+/** The 'status' event setRunStatus records: `running → stopped: note`, with from/to as data. */
+export function statusEvent(from: RunStatus, to: RunStatus, note: string | undefined): { readonly message: string; readonly dataJson: string } {
+  return { message: `${from} → ${to}${note === undefined || note === '' ? '' : `: ${note}`}`, dataJson: JSON.stringify({ from, to }) };
+}
+
+/** The candidates of one recordCandidates call, checked and encoded; errors name `candidate` or `candidates[i]`. */
+export function encodeNewCandidates(candidates: readonly NewCandidate[]): EncodedCandidate[] {
+  return candidates.map((c, i) => encodeNewCandidate(c, candidates.length === 1 ? 'candidate' : `candidates[${i}]`));
+}
+
+/** What a candidate write needs to know about the stored candidate. */
+interface CandidateState {
+  readonly status: CandidateStatus;
+}
+
+/** startEvaluation's check: a finished candidate is never started again. */
+export function checkStartable(row: CandidateState, candidateId: number): void {
+  if (isFinished(row.status)) throw new CandidateFinishedError(candidateId, row.status, 'startEvaluation');
+}
+
+function checkRunning(row: CandidateState, candidateId: number, what: 'result' | 'failure'): void {
+  if (row.status !== 'running') {
+    throw new StoreError('CANDIDATE_NOT_RUNNING', `candidate ${candidateId} is ${row.status}; call startEvaluation before recording its ${what}`);
+  }
+}
+
+/**
+ * recordResult's checks, in the order every backend makes them: the candidate is not finished,
+ * the result is well-formed for the run's objectives, the candidate is running.
+ */
+export function encodeResultOf(row: CandidateState, candidateId: number, result: NewResult, objectives: readonly ObjectiveSpec[]): EncodedResult {
+  if (isFinished(row.status)) throw new CandidateFinishedError(candidateId, row.status, 'recordResult');
+  const encoded = encodeNewResult(result, objectives, candidateId);
+  checkRunning(row, candidateId, 'result');
+  return encoded;
+}
+
+/** recordRungResult's checks: the candidate is not finished, the rung is well-formed and follows the earlier ones, the candidate is running. */
+export function encodeRungResultOf(
+  row: CandidateState,
+  candidateId: number,
+  rung: NewRungResult,
+  objectives: readonly ObjectiveSpec[],
+  earlier: Parameters<typeof encodeRungResult>[3],
+): ReturnType<typeof encodeRungResult> {
+  if (isFinished(row.status)) throw new CandidateFinishedError(candidateId, row.status, 'recordRungResult');
+  const encoded = encodeRungResult(rung, objectives, candidateId, earlier);
+  if (row.status !== 'running') {
+    throw new StoreError('CANDIDATE_NOT_RUNNING', `candidate ${candidateId} is ${row.status}; call startEvaluation before recording a rung`);
+  }
+  return encoded;
+}
+
+/** recordFailure's checks: the candidate is not finished, the error is a string, the candidate is running. */
+export function checkFailureWritable(row: CandidateState, candidateId: number, error: unknown): void {
+  if (isFinished(row.status)) throw new CandidateFinishedError(candidateId, row.status, 'recordFailure');
+  if (typeof error !== 'string') throw new StoreError('BAD_INPUT', `failure of candidate ${candidateId}: error must be a string`);
+  checkRunning(row, candidateId, 'failure');
+}
+
+/** best()'s checks: the objective is one of the run's (its spec is returned) and the limit a non-negative integer. */
+export function checkBestQuery(run: RunRecord, objective: string, limit: number): ObjectiveSpec {
+  const spec = run.objectives.find((o) => o.name === objective);
+  if (spec === undefined) {
+    throw new StoreError('UNKNOWN_OBJECTIVE', `objective '${objective}' is not one of run '${run.name}''s objectives (${run.objectives.map((o) => o.name).join(', ')})`);
+  }
+  checkNonNegativeInt(limit, 'best(): limit');
+  return spec;
 }
 
 /** Negative when `a` is better than `b` on an objective; ties go to the lower candidate id. */

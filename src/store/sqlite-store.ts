@@ -4,23 +4,26 @@
  * write is one IMMEDIATE transaction; synchronous=FULL by default makes each commit durable.
  */
 import type { Database as Db } from 'better-sqlite3';
-import { CandidateFinishedError, StoreError } from './errors.js';
+import { StoreError } from './errors.js';
 import { releaseWriterLease, type WriterLease } from './lock.js';
 import {
+  checkBestQuery,
   checkEvent,
+  checkFailureWritable,
   checkGenerationWritable,
-  checkNonNegativeInt,
   checkRunStatus,
   checkSlotReplay,
+  checkStartable,
   deepFreeze,
-  encodeNewCandidate,
+  encodeNewCandidates,
   encodeNewGeneration,
-  encodeNewResult,
   encodeNewRun,
-  encodeRungResult,
+  encodeRungResultOf,
   isFinished,
+  encodeResultOf,
   isoTime,
   parseJsonText,
+  statusEvent,
   summarizeGeneration,
   toJsonText,
 } from './records.js';
@@ -138,8 +141,8 @@ export class SqliteRunStore implements RunStore {
     const now = this.#now();
     this.#tx(() => {
       const run = this.#requireRun();
-      const message = `${run.status} → ${status}${note === undefined || note === '' ? '' : `: ${note}`}`;
-      this.#insertEvent(now, 'status', message, JSON.stringify({ from: run.status, to: status }));
+      const { message, dataJson } = statusEvent(run.status, status, note);
+      this.#insertEvent(now, 'status', message, dataJson);
       this.#db.prepare('UPDATE run SET status = ?, updated_at = ? WHERE singleton = 1').run(status, now);
     });
     return this.#requireRun();
@@ -153,7 +156,7 @@ export class SqliteRunStore implements RunStore {
 
   async recordCandidates(candidates: readonly NewCandidate[]): Promise<readonly CandidateInsert[]> {
     this.#writable();
-    const encoded = candidates.map((c, i) => encodeNewCandidate(c, candidates.length === 1 ? 'candidate' : `candidates[${i}]`));
+    const encoded = encodeNewCandidates(candidates);
     const now = this.#now();
     const byHash = this.#db.prepare<[string], { id: number }>('SELECT id FROM candidate WHERE recipe_hash = ?');
     const insertCandidate = this.#db.prepare(
@@ -188,7 +191,7 @@ export class SqliteRunStore implements RunStore {
     this.#tx(() => {
       this.#requireRun();
       const row = existingCandidateRow(this.#db, candidateId);
-      if (isFinished(row.status)) throw new CandidateFinishedError(candidateId, row.status, 'startEvaluation');
+      checkStartable(row, candidateId);
       this.#db.prepare("UPDATE candidate SET status = 'running', attempts = attempts + 1, started_at = ? WHERE id = ?").run(now, candidateId);
       this.#touch(now);
     });
@@ -201,11 +204,7 @@ export class SqliteRunStore implements RunStore {
     this.#tx(() => {
       const run = this.#requireRun();
       const row = existingCandidateRow(this.#db, candidateId);
-      if (isFinished(row.status)) throw new CandidateFinishedError(candidateId, row.status, 'recordResult');
-      const e = encodeNewResult(result, run.objectives, candidateId);
-      if (row.status !== 'running') {
-        throw new StoreError('CANDIDATE_NOT_RUNNING', `candidate ${candidateId} is ${row.status}; call startEvaluation before recording its result`);
-      }
+      const e = encodeResultOf(row, candidateId, result, run.objectives);
       this.#db
         .prepare('INSERT INTO result (candidate_id, items_used, seconds, model_bytes, details_json, recorded_at) VALUES (?, ?, ?, ?, ?, ?)')
         .run(candidateId, e.itemsUsed, e.seconds, e.modelBytes, e.detailsJson, now);
@@ -226,11 +225,7 @@ export class SqliteRunStore implements RunStore {
     this.#tx(() => {
       const run = this.#requireRun();
       const row = existingCandidateRow(this.#db, candidateId);
-      if (isFinished(row.status)) throw new CandidateFinishedError(candidateId, row.status, 'recordRungResult');
-      const e = encodeRungResult(rung, run.objectives, candidateId, this.#readRungs(candidateId));
-      if (row.status !== 'running') {
-        throw new StoreError('CANDIDATE_NOT_RUNNING', `candidate ${candidateId} is ${row.status}; call startEvaluation before recording a rung`);
-      }
+      const e = encodeRungResultOf(row, candidateId, rung, run.objectives, this.#readRungs(candidateId));
       this.#db
         .prepare('INSERT INTO rung_result (candidate_id, rung, scores_json, items_used, seconds, details_json, recorded_at) VALUES (?, ?, ?, ?, ?, ?, ?)')
         .run(candidateId, e.rung, e.scoresJson, e.itemsUsed, e.seconds, e.detailsJson, now);
@@ -280,11 +275,7 @@ export class SqliteRunStore implements RunStore {
     this.#tx(() => {
       this.#requireRun();
       const row = existingCandidateRow(this.#db, candidateId);
-      if (isFinished(row.status)) throw new CandidateFinishedError(candidateId, row.status, 'recordFailure');
-      if (typeof error !== 'string') throw new StoreError('BAD_INPUT', `failure of candidate ${candidateId}: error must be a string`);
-      if (row.status !== 'running') {
-        throw new StoreError('CANDIDATE_NOT_RUNNING', `candidate ${candidateId} is ${row.status}; call startEvaluation before recording its failure`);
-      }
+      checkFailureWritable(row, candidateId, error);
       this.#db.prepare("UPDATE candidate SET status = 'failed', error = ?, finished_at = ? WHERE id = ?").run(error, now, candidateId);
       this.#touch(now);
     });
@@ -403,11 +394,7 @@ export class SqliteRunStore implements RunStore {
   async best(objective: string, limit = 1): Promise<readonly ScoredCandidate[]> {
     this.#open();
     const run = this.#requireRun();
-    const spec = run.objectives.find((o) => o.name === objective);
-    if (spec === undefined) {
-      throw new StoreError('UNKNOWN_OBJECTIVE', `objective '${objective}' is not one of run '${run.name}''s objectives (${run.objectives.map((o) => o.name).join(', ')})`);
-    }
-    checkNonNegativeInt(limit, 'best(): limit');
+    const spec = checkBestQuery(run, objective, limit);
     return this.#read(() => deepFreeze(bestIds(this.#db, spec, limit).map((id) => this.#scored(existingCandidateRow(this.#db, id)))));
   }
 

@@ -5,6 +5,7 @@ import { abbreviate, checkpointProblems } from './checkpoint-checks.js';
 import { CheckpointError } from './checkpoint-error.js';
 import type { DType } from './dtype.js';
 import { parseHfConfig, type HfConfig } from './hf-config.js';
+import { GENERATION_CONFIG_FILE, SAFETENSORS_INDEX_FILE, SAFETENSORS_SINGLE_FILE, TOKENIZER_FILE_NAMES } from './hf-files.js';
 import { HubError, hubOptionsFromEnv, parseHubId, resolveHubSnapshot } from './hub.js';
 import { readSafetensorsHeader, type SafetensorsHeader } from './safetensors.js';
 import { parseSafetensorsIndex } from './shards.js';
@@ -73,20 +74,6 @@ export interface OpenCheckpointOptions {
   readonly env?: NodeJS.ProcessEnv;
 }
 
-export const TOKENIZER_FILE_NAMES: readonly string[] = [
-  'tokenizer.json',
-  'tokenizer.model',
-  'tokenizer_config.json',
-  'special_tokens_map.json',
-  'vocab.json',
-  'merges.txt',
-  'added_tokens.json',
-  'chat_template.jinja',
-  'chat_template.json',
-];
-const GENERATION_CONFIG = 'generation_config.json';
-const INDEX_FILE = 'model.safetensors.index.json';
-const SINGLE_FILE = 'model.safetensors';
 const OTHER_WEIGHT_FORMATS = /\.(bin|pt|pth|ckpt|gguf|h5|msgpack|onnx)$/;
 
 /**
@@ -227,11 +214,11 @@ function addHeader(tensors: Map<string, CheckpointTensor>, header: SafetensorsHe
 
 async function readDirectoryWeights(dir: string, files: ReadonlySet<string>): Promise<Weights> {
   const indexes = [...files].filter((f) => f.endsWith('.safetensors.index.json')).sort();
-  const indexName = files.has(INDEX_FILE) ? INDEX_FILE : indexes.length === 1 ? indexes[0] : undefined;
+  const indexName = files.has(SAFETENSORS_INDEX_FILE) ? SAFETENSORS_INDEX_FILE : indexes.length === 1 ? indexes[0] : undefined;
   if (indexName !== undefined) return readIndexedWeights(dir, path.join(dir, indexName));
 
   const safetensors = [...files].filter((f) => f.endsWith('.safetensors')).sort();
-  const chosen = files.has(SINGLE_FILE) ? [SINGLE_FILE] : safetensors.filter((f) => f !== 'adapter_model.safetensors');
+  const chosen = files.has(SAFETENSORS_SINGLE_FILE) ? [SAFETENSORS_SINGLE_FILE] : safetensors.filter((f) => f !== 'adapter_model.safetensors');
   if (chosen.length === 0) {
     if (files.has('adapter_config.json')) {
       throw new CheckpointError('ADAPTER_NOT_SUPPORTED', dir, `${dir}: holds a LoRA/PEFT adapter (adapter_config.json), not a full model; merge it into its base first`);
@@ -241,14 +228,14 @@ async function readDirectoryWeights(dir: string, files: ReadonlySet<string>): Pr
       const shown = other.slice(0, 3).join(', ') + (other.length > 3 ? `, … (${other.length} files)` : '');
       throw new CheckpointError('UNSUPPORTED_WEIGHTS', dir, `${dir}: only safetensors weights are supported, found ${shown}; convert them to safetensors first`);
     }
-    throw new CheckpointError('NO_WEIGHTS', dir, `${dir}: no weights (no model.safetensors, no ${INDEX_FILE}, no .safetensors file)`);
+    throw new CheckpointError('NO_WEIGHTS', dir, `${dir}: no weights (no model.safetensors, no ${SAFETENSORS_INDEX_FILE}, no .safetensors file)`);
   }
   const tensors = new Map<string, CheckpointTensor>();
   const shardFiles = chosen.map((f) => path.join(dir, f));
   const headers = await Promise.all(shardFiles.map((f) => readSafetensorsHeader(f)));
   for (const header of headers) addHeader(tensors, header);
   const problems: string[] = [];
-  if (chosen.length > 1) problems.push(`${chosen.length} safetensors files and no ${INDEX_FILE}; read them all`);
+  if (chosen.length > 1) problems.push(`${chosen.length} safetensors files and no ${SAFETENSORS_INDEX_FILE}; read them all`);
   return { tensors, shardFiles, indexFile: undefined, problems };
 }
 
@@ -345,7 +332,7 @@ function finish(
     shardFiles: Object.freeze([...weights.shardFiles].sort()),
     indexFile: weights.indexFile,
     tokenizerFiles: Object.freeze(TOKENIZER_FILE_NAMES.filter((f) => files.has(f))),
-    generationConfigFile: files.has(GENERATION_CONFIG) ? GENERATION_CONFIG : undefined,
+    generationConfigFile: files.has(GENERATION_CONFIG_FILE) ? GENERATION_CONFIG_FILE : undefined,
     tiedEmbeddings,
     problems: Object.freeze(problems),
   });

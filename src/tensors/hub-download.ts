@@ -16,15 +16,14 @@ import {
   COMMIT_HASH,
   exists,
   HubError,
-  INDEX_FILE,
   isSafeRelativePath,
   METADATA_FILES,
   shardsNamedByIndex,
-  SINGLE_FILE,
   type HubId,
   type HubOptions,
   type HubSnapshot,
 } from './hub-layout.js';
+import { SAFETENSORS_INDEX_FILE, SAFETENSORS_SINGLE_FILE } from './hf-files.js';
 
 /** A revision's commit and its files (repo-relative paths). */
 export interface RepoListing {
@@ -47,20 +46,20 @@ export async function downloadSnapshot(id: HubId, options: HubOptions, repoDir: 
 
   for (const file of METADATA_FILES) if (available.has(file)) await ensure(file);
   let weights: string[];
-  if (available.has(INDEX_FILE)) {
-    await ensure(INDEX_FILE);
-    const shards = await shardsNamedByIndex(path.join(dir, INDEX_FILE));
-    if (shards === undefined) throw new HubError('HUB_HTTP', id.repo, `${id.repo}: ${INDEX_FILE} from the Hub is not a valid shard index`);
+  if (available.has(SAFETENSORS_INDEX_FILE)) {
+    await ensure(SAFETENSORS_INDEX_FILE);
+    const shards = await shardsNamedByIndex(path.join(dir, SAFETENSORS_INDEX_FILE));
+    if (shards === undefined) throw new HubError('HUB_HTTP', id.repo, `${id.repo}: ${SAFETENSORS_INDEX_FILE} from the Hub is not a valid shard index`);
     weights = shards;
-  } else if (available.has(SINGLE_FILE)) {
-    weights = [SINGLE_FILE];
+  } else if (available.has(SAFETENSORS_SINGLE_FILE)) {
+    weights = [SAFETENSORS_SINGLE_FILE];
   } else {
     // No standard name: take every top-level safetensors file and let the reader judge them.
     weights = listing.files.filter((f) => !f.includes('/') && f.endsWith('.safetensors'));
   }
   for (const file of weights) {
     if (!available.has(file)) {
-      throw new HubError('HUB_FILE_NOT_FOUND', id.repo, `${id.repo}@${commit.slice(0, 12)}: ${INDEX_FILE} names ${file}, which the repo does not have`);
+      throw new HubError('HUB_FILE_NOT_FOUND', id.repo, `${id.repo}@${commit.slice(0, 12)}: ${SAFETENSORS_INDEX_FILE} names ${file}, which the repo does not have`);
     }
     await ensure(file);
   }

@@ -4,6 +4,7 @@
  */
 import { readFile, stat } from 'node:fs/promises';
 import { EvoError } from '../errors.js';
+import { GENERATION_CONFIG_FILE, TOKENIZER_FILE_NAMES } from './hf-files.js';
 
 /** Why a hub model could not be resolved or downloaded. */
 export type HubErrorCode =
@@ -74,21 +75,7 @@ export interface HubSnapshot {
 }
 
 /** Files of a model repo that a checkpoint needs besides its weights. */
-export const METADATA_FILES: readonly string[] = [
-  'config.json',
-  'generation_config.json',
-  'tokenizer.json',
-  'tokenizer.model',
-  'tokenizer_config.json',
-  'special_tokens_map.json',
-  'vocab.json',
-  'merges.txt',
-  'added_tokens.json',
-  'chat_template.jinja',
-  'chat_template.json',
-];
-export const INDEX_FILE = 'model.safetensors.index.json';
-export const SINGLE_FILE = 'model.safetensors';
+export const METADATA_FILES: readonly string[] = ['config.json', GENERATION_CONFIG_FILE, ...TOKENIZER_FILE_NAMES];
 
 /** The shard files an index names, or undefined when it is not a readable index. */
 export async function shardsNamedByIndex(indexPath: string): Promise<string[] | undefined> {

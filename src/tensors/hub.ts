@@ -18,14 +18,13 @@ import {
   COMMIT_HASH,
   exists,
   HubError,
-  INDEX_FILE,
   repoFolderName,
   shardsNamedByIndex,
-  SINGLE_FILE,
   type HubId,
   type HubOptions,
   type HubSnapshot,
 } from './hub-layout.js';
+import { SAFETENSORS_INDEX_FILE, SAFETENSORS_SINGLE_FILE } from './hf-files.js';
 
 export { listRepoFiles, type RepoListing } from './hub-download.js';
 export { HubError, repoFolderName, type HubErrorCode, type HubId, type HubOptions, type HubSnapshot } from './hub-layout.js';
@@ -118,12 +117,12 @@ async function cachedCommitFor(repoDir: string, revision: string): Promise<strin
  */
 async function isCompleteCheckpoint(dir: string): Promise<boolean> {
   if (!(await exists(path.join(dir, 'config.json')))) return false;
-  const indexPath = path.join(dir, INDEX_FILE);
+  const indexPath = path.join(dir, SAFETENSORS_INDEX_FILE);
   if (await exists(indexPath)) {
     const shards = await shardsNamedByIndex(indexPath);
     if (shards === undefined) return false;
     for (const shard of shards) if (!(await exists(path.join(dir, shard)))) return false;
     return true;
   }
-  return exists(path.join(dir, SINGLE_FILE));
+  return exists(path.join(dir, SAFETENSORS_SINGLE_FILE));
 }

@@ -12,8 +12,8 @@ import { readSafetensorsHeader, shapeElementCount } from './safetensors.js';
 import { SafetensorsWriteError, SafetensorsWriter, planSafetensorsLayout } from './safetensors-writer.js';
 import type { PlannedTensor } from './safetensors-writer.js';
 
-/** The index file's name for the default basename. */
-export const SAFETENSORS_INDEX_FILE = 'model.safetensors.index.json';
+// Declared in hf-files.ts with the folder's other file names; re-exported for its importers here.
+export { SAFETENSORS_INDEX_FILE } from './hf-files.js';
 /** An index file larger than this is rejected before it is read, in bytes. */
 export const MAX_INDEX_BYTES = 256 * 1024 * 1024;
 

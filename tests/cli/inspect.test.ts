@@ -5,7 +5,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest
 import type { InspectReport } from '../../src/cli/inspect.js';
 import { formatBytes } from '../../src/cli/inspect.js';
 import { runEvo } from './run-evo.js';
-import { NO_SHARED_REASON, SHARED_DIR } from '../shared-dir.js';
+import { itWithShared } from '../shared-dir.js';
 import { cacheHubSnapshot } from '../fixtures/hf-cache.js';
 import { writeTinyLlama, type TinyLlamaInfo } from '../fixtures/tiny-llama.js';
 
@@ -172,13 +172,12 @@ describe('evo inspect exit codes', () => {
   });
 });
 
-describe.skipIf(!SHARED_DIR)('on the shared mergekit golden inputs', () => {
-  it('inspects inputs/f32/base', async () => {
-    const dir = path.join(SHARED_DIR ?? '', 'mergekit-golden', 'inputs', 'f32', 'base');
+describe('on the shared mergekit golden inputs', () => {
+  itWithShared('inspects inputs/f32/base', async (shared) => {
+    const dir = path.join(shared, 'mergekit-golden', 'inputs', 'f32', 'base');
     const r = await inspectJson(dir);
     expect(r).toMatchObject({ architecture: 'LlamaForCausalLM', layers: 4, hiddenSize: 16, vocabSize: 48, parameters: 11920, tiedEmbeddings: false, problems: [] });
     expect(r.dtypes).toEqual([{ dtype: 'F32', tensors: 39, parameters: 11920, bytes: 47680 }]);
     expect(r.tensors.find((t) => t.name === 'lm_head.weight')?.shape).toEqual([48, 16]);
   });
 });
-if (!SHARED_DIR) it.skip(NO_SHARED_REASON, () => {});

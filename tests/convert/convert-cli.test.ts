@@ -7,7 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ConvertReport } from '../../src/cli/convert.js';
 import { runEvo } from '../cli/run-evo.js';
 import { writeTinyLlama } from '../fixtures/tiny-llama.js';
-import { NO_SHARED_REASON, SHARED_DIR } from '../shared-dir.js';
+import { itWithShared } from '../shared-dir.js';
 import { writeTinySpmTokenizer } from '../model/tiny-tokenizers.js';
 
 let dir: string;
@@ -54,8 +54,8 @@ describe('evo convert', () => {
     expect(r.stderr).toMatch(/nope/);
   });
 
-  it.skipIf(!SHARED_DIR)('converts the llama2.c stories260K checkpoint to an HF folder and a GGUF', async () => {
-    const src = path.join(SHARED_DIR ?? '', 'models', 'stories260K');
+  itWithShared('converts the llama2.c stories260K checkpoint to an HF folder and a GGUF', async (shared) => {
+    const src = path.join(shared, 'models', 'stories260K');
     const out = path.join(dir, 'stories.gguf');
     const hfOut = path.join(dir, 'stories-hf');
     const r = await run(['convert', path.join(src, 'stories260K.bin'), '--tokenizer', path.join(src, 'tok512.bin'), '--hf-out', hfOut, '--out', out]);
@@ -63,5 +63,4 @@ describe('evo convert', () => {
     expect(r.stdout).toMatch(/wrote HF folder .*stories-hf\nwrote .*stories\.gguf: 47 tensors/);
     expect(existsSync(path.join(hfOut, 'tokenizer.model'))).toBe(true);
   });
-  it.skipIf(SHARED_DIR)(NO_SHARED_REASON, () => undefined);
 });

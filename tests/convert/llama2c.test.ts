@@ -6,7 +6,7 @@ import { Llama2cError, convertLlama2cToHf, readLlama2cParams } from '../../src/c
 import { parseSentencePieceModel } from '../../src/convert/sentencepiece-model.js';
 import { openCheckpoint } from '../../src/tensors/checkpoint.js';
 import { decodeToF32 } from '../../src/tensors/dtype.js';
-import { NO_SHARED_REASON, SHARED_DIR } from '../shared-dir.js';
+import { itWithShared } from '../shared-dir.js';
 
 let dir: string;
 beforeAll(async () => {
@@ -140,9 +140,8 @@ describe('llama2.c → HF', () => {
     await expect(readdir(out)).rejects.toThrow(); // nothing created
   });
 
-  it.skipIf(!SHARED_DIR)('reads the real stories260K header', async () => {
-    const p = await readLlama2cParams(path.join(SHARED_DIR ?? '', 'models', 'stories260K', 'stories260K.bin'));
+  itWithShared('reads the real stories260K header', async (shared) => {
+    const p = await readLlama2cParams(path.join(shared, 'models', 'stories260K', 'stories260K.bin'));
     expect(p).toEqual({ dim: 64, hiddenDim: 172, nLayers: 5, nHeads: 8, nKvHeads: 4, vocabSize: 512, seqLen: 512, sharedClassifier: true });
   });
-  it.skipIf(SHARED_DIR)(NO_SHARED_REASON, () => undefined);
 });

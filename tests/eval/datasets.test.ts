@@ -8,7 +8,7 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { GSM8K_FILES, MMLU_FILES, MMLU_SUBJECTS } from '../../src/eval/dataset-manifest.js';
 import { downloadDatasetFiles, resolveDataDir } from '../../src/eval/datasets.js';
-import { NO_SHARED_REASON, SHARED_DIR } from '../shared-dir.js';
+import { describeWithShared } from '../shared-dir.js';
 
 describe('data directory resolution', () => {
   it('--data-dir, then the space, then $EVOMERGE_DATA_DIR, then the cache folder', () => {
@@ -35,16 +35,13 @@ describe('manifest', () => {
   });
 });
 
-describe.skipIf(!SHARED_DIR)('manifest against shared/datasets', () => {
+describeWithShared('manifest against shared/datasets', (shared) => {
   it('every pinned SHA-256 and size matches the files documented in SOURCES.md', () => {
     for (const f of [...GSM8K_FILES, ...MMLU_FILES]) {
-      const bytes = readFileSync(path.join(SHARED_DIR ?? '', 'datasets', f.path));
+      const bytes = readFileSync(path.join(shared, 'datasets', f.path));
       expect({ path: f.path, sha: createHash('sha256').update(bytes).digest('hex'), bytes: bytes.length }).toEqual({ path: f.path, sha: f.sha256, bytes: f.bytes });
     }
   });
-});
-describe.skipIf(SHARED_DIR)('manifest against shared/datasets', () => {
-  it.skip(NO_SHARED_REASON, () => undefined);
 });
 
 describe('downloads (from a local server standing in for GitHub)', () => {

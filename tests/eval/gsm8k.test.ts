@@ -5,7 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { extractFlexible, extractStrict, GSM8K_STOP, gsm8kFewshotPrefix, gsm8kGold, gsm8kPrompt, Gsm8kEvaluator } from '../../evaluators/gsm8k.js';
 import { loadGsm8k } from '../../src/eval/datasets.js';
 import { wilsonInterval } from '../../src/eval/stats.js';
-import { NO_SHARED_REASON, SHARED_DIR } from '../shared-dir.js';
+import { describeWithShared } from '../shared-dir.js';
 import { StubBackend } from './stub-backend.js';
 
 const candidate = { id: 'm', dir: '/nonexistent', config: null, genome: {} };
@@ -110,9 +110,9 @@ describe('Gsm8kEvaluator on a hand-made data folder', () => {
   });
 });
 
-describe.skipIf(!SHARED_DIR)('GSM8K files in shared/datasets', () => {
+describeWithShared('GSM8K files in shared/datasets', (shared) => {
   it('load with the documented sizes and gold answers', async () => {
-    const data = path.join(SHARED_DIR ?? '', 'datasets');
+    const data = path.join(shared, 'datasets');
     const train = await loadGsm8k(data, 'train');
     const test = await loadGsm8k(data, 'test');
     expect(train).toHaveLength(7473);
@@ -121,7 +121,4 @@ describe.skipIf(!SHARED_DIR)('GSM8K files in shared/datasets', () => {
     expect(gsm8kGold(train[0]?.answer ?? '')).toBe('72');
     for (const r of test) expect(gsm8kGold(r.answer)).toMatch(/^-?\d+(\.\d+)?$/);
   });
-});
-describe.skipIf(SHARED_DIR)('GSM8K files in shared/datasets', () => {
-  it.skip(NO_SHARED_REASON, () => undefined);
 });

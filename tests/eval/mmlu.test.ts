@@ -7,7 +7,7 @@ import { parseCsv } from '../../src/eval/csv.js';
 import { loadMmlu, mmluSubjects } from '../../src/eval/datasets.js';
 import { MMLU_SUBJECTS } from '../../src/eval/dataset-manifest.js';
 import { wilsonInterval } from '../../src/eval/stats.js';
-import { NO_SHARED_REASON, SHARED_DIR } from '../shared-dir.js';
+import { describeWithShared } from '../shared-dir.js';
 import { StubBackend } from './stub-backend.js';
 
 const candidate = { id: 'm', dir: '/nonexistent', config: null, genome: {} };
@@ -119,9 +119,9 @@ describe('MmluEvaluator on a hand-made data folder', () => {
   });
 });
 
-describe.skipIf(!SHARED_DIR)('MMLU files in shared/datasets', () => {
+describeWithShared('MMLU files in shared/datasets', (shared) => {
   it('57 subjects per split with the documented row counts, in the manifest', async () => {
-    const data = path.join(SHARED_DIR ?? '', 'datasets');
+    const data = path.join(shared, 'datasets');
     expect(await mmluSubjects(data, 'val')).toEqual(MMLU_SUBJECTS);
     expect(await loadMmlu(data, 'val')).toHaveLength(1531);
     expect(await loadMmlu(data, 'dev')).toHaveLength(285);
@@ -132,7 +132,4 @@ describe.skipIf(!SHARED_DIR)('MMLU files in shared/datasets', () => {
     const cm = await loadMmlu(data, 'val', ['college_medicine']);
     expect(cm[5]?.question).toBe('Which of the following would be the most accurate definition of Nietzsche’s Will to Truth?"');
   });
-});
-describe.skipIf(SHARED_DIR)('MMLU files in shared/datasets', () => {
-  it.skip(NO_SHARED_REASON, () => undefined);
 });

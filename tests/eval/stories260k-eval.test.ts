@@ -2,7 +2,7 @@ import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { Command } from 'commander';
-import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { afterAll, beforeAll, expect, it, vi } from 'vitest';
 import { GenericTaskEvaluator } from '../../evaluators/generic.js';
 import { Gsm8kEvaluator } from '../../evaluators/gsm8k.js';
 import { MmluEvaluator } from '../../evaluators/mmlu.js';
@@ -12,7 +12,7 @@ import { convertLlama2cToHf } from '../../src/convert/llama2c.js';
 import { LlamaCppBackend } from '../../src/eval/backend.js';
 import type { EvaluationResult, GenerateRequest, InferenceBackend, LoglikelihoodRequest } from '../../src/eval/types.js';
 import { buildDist } from '../model/build-dist.js';
-import { NO_SHARED_REASON, SHARED_DIR } from '../shared-dir.js';
+import { describeWithShared } from '../shared-dir.js';
 
 /**
  * The whole evaluation path on a real model: stories260K (llama2.c → HF folder → GGUF →
@@ -64,8 +64,8 @@ function expectValidInterval(r: EvaluationResult): void {
   expect(r.items).toHaveLength(r.itemsUsed);
 }
 
-describe.skipIf(!SHARED_DIR)('evaluation on stories260K with real GSM8K and MMLU items', () => {
-  const data = path.join(SHARED_DIR ?? '', 'datasets');
+describeWithShared('evaluation on stories260K with real GSM8K and MMLU items', (shared) => {
+  const data = path.join(shared, 'datasets');
   const candidate = { id: 'stories260K', dir: '', config: null, genome: {} };
   let dir: string;
   let hfDir: string;
@@ -76,7 +76,7 @@ describe.skipIf(!SHARED_DIR)('evaluation on stories260K with real GSM8K and MMLU
   beforeAll(async () => {
     dir = await mkdtemp(path.join(os.tmpdir(), 'evo-eval-stories-'));
     await buildDist();
-    const src = path.join(SHARED_DIR ?? '', 'models', 'stories260K');
+    const src = path.join(shared, 'models', 'stories260K');
     hfDir = path.join(dir, 'hf');
     await convertLlama2cToHf(path.join(src, 'stories260K.bin'), path.join(src, 'tok512.bin'), hfDir);
     candidate.dir = hfDir;
@@ -195,8 +195,4 @@ describe.skipIf(!SHARED_DIR)('evaluation on stories260K with real GSM8K and MMLU
     expect(report.tasks[0]?.generatedTokens).toBeGreaterThan(0);
     expect(report.tasks[1]?.scoredTokens).toBeGreaterThanOrEqual(8);
   }, 180_000);
-});
-
-describe.skipIf(SHARED_DIR)('evaluation on stories260K with real GSM8K and MMLU items', () => {
-  it.skip(NO_SHARED_REASON, () => undefined);
 });

@@ -1,9 +1,9 @@
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
-import { describe, expect, it } from 'vitest';
+import { expect, it } from 'vitest';
 import { computeTask } from '../../src/merge/compute.js';
 import { SafetensorsReader } from '../../src/tensors/safetensors.js';
-import { NO_SHARED_REASON, SHARED_DIR } from '../shared-dir.js';
+import { describeWithShared } from '../shared-dir.js';
 import { countMismatches, loadGoldenCase, toF32 } from './golden-arith-cases.js';
 
 interface CaseEntry {
@@ -11,8 +11,6 @@ interface CaseEntry {
   readonly tolerance: { readonly atol: number; readonly rtol: number };
   readonly masks?: string;
 }
-
-const GOLDEN = SHARED_DIR === undefined ? undefined : path.join(SHARED_DIR, 'mergekit-golden');
 
 /** The cases computeTask covers without the planner (multi-stage / passthrough need plan.ts). */
 const ARITH_CASES = [
@@ -30,9 +28,9 @@ const ARITH_CASES = [
   'ties_per_layer_slices',
 ];
 
-describe.skipIf(GOLDEN === undefined)('computeTask reproduces mergekit-golden outputs', () => {
-  const golden = GOLDEN ?? '';
-  const entries = GOLDEN === undefined ? [] : (JSON.parse(readFileSync(path.join(golden, 'cases.json'), 'utf8')) as { cases: CaseEntry[] }).cases;
+describeWithShared('computeTask reproduces mergekit-golden outputs', (shared) => {
+  const golden = path.join(shared, 'mergekit-golden');
+  const entries = (JSON.parse(readFileSync(path.join(golden, 'cases.json'), 'utf8')) as { cases: CaseEntry[] }).cases;
   for (const kernels of ['native', 'ts'] as const) {
     for (const name of ARITH_CASES) {
       it(`${name} (${kernels} kernels)`, async () => {
@@ -65,8 +63,4 @@ describe.skipIf(GOLDEN === undefined)('computeTask reproduces mergekit-golden ou
       });
     }
   }
-});
-
-describe.skipIf(GOLDEN !== undefined)('computeTask golden cases', () => {
-  it.skip(NO_SHARED_REASON, () => undefined);
 });

@@ -407,6 +407,9 @@ describe('scratch pages', () => {
   }
 });
 
-describe.skipIf(NATIVE !== undefined)('native kernels', () => {
-  it.skip(`skipped: the C++ addon is not loaded (${loaded.reason ?? ''}); run npm install to build it`, () => undefined);
-});
+// Registered only without the addon: with it, a placeholder would show as skipped in every run.
+if (NATIVE === undefined) {
+  describe('native kernels', () => {
+    it.skip(`skipped: the C++ addon is not loaded (${loaded.reason ?? ''}); run npm install to build it`, () => undefined);
+  });
+}

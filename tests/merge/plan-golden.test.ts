@@ -1,11 +1,11 @@
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
-import { describe, expect, it } from 'vitest';
+import { expect, it } from 'vitest';
 import { parseMergeConfig } from '../../src/merge/config.js';
 import { resolvePlan } from '../../src/merge/plan.js';
 import type { TensorTask } from '../../src/merge/task.js';
 import { readSafetensorsHeader } from '../../src/tensors/safetensors.js';
-import { NO_SHARED_REASON, SHARED_DIR } from '../shared-dir.js';
+import { describeWithShared } from '../shared-dir.js';
 
 /**
  * Data-driven parity of parameter resolution: every golden case's config is parsed and planned
@@ -103,17 +103,15 @@ async function expectPlanMatches(tasks: readonly TensorTask[], paramsFile: strin
   }
 }
 
-const goldenDir = SHARED_DIR === undefined ? undefined : path.join(SHARED_DIR, 'mergekit-golden');
-const cases: readonly GoldenCase[] =
-  goldenDir === undefined ? [] : (JSON.parse(readFileSync(path.join(goldenDir, 'cases.json'), 'utf8')) as { cases: GoldenCase[] }).cases;
-
-describe.skipIf(!SHARED_DIR)('resolvePlan on every mergekit golden case', () => {
+describeWithShared('resolvePlan on every mergekit golden case', (shared) => {
+  const goldenDir = path.join(shared, 'mergekit-golden');
+  const cases = (JSON.parse(readFileSync(path.join(goldenDir, 'cases.json'), 'utf8')) as { cases: GoldenCase[] }).cases;
   it('has cases to check', () => {
     expect(cases.length).toBeGreaterThanOrEqual(14);
   });
   for (const c of cases) {
     it(c.name, async () => {
-      const dir = goldenDir ?? '';
+      const dir = goldenDir;
       const configFile = path.join(dir, c.config);
       const parsed = parseMergeConfig(readFileSync(configFile, 'utf8'), configFile);
       expect(parsed.warnings).toEqual([]);
@@ -137,8 +135,4 @@ describe.skipIf(!SHARED_DIR)('resolvePlan on every mergekit golden case', () => 
       }
     });
   }
-});
-
-describe.skipIf(SHARED_DIR)('mergekit golden cases', () => {
-  it.skip(NO_SHARED_REASON, () => {});
 });

@@ -1,13 +1,13 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, expect, it } from 'vitest';
 import { writeGguf } from '../../src/convert/hf-to-gguf.js';
 import { convertLlama2cToHf } from '../../src/convert/llama2c.js';
 import { prepareTokenizerMetadata } from '../../src/convert/tokenizer-gguf.js';
 import { LlamaCppEngine } from '../../src/eval/llamacpp.js';
 import { openCheckpoint } from '../../src/tensors/checkpoint.js';
-import { NO_SHARED_REASON, SHARED_DIR } from '../shared-dir.js';
+import { describeWithShared } from '../shared-dir.js';
 import { buildDist } from './build-dist.js';
 import { loadReferenceModel, referenceLogits } from './reference-forward.js';
 
@@ -20,7 +20,7 @@ import { loadReferenceModel, referenceLogits } from './reference-forward.js';
 // The start of the known greedy sample (llama2.c doc/stories260K.md, quoted in SOURCES.md).
 const KNOWN_SAMPLE = 'Once upon a time, there was a little girl named Lily. She loved to play outside in the park. One day, she saw a big, red ball.';
 
-describe.skipIf(!SHARED_DIR)('stories260K through llama2.c → HF → GGUF → llama.cpp', () => {
+describeWithShared('stories260K through llama2.c → HF → GGUF → llama.cpp', (shared) => {
   let dir: string;
   let engine: LlamaCppEngine;
   let hfDir: string;
@@ -28,7 +28,7 @@ describe.skipIf(!SHARED_DIR)('stories260K through llama2.c → HF → GGUF → l
   beforeAll(async () => {
     dir = await mkdtemp(path.join(os.tmpdir(), 'evo-stories-'));
     await buildDist();
-    const src = path.join(SHARED_DIR ?? '', 'models', 'stories260K');
+    const src = path.join(shared, 'models', 'stories260K');
     hfDir = path.join(dir, 'hf');
     await convertLlama2cToHf(path.join(src, 'stories260K.bin'), path.join(src, 'tok512.bin'), hfDir);
     const gguf = path.join(dir, 'stories260K.f32.gguf');
@@ -62,8 +62,4 @@ describe.skipIf(!SHARED_DIR)('stories260K through llama2.c → HF → GGUF → l
     console.log(`[stories260K] max |logit diff| = ${worst.toExponential(2)} over ${tokens.length} positions × 512`);
     expect(worst).toBeLessThan(1e-3);
   });
-});
-
-describe.skipIf(SHARED_DIR)('stories260K', () => {
-  it.skip(NO_SHARED_REASON, () => undefined);
 });

@@ -1,7 +1,7 @@
 import { cp, mkdir, mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, expect, it } from 'vitest';
 import { convertLlama2cToHf } from '../../src/convert/llama2c.js';
 import { runSearch } from '../../src/search/runner.js';
 import type { SearchEvent } from '../../src/search/run-events.js';
@@ -13,7 +13,7 @@ import { writeSafetensors } from '../../src/tensors/safetensors-writer.js';
 import { openSync, closeSync } from 'node:fs';
 import { ensureMergeWorkerBuilt } from '../merge/merge-worker-build.js';
 import { buildDist } from '../model/build-dist.js';
-import { NO_SHARED_REASON, SHARED_DIR } from '../shared-dir.js';
+import { describeWithShared } from '../shared-dir.js';
 
 /**
  * A search scored by a built-in evaluator on a real inference engine: stories260K (llama2.c →
@@ -42,45 +42,44 @@ async function perturbed(src: string, out: string, seed: number): Promise<void> 
   await writeSafetensors(path.join(out, 'model.safetensors'), tensors, { format: 'pt' });
 }
 
-beforeAll(async () => {
-  if (!SHARED_DIR) return;
-  await ensureMergeWorkerBuilt();
-  await buildDist();
-  dir = await mkdtemp(path.join(os.tmpdir(), 'evomerge-runner-llamacpp-'));
-  const src = path.join(SHARED_DIR, 'models', 'stories260K');
-  await convertLlama2cToHf(path.join(src, 'stories260K.bin'), path.join(src, 'tok512.bin'), path.join(dir, 'base'));
-  await perturbed(path.join(dir, 'base'), path.join(dir, 'ft1'), 1);
-  await perturbed(path.join(dir, 'base'), path.join(dir, 'ft2'), 2);
-  const task = path.join(dir, 'story-task');
-  await mkdir(task);
-  const items = [
-    { id: 'name', prompt: 'Once upon a time, there was a little girl named', answer: 'Lily' },
-    { id: 'place', prompt: 'Once upon a time, there was a little girl named Lily. She loved to play outside in the', answer: 'park' },
-  ];
-  await writeFile(path.join(task, 'task.yaml'), 'type: generate\nstop: [".", ","]\nmax_tokens: 8\nnormalize: [trim]\n');
-  await writeFile(path.join(task, 'search.jsonl'), `${items.map((i) => JSON.stringify(i)).join('\n')}\n`);
-  await writeFile(path.join(task, 'test.jsonl'), `${JSON.stringify(items[0])}\n`);
-  await writeFile(
-    path.join(dir, 'space.yaml'),
-    [
-      'name: stories',
-      'base_model: ./base',
-      'models: [./ft1, ./ft2]',
-      'genome: {methods: [task_arithmetic], layer_granularity: 5}',
-      'objectives:',
-      '  - {name: story, evaluator: generic, options: {task: ./story-task}}',
-      'optimizer: {kind: ga, population: 3, generations: 2, elitism: 1, seed: 2}',
-      'dtype: float32',
-      '',
-    ].join('\n'),
-  );
-}, 240_000);
+describeWithShared('a search scored by llama.cpp through a built-in evaluator', (shared) => {
+  beforeAll(async () => {
+    await ensureMergeWorkerBuilt();
+    await buildDist();
+    dir = await mkdtemp(path.join(os.tmpdir(), 'evomerge-runner-llamacpp-'));
+    const src = path.join(shared, 'models', 'stories260K');
+    await convertLlama2cToHf(path.join(src, 'stories260K.bin'), path.join(src, 'tok512.bin'), path.join(dir, 'base'));
+    await perturbed(path.join(dir, 'base'), path.join(dir, 'ft1'), 1);
+    await perturbed(path.join(dir, 'base'), path.join(dir, 'ft2'), 2);
+    const task = path.join(dir, 'story-task');
+    await mkdir(task);
+    const items = [
+      { id: 'name', prompt: 'Once upon a time, there was a little girl named', answer: 'Lily' },
+      { id: 'place', prompt: 'Once upon a time, there was a little girl named Lily. She loved to play outside in the', answer: 'park' },
+    ];
+    await writeFile(path.join(task, 'task.yaml'), 'type: generate\nstop: [".", ","]\nmax_tokens: 8\nnormalize: [trim]\n');
+    await writeFile(path.join(task, 'search.jsonl'), `${items.map((i) => JSON.stringify(i)).join('\n')}\n`);
+    await writeFile(path.join(task, 'test.jsonl'), `${JSON.stringify(items[0])}\n`);
+    await writeFile(
+      path.join(dir, 'space.yaml'),
+      [
+        'name: stories',
+        'base_model: ./base',
+        'models: [./ft1, ./ft2]',
+        'genome: {methods: [task_arithmetic], layer_granularity: 5}',
+        'objectives:',
+        '  - {name: story, evaluator: generic, options: {task: ./story-task}}',
+        'optimizer: {kind: ga, population: 3, generations: 2, elitism: 1, seed: 2}',
+        'dtype: float32',
+        '',
+      ].join('\n'),
+    );
+  }, 240_000);
 
-afterAll(async () => {
-  if (dir) await rm(dir, { recursive: true, force: true });
-});
+  afterAll(async () => {
+    if (dir) await rm(dir, { recursive: true, force: true });
+  });
 
-describe.skipIf(!SHARED_DIR)('a search scored by llama.cpp through a built-in evaluator', () => {
   it('writes each candidate\'s GGUF during its build and records item results with intervals', async () => {
     const events: SearchEvent[] = [];
     const runsDir = path.join(dir, 'runs');
@@ -107,8 +106,4 @@ describe.skipIf(!SHARED_DIR)('a search scored by llama.cpp through a built-in ev
         `load+evaluate ${(t.evaluateSeconds / t.candidates).toFixed(3)} s per candidate; evaluator idle ${(100 * t.evaluatorIdleFraction).toFixed(1)}%, overlap ×${t.overlapSpeedup.toFixed(2)}`,
     );
   });
-});
-
-describe.skipIf(SHARED_DIR)('a search scored by llama.cpp (skipped)', () => {
-  it.skip(NO_SHARED_REASON, () => {});
 });

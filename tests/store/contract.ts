@@ -308,6 +308,23 @@ export function runStoreContract(name: string, makeStore: MakeStore, options: Co
         expect(await store.result(3)).toBeUndefined();
         await store.close();
       });
+
+      it('checks a write in one order: finished first, then the input, then running', async () => {
+        const store = await evaluated(makeStore);
+        await store.recordCandidate(cand(1, 0, 'h5'));
+        const bad = result(Number.NaN, 1);
+        await expectCode(store.recordResult(1, bad), 'CANDIDATE_FINISHED');
+        await expectCode(store.recordResult(5, bad), 'BAD_INPUT');
+        await expectCode(store.recordResult(5, result(0.5, 1)), 'CANDIDATE_NOT_RUNNING');
+        const notText = 42 as unknown as string;
+        await expectCode(store.recordFailure(3, notText), 'CANDIDATE_FINISHED');
+        expect((await expectCode(store.recordFailure(5, notText), 'BAD_INPUT')).message).toBe('failure of candidate 5: error must be a string');
+        expect((await expectCode(store.recordFailure(5, 'oom'), 'CANDIDATE_NOT_RUNNING')).message).toBe('candidate 5 is pending; call startEvaluation before recording its failure');
+        await expectCode(store.best('loss', -1), 'UNKNOWN_OBJECTIVE');
+        expect((await expectCode(store.best('acc', -1), 'BAD_INPUT')).message).toBe('best(): limit must be a non-negative integer, got -1');
+        expect(await store.candidate(5)).toMatchObject({ status: 'pending', attempts: 0 });
+        await store.close();
+      });
     });
 
     describe('rungs', () => {

@@ -45,9 +45,12 @@ async function currentFixture(): Promise<string> {
 }
 
 describe('run store fixtures', () => {
-  it.skipIf(process.env.EVOMERGE_WRITE_FIXTURES !== '1')('writes the fixture of the current schema version', async () => {
-    writeFileSync(fixtureFile(SCHEMA_VERSION), await currentFixture());
-  });
+  // A tool, not a check: registered only when asked for, so ordinary runs show no skipped test.
+  if (process.env.EVOMERGE_WRITE_FIXTURES === '1') {
+    it('writes the fixture of the current schema version', async () => {
+      writeFileSync(fixtureFile(SCHEMA_VERSION), await currentFixture());
+    });
+  }
 
   it(`the v${SCHEMA_VERSION} fixture is what the current code writes`, async () => {
     expect(existsSync(fixtureFile(SCHEMA_VERSION)), `missing ${fixtureFile(SCHEMA_VERSION)}`).toBe(true);

@@ -9,7 +9,7 @@ import { CheckpointError } from '../../src/tensors/checkpoint-error.js';
 import { decodeToF32, encodeFromF32 } from '../../src/tensors/dtype.js';
 import { SafetensorsError } from '../../src/tensors/safetensors.js';
 import { writeSafetensors } from '../../src/tensors/safetensors-writer.js';
-import { NO_SHARED_REASON, SHARED_DIR } from '../shared-dir.js';
+import { describeWithShared } from '../shared-dir.js';
 import { writeTinyLlama, type TinyLlamaInfo } from '../fixtures/tiny-llama.js';
 
 let root: string;
@@ -396,8 +396,8 @@ describe('fixture: fine-tunes as base + delta', () => {
   });
 });
 
-describe.skipIf(!SHARED_DIR)('mergekit golden inputs', () => {
-  const inputs = path.join(SHARED_DIR ?? '', 'mergekit-golden', 'inputs');
+describeWithShared('mergekit golden inputs', (shared) => {
+  const inputs = path.join(shared, 'mergekit-golden', 'inputs');
   it.each(['f32', 'bf16'])('%s models open with 39 tensors and 11,920 parameters', async (kind) => {
     for (const model of ['base', 'ft1', 'ft2', 'ft3']) {
       const ckpt = await openCheckpoint(path.join(inputs, kind, model));
@@ -409,4 +409,3 @@ describe.skipIf(!SHARED_DIR)('mergekit golden inputs', () => {
     }
   });
 });
-if (!SHARED_DIR) it.skip(NO_SHARED_REASON, () => {});

@@ -5,8 +5,8 @@
 import { mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { afterAll, describe, expect, it } from 'vitest';
-import { NO_SHARED_REASON, SHARED_DIR } from '../shared-dir.js';
+import { afterAll, expect, it } from 'vitest';
+import { describeWithShared } from '../shared-dir.js';
 import { decodeToF32 } from '../../src/tensors/dtype.js';
 import { f32ToBf16Bits } from '../../src/tensors/bf16.js';
 import { SafetensorsReader } from '../../src/tensors/safetensors.js';
@@ -60,17 +60,16 @@ function expectedLlamaShapes(c: LlamaConfig, layers: number): Map<string, number
   return m;
 }
 
-const root = SHARED_DIR === undefined ? undefined : path.join(SHARED_DIR, 'mergekit-golden');
-
-describe.skipIf(root === undefined)('mergekit golden safetensors files', () => {
-  const files = root === undefined ? [] : goldenFiles(root);
+describeWithShared('mergekit golden safetensors files', (shared) => {
+  const root = path.join(shared, 'mergekit-golden');
+  const files = goldenFiles(root);
   const tmp = mkdtempSync(path.join(os.tmpdir(), 'evomerge-golden-'));
   afterAll(() => rmSync(tmp, { recursive: true, force: true }));
 
   it('finds all 25 files', () => expect(files.length).toBe(25));
 
   for (const file of files) {
-    const rel = path.relative(root ?? '', file);
+    const rel = path.relative(root, file);
     it(`reads ${rel} and rewrites it byte for byte`, async () => {
       const original = new Uint8Array(readFileSync(file));
       const reader = await SafetensorsReader.open(file);
@@ -106,7 +105,7 @@ describe.skipIf(root === undefined)('mergekit golden safetensors files', () => {
   it('input checkpoints have the shapes their config.json implies (39 tensors, 11,920 parameters)', async () => {
     for (const precision of ['f32', 'bf16']) {
       for (const model of ['base', 'ft1', 'ft2', 'ft3']) {
-        const dir = path.join(root ?? '', 'inputs', precision, model);
+        const dir = path.join(root, 'inputs', precision, model);
         const config = JSON.parse(readFileSync(path.join(dir, 'config.json'), 'utf8')) as LlamaConfig;
         const expected = expectedLlamaShapes(config, config.num_hidden_layers);
         const reader = await SafetensorsReader.open(path.join(dir, 'model.safetensors'));
@@ -125,7 +124,7 @@ describe.skipIf(root === undefined)('mergekit golden safetensors files', () => {
   });
 
   it('passthrough_frankenmerge has 6 layers (57 tensors)', async () => {
-    const reader = await SafetensorsReader.open(path.join(root ?? '', 'cases/passthrough_frankenmerge/expected.safetensors'));
+    const reader = await SafetensorsReader.open(path.join(root, 'cases/passthrough_frankenmerge/expected.safetensors'));
     const h = reader.header;
     await reader.close();
     const expected = expectedLlamaShapes({ hidden_size: 16, intermediate_size: 32, num_hidden_layers: 6, vocab_size: 48 }, 6);
@@ -135,8 +134,8 @@ describe.skipIf(root === undefined)('mergekit golden safetensors files', () => {
 
   it('bf16 inputs are the f32 inputs rounded to nearest even', async () => {
     for (const model of ['base', 'ft1', 'ft2', 'ft3']) {
-      const f32 = await SafetensorsReader.open(path.join(root ?? '', 'inputs/f32', model, 'model.safetensors'));
-      const bf16 = await SafetensorsReader.open(path.join(root ?? '', 'inputs/bf16', model, 'model.safetensors'));
+      const f32 = await SafetensorsReader.open(path.join(root, 'inputs/f32', model, 'model.safetensors'));
+      const bf16 = await SafetensorsReader.open(path.join(root, 'inputs/bf16', model, 'model.safetensors'));
       for (const name of f32.header.tensors.keys()) {
         const x = decodeToF32('F32', await f32.readTensor(name));
         const raw = await bf16.readTensor(name);
@@ -149,8 +148,4 @@ describe.skipIf(root === undefined)('mergekit golden safetensors files', () => {
       await bf16.close();
     }
   });
-});
-
-describe.runIf(root === undefined)('mergekit golden safetensors files (skipped)', () => {
-  it.skip(NO_SHARED_REASON, () => undefined);
 });
