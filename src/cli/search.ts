@@ -1,5 +1,6 @@
 import type { Command } from 'commander';
 import { UsageError } from '../errors.js';
+import { LlamaCppBackend } from '../eval/backend.js';
 import type { RunEvent, SearchEvent } from '../search/run-events.js';
 import { runSearch, type SearchOptions } from '../search/runner.js';
 import { DEFAULT_RUNS_DIR } from '../store/run-directory.js';
@@ -15,6 +16,8 @@ interface SearchFlags {
   force?: boolean;
   jobs?: string;
   maxMemory?: string;
+  threads?: string;
+  context?: string;
   json?: boolean;
   keepCandidates?: boolean;
 }
@@ -120,12 +123,17 @@ function commonOptions(flags: SearchFlags): Omit<SearchOptions, 'signal' | 'onEv
   const generations = positiveInt(flags.generations, '--generations');
   const jobs = positiveInt(flags.jobs, '--jobs');
   const maxMemoryBytes = flags.maxMemory === undefined ? undefined : parseSizeBytes(flags.maxMemory, '--max-memory');
+  const threads = positiveInt(flags.threads, '--threads');
+  const contextSize = positiveInt(flags.context, '--context');
   return {
     runsDir: flags.runsDir,
     keepCandidates: flags.keepCandidates === true,
     ...(generations !== undefined ? { generations } : {}),
     ...(jobs !== undefined ? { jobs } : {}),
     ...(maxMemoryBytes !== undefined ? { maxMemoryBytes } : {}),
+    ...(threads !== undefined || contextSize !== undefined
+      ? { openBackend: () => LlamaCppBackend.open({ ...(threads !== undefined ? { threads } : {}), ...(contextSize !== undefined ? { contextSize } : {}) }) }
+      : {}),
   };
 }
 
@@ -135,6 +143,8 @@ function withRunOptions(cmd: Command): Command {
     .option('--runs-dir <dir>', 'directory holding one folder per run', DEFAULT_RUNS_DIR)
     .option('--jobs <n>', 'merge worker threads per candidate (default: the number of CPUs)')
     .option('--max-memory <size>', 'working-memory budget of one merge, e.g. 4GB (default: min(25% of free RAM, 4 GiB))')
+    .option('--threads <n>', 'llama.cpp CPU threads (default: all cores; 1 is fastest for tiny models on a busy machine)')
+    .option('--context <n>', "llama.cpp tokens per sequence (default: min(2048, the model's training context))")
     .option('--keep-candidates', 'keep every candidate model in <run>/candidates/<id>/ (default: deleted after evaluation)')
     .option('--json', 'print one JSON object per event on stdout (candidate, generation, run)');
 }
