@@ -16,15 +16,14 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { GenericTaskEvaluator } from '../../evaluators/generic.js';
 import { UsageError } from '../errors.js';
 import { LlamaCppBackend } from '../eval/backend.js';
-import { wilsonInterval } from '../eval/stats.js';
 import { CandidateBuilder, CheckpointCache } from '../search/candidate-builder.js';
 import { writeFileAtomic } from '../tensors/atomic-file.js';
 import { resolveRunDb } from '../store/run-directory.js';
 import { openSqliteRunStore } from '../store/sqlite-store.js';
 import type { ScoredCandidate } from '../store/types.js';
+import { type DemoScores, formatCount, loadDemoTasks, pooled, scoreDemoModel } from './score-models.js';
 
 export interface ReportOptions {
   readonly run: string;
@@ -38,17 +37,10 @@ export interface ReportOptions {
   readonly log: (line: string) => void;
 }
 
-export interface TaskCount {
-  readonly correct: number;
-  readonly n: number;
-}
-
-export interface ReportRow {
+export interface ReportRow extends DemoScores {
   readonly label: string;
   /** Store candidate id for evolved rows. */
   readonly candidateId: number | null;
-  readonly math: TaskCount;
-  readonly facts: TaskCount;
 }
 
 /** Merges with default parameters, as mergekit YAML over the family folders. */
@@ -85,28 +77,14 @@ function bestBy(front: readonly ScoredCandidate[], score: (c: ScoredCandidate) =
   return best;
 }
 
-export function pooled(row: ReportRow): TaskCount {
-  return { correct: row.math.correct + row.facts.correct, n: row.math.n + row.facts.n };
-}
-
-function cell(c: TaskCount): string {
-  const [lo, hi] = wilsonInterval(c.correct, c.n);
-  const pct = (x: number): string => (100 * x).toFixed(1).padStart(5);
-  return `${pct(c.correct / c.n)}% [${pct(lo)}, ${pct(hi)}]`;
-}
-
 /** The table as text: one row per model, n per column in the header. */
 export function formatReportTable(rows: readonly ReportRow[]): string {
   const first = rows[0];
   if (first === undefined) return '(no rows)';
   const width = Math.max(...rows.map((r) => r.label.length), 5);
   const head = `${'model'.padEnd(width)}  ${`math (n=${first.math.n})`.padEnd(24)}${`facts (n=${first.facts.n})`.padEnd(24)}combined, pooled (n=${pooled(first).n})`;
-  const lines = rows.map((r) => `${r.label.padEnd(width)}  ${cell(r.math).padEnd(24)}${cell(r.facts).padEnd(24)}${cell(pooled(r))}`);
+  const lines = rows.map((r) => `${r.label.padEnd(width)}  ${formatCount(r.math).padEnd(24)}${formatCount(r.facts).padEnd(24)}${formatCount(pooled(r))}`);
   return [head, '-'.repeat(head.length), ...lines, '', 'test split (sealed); accuracy with Wilson 95% intervals; combined = both tasks\' items pooled'].join('\n');
-}
-
-function count(items: readonly { readonly correct: boolean | null }[]): TaskCount {
-  return { correct: items.filter((i) => i.correct === true).length, n: items.length };
 }
 
 export async function demoReport(options: ReportOptions): Promise<ReportRow[]> {
@@ -131,8 +109,7 @@ export async function demoReport(options: ReportOptions): Promise<ReportRow[]> {
   const work = await mkdtemp(path.join(os.tmpdir(), 'evo-demo-report-'));
   const backend = await LlamaCppBackend.open({ threads: options.threads, contextSize: 256, gpu: false });
   try {
-    const math = await GenericTaskEvaluator.fromPath(path.join(options.tasksDir, 'math'));
-    const facts = await GenericTaskEvaluator.fromPath(path.join(options.tasksDir, 'facts'));
+    const tasks = await loadDemoTasks(options.tasksDir);
     const builder = new CandidateBuilder({ mergeSeed, checkpoints: new CheckpointCache(process.cwd()) });
     const models: { label: string; candidateId: number | null; dir: () => Promise<string> }[] = [
       ...['base', 'math', 'facts'].map((m) => ({ label: m === 'base' ? 'base' : `${m} specialist`, candidateId: null, dir: async () => path.resolve(options.familyDir, m) })),
@@ -148,17 +125,11 @@ export async function demoReport(options: ReportOptions): Promise<ReportRow[]> {
       }),
     ];
     const rows: ReportRow[] = [];
-    const budget = { limit: options.limit, seed: 0, split: 'test' as const };
     for (const m of models) {
       const t0 = performance.now();
-      const dir = await m.dir();
-      const candidate = { id: m.label.replace(/[^\w.-]+/g, '_'), dir, config: null, genome: {} };
-      await backend.useModel(candidate);
-      const mr = await math.evaluate(candidate, budget, { backend });
-      const fr = await facts.evaluate(candidate, budget, { backend });
-      const row = { label: m.label, candidateId: m.candidateId, math: count(mr.items), facts: count(fr.items) };
+      const row = { label: m.label, candidateId: m.candidateId, ...(await scoreDemoModel(backend, tasks, m.label, await m.dir(), 'test', options.limit)) };
       rows.push(row);
-      options.log(`  ${m.label}: math ${cell(row.math)}, facts ${cell(row.facts)} (${((performance.now() - t0) / 1000).toFixed(1)} s)`);
+      options.log(`  ${m.label}: math ${formatCount(row.math)}, facts ${formatCount(row.facts)} (${((performance.now() - t0) / 1000).toFixed(1)} s)`);
     }
     return rows;
   } finally {
