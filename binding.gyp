@@ -35,7 +35,8 @@
       "sources": [
         "src/train/native/train-binding.cc",
         "src/train/native/gemm.cc",
-        "src/train/native/attention.cc"
+        "src/train/native/attention.cc",
+        "src/train/native/elementwise.cc"
       ],
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
       "defines": ["NAPI_VERSION=8", "NAPI_CPP_EXCEPTIONS"],

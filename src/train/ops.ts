@@ -64,35 +64,9 @@ export function rmsNorm(tape: Tape, x: Tensor, w: Tensor, eps: number): Tensor {
   if (w.data.length !== E) throw new RangeError(`rmsNorm: weight of ${w.data.length} for ${E} features`);
   const y = output(tape, N, E, x, w);
   const inv = new Float32Array(N);
-  for (let n = 0; n < N; n++) {
-    let ss = 0;
-    for (let e = 0; e < E; e++) ss += (x.data[n * E + e] ?? 0) ** 2;
-    const r = Math.fround(1 / Math.sqrt(Math.fround(ss / E) + eps));
-    inv[n] = r;
-    for (let e = 0; e < E; e++) y.data[n * E + e] = Math.fround((x.data[n * E + e] ?? 0) * r) * (w.data[e] ?? 0);
-  }
+  tape.kernels.rmsNormForward(x.data, w.data, y.data, inv, N, E, eps, tape.threads);
   if (y.requiresGrad) {
-    tape.record(() => {
-      const dy = y.grad;
-      const dw = w.requiresGrad ? w.grad : undefined;
-      const dx = x.requiresGrad ? x.grad : undefined;
-      const dwAcc = new Float64Array(E);
-      for (let n = 0; n < N; n++) {
-        const r = inv[n] ?? 0;
-        let dot = 0;
-        for (let e = 0; e < E; e++) {
-          const xe = x.data[n * E + e] ?? 0;
-          const g = dy[n * E + e] ?? 0;
-          dwAcc[e] = (dwAcc[e] ?? 0) + g * xe * r;
-          dot += g * (w.data[e] ?? 0) * xe;
-        }
-        if (dx !== undefined) {
-          const c = (dot * r * r * r) / E;
-          for (let e = 0; e < E; e++) dx[n * E + e] = (dx[n * E + e] ?? 0) + ((dy[n * E + e] ?? 0) * (w.data[e] ?? 0) * r - (x.data[n * E + e] ?? 0) * c);
-        }
-      }
-      if (dw !== undefined) for (let e = 0; e < E; e++) dw[e] = (dw[e] ?? 0) + (dwAcc[e] ?? 0);
-    });
+    tape.record(() => tape.kernels.rmsNormBackward(x.data, w.data, inv, y.grad, x.requiresGrad ? x.grad : null, w.requiresGrad ? w.grad : null, N, E, tape.threads));
   }
   return y;
 }
@@ -115,33 +89,10 @@ export function ropeTables(seq: number, headDim: number, theta: number): { cos: 
 
 /** Rotate-half RoPE on each head of x [batch·seq, heads·headDim]; token n sits at position n mod seq. */
 export function rope(tape: Tape, x: Tensor, seq: number, headDim: number, tables: { cos: Float32Array; sin: Float32Array }): Tensor {
-  const N = x.rows;
-  const F = x.cols;
-  const half = headDim / 2;
-  const heads = F / headDim;
-  const y = output(tape, N, F, x);
-  const { cos, sin } = tables;
-  const rotate = (src: Float32Array, dst: Float32Array, sign: number, add: boolean): void => {
-    for (let n = 0; n < N; n++) {
-      const t = n % seq;
-      for (let h = 0; h < heads; h++) {
-        const base = n * F + h * headDim;
-        for (let i = 0; i < half; i++) {
-          const c = cos[t * half + i] ?? 0;
-          const s = (sin[t * half + i] ?? 0) * sign;
-          const a = src[base + i] ?? 0;
-          const b = src[base + i + half] ?? 0;
-          const ya = Math.fround(a * c) - Math.fround(b * s);
-          const yb = Math.fround(b * c) + Math.fround(a * s);
-          dst[base + i] = add ? (dst[base + i] ?? 0) + ya : ya;
-          dst[base + i + half] = add ? (dst[base + i + half] ?? 0) + yb : yb;
-        }
-      }
-    }
-  };
-  rotate(x.data, y.data, 1, false);
+  const y = output(tape, x.rows, x.cols, x);
+  tape.kernels.rope(x.data, y.data, tables.cos, tables.sin, x.rows, x.cols, headDim, seq, 1, false, tape.threads);
   // The rotation's transpose is the rotation by −angle.
-  if (y.requiresGrad) tape.record(() => rotate(y.grad, x.grad, -1, true));
+  if (y.requiresGrad) tape.record(() => tape.kernels.rope(y.grad, x.grad, tables.cos, tables.sin, x.rows, x.cols, headDim, seq, -1, true, tape.threads));
   return y;
 }
 
@@ -161,26 +112,8 @@ export function swiglu(tape: Tape, gate: Tensor, up: Tensor): Tensor {
   const y = output(tape, gate.rows, gate.cols, gate, up);
   const n = y.data.length;
   const sig = new Float32Array(n);
-  for (let i = 0; i < n; i++) {
-    const g = gate.data[i] ?? 0;
-    const s = 1 / (1 + Math.exp(-g));
-    sig[i] = s;
-    y.data[i] = Math.fround(g * s) * (up.data[i] ?? 0);
-  }
-  if (y.requiresGrad) {
-    tape.record(() => {
-      const dy = y.grad;
-      const dg = gate.grad;
-      const du = up.grad;
-      for (let i = 0; i < n; i++) {
-        const g = gate.data[i] ?? 0;
-        const s = sig[i] ?? 0;
-        const d = dy[i] ?? 0;
-        dg[i] = (dg[i] ?? 0) + d * (up.data[i] ?? 0) * s * (1 + g * (1 - s));
-        du[i] = (du[i] ?? 0) + d * g * s;
-      }
-    });
-  }
+  tape.kernels.swigluForward(gate.data, up.data, y.data, sig, n, tape.threads);
+  if (y.requiresGrad) tape.record(() => tape.kernels.swigluBackward(gate.data, up.data, sig, y.grad, gate.grad, up.grad, n, tape.threads));
   return y;
 }
 
@@ -208,26 +141,18 @@ export function add(tape: Tape, a: Tensor, b: Tensor): Tensor {
 export function maskedCrossEntropy(tape: Tape, logits: Tensor, targets: Int32Array, mask: Uint8Array): number {
   const N = logits.rows;
   const V = logits.cols;
+  if (targets.length !== N || mask.length !== N) throw new RangeError(`cross-entropy: ${targets.length} targets and ${mask.length} mask entries for ${N} rows`);
   let count = 0;
-  for (let n = 0; n < N; n++) if (mask[n] === 1) count++;
-  if (count === 0) return 0;
-  let total = 0;
-  const dl = tape.tracks(logits) ? logits.grad : undefined;
   for (let n = 0; n < N; n++) {
     if (mask[n] !== 1) continue;
+    count++;
     const t = targets[n] ?? -1;
     if (!(t >= 0 && t < V)) throw new RangeError(`cross-entropy: target id ${t} at position ${n} is outside the vocabulary of ${V}`);
-    const row = n * V;
-    let max = Number.NEGATIVE_INFINITY;
-    for (let j = 0; j < V; j++) max = Math.max(max, logits.data[row + j] ?? 0);
-    let sum = 0;
-    for (let j = 0; j < V; j++) sum += Math.exp((logits.data[row + j] ?? 0) - max);
-    const logZ = max + Math.log(sum);
-    total += logZ - (logits.data[row + t] ?? 0);
-    if (dl !== undefined) {
-      for (let j = 0; j < V; j++) dl[row + j] = (dl[row + j] ?? 0) + Math.exp((logits.data[row + j] ?? 0) - logZ) / count;
-      dl[row + t] = (dl[row + t] ?? 0) - 1 / count;
-    }
   }
+  if (count === 0) return 0;
+  const rowLoss = new Float64Array(N);
+  tape.kernels.crossEntropy(logits.data, targets, mask, rowLoss, tape.tracks(logits) ? logits.grad : null, 1 / count, N, V, tape.threads);
+  let total = 0;
+  for (const l of rowLoss) total += l;
   return total / count;
 }

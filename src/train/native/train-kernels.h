@@ -34,6 +34,14 @@ void attention_forward(const AttentionShape& s, const float* q, const float* k, 
 void attention_backward(const AttentionShape& s, const float* q, const float* k, const float* v, const float* p, const float* dout,
                         float* dq, float* dk, float* dv, int threads);
 
+// Per-row Llama ops (twins in ../elementwise.ts); gradients are added to dx/dw/dgate/dup/dlogits.
+void rmsnorm_forward(const float* x, const float* w, float* y, float* inv, int64_t n, int64_t e, double eps, int threads);
+void rmsnorm_backward(const float* x, const float* w, const float* inv, const float* dy, float* dx, float* dw, int64_t n, int64_t e, int threads);
+void rope_apply(const float* x, float* y, const float* cos, const float* sin, int64_t n, int64_t features, int64_t head_dim, int64_t seq, float sign, bool add, int threads);
+void swiglu_forward(const float* gate, const float* up, float* y, float* sig, int64_t count, int threads);
+void swiglu_backward(const float* gate, const float* up, const float* sig, const float* dy, float* dgate, float* dup, int64_t count, int threads);
+void cross_entropy(const float* logits, const int32_t* targets, const uint8_t* mask, double* row_loss, float* dlogits, double scale, int64_t n, int64_t v, int threads);
+
 // Runs body(task) for task in [0, tasks) on up to `threads` threads (the caller's thread included).
 template <class F>
 void parallel_tasks(int64_t tasks, int threads, F body);
