@@ -10,6 +10,7 @@ namespace {
 
 constexpr int64_t kMR = 4;
 constexpr int64_t kNR = 32;
+constexpr int64_t kKC = 128;
 
 #if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__)
 #define EVOTRAIN_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
@@ -17,8 +18,9 @@ constexpr int64_t kNR = 32;
 #define EVOTRAIN_CLONES
 #endif
 
+// Rows [m0, m1) of C over k in [k0, k1); `load` false starts each element from 0, else from C.
 EVOTRAIN_CLONES
-void gemm_rows(const GemmParams& p, int64_t m0, int64_t m1) {
+void gemm_rows(const GemmParams& p, int64_t m0, int64_t m1, int64_t k0, int64_t k1, bool load) {
   for (int64_t m = m0; m < m1; m += kMR) {
     const int64_t mr = std::min(kMR, m1 - m);
     for (int64_t n = 0; n < p.n; n += kNR) {
@@ -26,9 +28,9 @@ void gemm_rows(const GemmParams& p, int64_t m0, int64_t m1) {
       if (mr == kMR && nr == kNR) {
         float c[kMR][kNR];
         for (int64_t r = 0; r < kMR; ++r)
-          for (int64_t j = 0; j < kNR; ++j) c[r][j] = p.accumulate ? p.c[(m + r) * p.ldc + n + j] : 0.0f;
+          for (int64_t j = 0; j < kNR; ++j) c[r][j] = load ? p.c[(m + r) * p.ldc + n + j] : 0.0f;
         const float* a0 = p.a + m * p.sam;
-        for (int64_t k = 0; k < p.k; ++k) {
+        for (int64_t k = k0; k < k1; ++k) {
           const float* b = p.b + k * p.ldb + n;
           const float* a = a0 + k * p.sak;
           for (int64_t r = 0; r < kMR; ++r) {
@@ -41,9 +43,9 @@ void gemm_rows(const GemmParams& p, int64_t m0, int64_t m1) {
       } else {
         for (int64_t r = 0; r < mr; ++r) {
           float c[kNR];
-          for (int64_t j = 0; j < nr; ++j) c[j] = p.accumulate ? p.c[(m + r) * p.ldc + n + j] : 0.0f;
+          for (int64_t j = 0; j < nr; ++j) c[j] = load ? p.c[(m + r) * p.ldc + n + j] : 0.0f;
           const float* a = p.a + (m + r) * p.sam;
-          for (int64_t k = 0; k < p.k; ++k) {
+          for (int64_t k = k0; k < k1; ++k) {
             const float ar = a[k * p.sak];
             const float* b = p.b + k * p.ldb + n;
             for (int64_t j = 0; j < nr; ++j) c[j] += ar * b[j];
@@ -66,7 +68,13 @@ void gemm(const GemmParams& p, int threads) {
   const int64_t tasks = std::min<int64_t>(blocks, std::max(1, use) * 4);
   parallel_tasks(tasks, use, [&](int64_t t) {
     const int64_t b0 = blocks * t / tasks, b1 = blocks * (t + 1) / tasks;
-    gemm_rows(p, b0 * kMR, std::min(p.m, b1 * kMR));
+    // k in chunks so that the A and B rows a chunk reads stay in cache across C's column blocks;
+    // C carries each element's running sum between chunks (an f32 either way), so the order of
+    // every sum is still k = 0, 1, ….
+    for (int64_t k0 = 0; k0 < p.k || k0 == 0; k0 += kKC) {
+      gemm_rows(p, b0 * kMR, std::min(p.m, b1 * kMR), k0, std::min(p.k, k0 + kKC), k0 > 0 || p.accumulate);
+      if (p.k == 0) break;
+    }
   });
 }
 
