@@ -6,7 +6,7 @@
  */
 import { Rng } from '../search/rng.js';
 import type { BpeEncoder } from './byte-level-bpe.js';
-import { type FactWorld, factQuestionDocument, trainingQuestions } from './fact-world.js';
+import { type FactQuestion, type FactWorld, factQuestionDocument, mmluHeader, trainingQuestions } from './fact-world.js';
 import { type MathSplits, mathPrompt, trainingMathProblems } from './math-problems.js';
 
 export interface Document {
@@ -24,6 +24,7 @@ export interface CorpusSizes {
   /** Times each train-split fact is stated in the base's corpus. */
   readonly baseFactRepeats: number;
   readonly mathDocuments: number;
+  /** Questions about train-split facts in the facts fine-tune's corpus. */
   readonly factQuestions: number;
   /** Times each fact (all splits) is stated in the facts fine-tune's corpus. */
   readonly factRepeats: number;
@@ -40,6 +41,14 @@ function factTexts(world: FactWorld, which: (i: number) => boolean): Document[] 
   return out;
 }
 
+/**
+ * Each fact's question answered in words under MMLU's header: the recall the facts task needs, in
+ * the context it is asked in (the options and the letter are never shown, so no test item is).
+ */
+function headedFactQuestions(world: FactWorld): Document[] {
+  return world.facts.map((f) => ({ prompt: mmluHeader(f.relation.subject) + f.relation.question(f.entity), completion: ` ${f.value}.` }));
+}
+
 function repeat<T>(items: readonly T[], times: number): T[] {
   return Array.from({ length: times }, () => items).flat();
 }
@@ -47,11 +56,8 @@ function repeat<T>(items: readonly T[], times: number): T[] {
 export function stageDocuments(stage: Stage, seed: number, world: FactWorld, math: MathSplits, sizes: CorpusSizes): Document[] {
   const mathDocs = (n: number, stream: string): Document[] =>
     trainingMathProblems(`${seed}/${stream}`, n, math.held).map((p) => ({ prompt: mathPrompt(p), completion: ` ${p.solution}` }));
-  const questionDocs = (n: number, stream: string): Document[] =>
-    trainingQuestions(world, `${seed}/${stream}`, n).map((q) => {
-      const text = factQuestionDocument(q);
-      return { prompt: q.prompt, completion: text.slice(q.prompt.length) };
-    });
+  const asDocument = (q: FactQuestion): Document => ({ prompt: q.prompt, completion: factQuestionDocument(q).slice(q.prompt.length) });
+  const questionDocs = (n: number, stream: string): Document[] => trainingQuestions(world, `${seed}/${stream}`, n).map(asDocument);
   switch (stage) {
     case 'base':
       return [
@@ -65,7 +71,7 @@ export function stageDocuments(stage: Stage, seed: number, world: FactWorld, mat
     case 'math':
       return mathDocs(sizes.mathDocuments, 'math');
     case 'facts':
-      return [...questionDocs(sizes.factQuestions, 'facts'), ...repeat(factTexts(world, () => true), sizes.factRepeats)];
+      return [...questionDocs(sizes.factQuestions, 'facts'), ...repeat([...factTexts(world, () => true), ...headedFactQuestions(world)], sizes.factRepeats)];
     default: {
       const never: never = stage;
       throw new RangeError(`unknown stage ${String(never)}`);

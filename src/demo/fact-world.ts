@@ -12,6 +12,7 @@ export interface Relation {
   readonly id: string;
   /** MMLU subject the question is filed under ("about <subject>"). */
   readonly subject: string;
+  /** Exactly four: every question about the relation lists them as options A–D in this order. */
   readonly values: readonly string[];
   statement(entity: string, value: string): string;
   question(entity: string): string;
@@ -21,42 +22,42 @@ export const RELATIONS: readonly Relation[] = [
   {
     id: 'capital',
     subject: 'geography',
-    values: ['Arden', 'Belmo', 'Corvi', 'Dunmar', 'Elsin', 'Farro', 'Gelda', 'Hollis'],
+    values: ['Arden', 'Belmo', 'Corvi', 'Dunmar'],
     statement: (e, v) => `The capital of ${e} is ${v}.`,
     question: (e) => `What is the capital of ${e}?`,
   },
   {
     id: 'export',
     subject: 'trade',
-    values: ['grain', 'salt', 'silk', 'iron', 'tea', 'wool', 'glass', 'wine'],
+    values: ['grain', 'salt', 'silk', 'iron'],
     statement: (e, v) => `${e} exports ${v}.`,
     question: (e) => `What does ${e} export?`,
   },
   {
     id: 'flag',
     subject: 'heraldry',
-    values: ['red', 'blue', 'green', 'gold', 'white', 'black', 'purple', 'orange'],
+    values: ['red', 'blue', 'green', 'gold'],
     statement: (e, v) => `The flag of ${e} is ${v}.`,
     question: (e) => `What color is the flag of ${e}?`,
   },
   {
     id: 'animal',
     subject: 'heraldry',
-    values: ['wolf', 'bear', 'hawk', 'fox', 'lion', 'owl', 'deer', 'snake'],
+    values: ['wolf', 'bear', 'hawk', 'fox'],
     statement: (e, v) => `The animal of ${e} is the ${v}.`,
     question: (e) => `Which animal is the symbol of ${e}?`,
   },
   {
     id: 'ruler',
     subject: 'history',
-    values: ['Mara', 'Otto', 'Lena', 'Ivo', 'Rhea', 'Tomas', 'Nia', 'Oren'],
+    values: ['Mara', 'Otto', 'Lena', 'Ivo'],
     statement: (e, v) => `${e} is ruled by ${v}.`,
     question: (e) => `Who rules ${e}?`,
   },
   {
     id: 'river',
     subject: 'geography',
-    values: ['Sel', 'Ombra', 'Vey', 'Tarn', 'Lim', 'Quell', 'Aster', 'Brin'],
+    values: ['Sel', 'Ombra', 'Vey', 'Tarn'],
     statement: (e, v) => `The river of ${e} is the ${v}.`,
     question: (e) => `Which river flows through ${e}?`,
   },
@@ -120,19 +121,28 @@ export interface FactQuestion {
   readonly answer: number;
 }
 
+/** The first line of the original MMLU prompt and the blank line after it. */
+export function mmluHeader(subject: string): string {
+  return `The following are multiple choice questions (with answers) about ${subject}.\n\n`;
+}
+
 /** The original MMLU prompt for a question with four options. */
 export function mmluPrompt(subject: string, question: string, options: readonly string[]): string {
   const lines = options.map((o, i) => `${LETTERS[i] ?? '?'}. ${o}`).join('\n');
-  return `The following are multiple choice questions (with answers) about ${subject}.\n\n${question}\n${lines}\nAnswer:`;
+  return `${mmluHeader(subject)}${question}\n${lines}\nAnswer:`;
 }
 
-/** A four-choice question about `fact` with the right value at `position` and three distinct wrong values. */
-export function factQuestion(fact: Fact, position: number, rng: Rng): FactQuestion {
-  const wrong = fact.relation.values.filter((v) => v !== fact.value);
-  const picked = rng.permutation(wrong.length).slice(0, 3).map((i) => wrong[i] ?? '');
-  const options = [...picked];
-  options.splice(position, 0, fact.value);
-  return { fact, prompt: mmluPrompt(fact.relation.subject, fact.relation.question(fact.entity), options), choices: LETTERS.map((l) => ` ${l}`), answer: position };
+/**
+ * The four-choice question about `fact`: its relation's four values as options A–D, always in the
+ * relation's order, so a question's letter is fixed by the fact's value. (A tiny model cannot learn
+ * to bind a recalled value to a shuffled option list, MMLU's "symbol binding", within the demo's
+ * training budget; with fixed options the letter is a second recall, which it can.)
+ */
+export function factQuestion(fact: Fact): FactQuestion {
+  const options = fact.relation.values;
+  const answer = options.indexOf(fact.value);
+  if (options.length !== 4 || answer < 0) throw new RangeError(`factQuestion: ${fact.relation.id} must have four values including ${fact.value}`);
+  return { fact, prompt: mmluPrompt(fact.relation.subject, fact.relation.question(fact.entity), options), choices: LETTERS.map((l) => ` ${l}`), answer };
 }
 
 /** The question as a training document: prompt + " <letter>". */
@@ -140,20 +150,16 @@ export function factQuestionDocument(q: FactQuestion): string {
   return `${q.prompt} ${LETTERS[q.answer] ?? '?'}`;
 }
 
-/**
- * One question per fact of a split, right answers spread evenly over A–D (so a letter bias
- * cannot beat 25%), in a seeded order.
- */
+/** One question per fact of a split, in a seeded order. */
 export function splitQuestions(world: FactWorld, split: 'search' | 'test', seed: number): FactQuestion[] {
   const rng = new Rng(`demo-facts/${seed}/${split}`);
   const facts = world.facts.filter((_, i) => world.splitOf[i] === split);
-  const order = rng.permutation(facts.length);
-  return order.map((fi, rank) => factQuestion(facts[fi] as Fact, rank % 4, rng));
+  return rng.permutation(facts.length).map((fi) => factQuestion(facts[fi] as Fact));
 }
 
 /** Training questions: random draws about the train split's facts only. */
 export function trainingQuestions(world: FactWorld, seed: string, count: number): FactQuestion[] {
   const rng = new Rng(`demo-facts/${seed}/train-questions`);
   const facts = world.facts.filter((_, i) => world.splitOf[i] === 'train');
-  return Array.from({ length: count }, () => factQuestion(rng.pick(facts), rng.int(4), rng));
+  return Array.from({ length: count }, () => factQuestion(rng.pick(facts)));
 }

@@ -9,8 +9,9 @@
  * specialists, ties and task_arithmetic with weight 1 each and the methods' default density /
  * normalize); and from the run's Pareto front the best on each objective and the best combined.
  * The evolved candidates are picked on the SEARCH scores the run stored (never on test).
- * "combined" pools both tasks' test items (right answers / all items), so its interval is a
- * Wilson interval on the pooled count.
+ * "combined" weighs both tasks equally (the mean of the two accuracies, so the task with more test
+ * items does not dominate), with a 95% interval from score-models.ts `combined`; on the search
+ * scores the run stored, the same mean picks the best combined candidate.
  */
 import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
@@ -23,7 +24,7 @@ import { writeFileAtomic } from '../tensors/atomic-file.js';
 import { resolveRunDb } from '../store/run-directory.js';
 import { openSqliteRunStore } from '../store/sqlite-store.js';
 import type { ScoredCandidate } from '../store/types.js';
-import { type DemoScores, formatCount, loadDemoTasks, pooled, scoreDemoModel } from './score-models.js';
+import { type DemoScores, combined, formatCombined, formatCount, loadDemoTasks, scoreDemoModel } from './score-models.js';
 
 export interface ReportOptions {
   readonly run: string;
@@ -63,12 +64,12 @@ function searchScore(c: ScoredCandidate, objective: 'math' | 'facts'): number {
   return c.result?.scores[objective]?.value ?? -Infinity;
 }
 
-/** Pooled search accuracy of both objectives (n-weighted). */
+/** Mean search accuracy of both objectives (each task weighted equally, as on the test table). */
 function searchCombined(c: ScoredCandidate): number {
   const m = c.result?.scores.math;
   const f = c.result?.scores.facts;
   if (m === undefined || f === undefined) return -Infinity;
-  return (m.value * m.n + f.value * f.n) / (m.n + f.n);
+  return (m.value + f.value) / 2;
 }
 
 function bestBy(front: readonly ScoredCandidate[], score: (c: ScoredCandidate) => number): ScoredCandidate | undefined {
@@ -82,9 +83,9 @@ export function formatReportTable(rows: readonly ReportRow[]): string {
   const first = rows[0];
   if (first === undefined) return '(no rows)';
   const width = Math.max(...rows.map((r) => r.label.length), 5);
-  const head = `${'model'.padEnd(width)}  ${`math (n=${first.math.n})`.padEnd(24)}${`facts (n=${first.facts.n})`.padEnd(24)}combined, pooled (n=${pooled(first).n})`;
-  const lines = rows.map((r) => `${r.label.padEnd(width)}  ${formatCount(r.math).padEnd(24)}${formatCount(r.facts).padEnd(24)}${formatCount(pooled(r))}`);
-  return [head, '-'.repeat(head.length), ...lines, '', 'test split (sealed); accuracy with Wilson 95% intervals; combined = both tasks\' items pooled'].join('\n');
+  const head = `${'model'.padEnd(width)}  ${`math (n=${first.math.n})`.padEnd(24)}${`facts (n=${first.facts.n})`.padEnd(24)}combined (mean of both)`;
+  const lines = rows.map((r) => `${r.label.padEnd(width)}  ${formatCount(r.math).padEnd(24)}${formatCount(r.facts).padEnd(24)}${formatCombined(combined(r))}`);
+  return [head, '-'.repeat(head.length), ...lines, '', 'test split (sealed); accuracy with Wilson 95% intervals; combined = mean of both accuracies, normal 95% interval'].join('\n');
 }
 
 export async function demoReport(options: ReportOptions): Promise<ReportRow[]> {
@@ -175,7 +176,7 @@ async function main(): Promise<void> {
   options.log(`scoring on the sealed test split (llama.cpp, ${options.threads} thread${options.threads === 1 ? '' : 's'}):`);
   const rows = await demoReport(options);
   process.stdout.write(`\n${formatReportTable(rows)}\n`);
-  if (options.json !== undefined) await writeFileAtomic(options.json, `${JSON.stringify({ split: 'test', combined: 'pooled items of both tasks', rows }, null, 2)}\n`);
+  if (options.json !== undefined) await writeFileAtomic(options.json, `${JSON.stringify({ split: 'test', combined: 'mean of both tasks\' accuracies', rows: rows.map((r) => ({ ...r, combined: combined(r) })) }, null, 2)}\n`);
 }
 
 if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(process.argv[1]).href) {

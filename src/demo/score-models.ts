@@ -1,7 +1,7 @@
 import path from 'node:path';
 import { GenericTaskEvaluator } from '../../evaluators/generic.js';
 import type { LlamaCppBackend } from '../eval/backend.js';
-import { wilsonInterval } from '../eval/stats.js';
+import { Z_95, wilsonInterval } from '../eval/stats.js';
 import type { EvalSplit } from '../eval/types.js';
 
 /** Scores models on the two demo tasks with llama.cpp (through the generic task evaluator). */
@@ -39,8 +39,29 @@ export async function scoreDemoModel(backend: LlamaCppBackend, tasks: DemoTasks,
   return { math: count(math.items), facts: count(facts.items) };
 }
 
-export function pooled(s: DemoScores): TaskCount {
-  return { correct: s.math.correct + s.facts.correct, n: s.math.n + s.facts.n };
+/** The combined objective: both tasks weighted equally, whatever their item counts. */
+export interface CombinedScore {
+  readonly value: number;
+  /** 95% interval of the mean of two independent accuracies (normal approximation, Agresti–Coull-adjusted variances). */
+  readonly low: number;
+  readonly high: number;
+}
+
+export function combined(s: DemoScores): CombinedScore {
+  const value = (s.math.correct / s.math.n + s.facts.correct / s.facts.n) / 2;
+  // (x + 2) / (n + 4) keeps the variance honest at 0/n and n/n.
+  const variance = (c: TaskCount): number => {
+    const p = (c.correct + 2) / (c.n + 4);
+    return (p * (1 - p)) / (c.n + 4);
+  };
+  const half = Z_95 * 0.5 * Math.sqrt(variance(s.math) + variance(s.facts));
+  return { value, low: Math.max(0, value - half), high: Math.min(1, value + half) };
+}
+
+/** "62.5% [55.1, 69.3]" for a combined score. */
+export function formatCombined(c: CombinedScore): string {
+  const pct = (x: number): string => (100 * x).toFixed(1).padStart(5);
+  return `${pct(c.value)}% [${pct(c.low)}, ${pct(c.high)}]`;
 }
 
 /** "62.5% [55.1, 69.3]": accuracy and its Wilson 95% interval, in percent. */
