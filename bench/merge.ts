@@ -5,7 +5,11 @@
  * generated once into os.tmpdir() and reused) with linear, task_arithmetic, slerp, ties and
  * dare_ties, each planned by the real planner from a generated mergekit YAML and materialized with
  * default settings. Prints input GB/s, seconds and peak RSS per method, and the ratios to two
- * baselines measured in the same run: a plain sequential read of the same input files, and memcpy.
+ * baselines measured in the same run: a plain sequential read of the same input files, memcpy, and
+ * a write + fsync of one output-sized file (the bound the output's write sets).
+ * It also prints the process's CPU seconds (all threads) per merge and the input GB per CPU second:
+ * on a machine shared with other work the wall figures mostly measure the neighbours, the CPU
+ * figures much less so (input GB per CPU second × cores is what the merge would reach alone).
  * --clean deletes the cached models when done.
  */
 import fs from 'node:fs';
@@ -160,6 +164,27 @@ function sequentialReadGbps(files: readonly string[]): number {
   return bytes / 1e9 / ((performance.now() - t0) / 1000);
 }
 
+/**
+ * Single-threaded write of `bytes` into a new file in `dir` (16 MiB writes, then fsync), in GB/s:
+ * what putting a merge's output on disk costs at least. Fresh page-cache pages are expensive on
+ * some virtual machines, so this can be far below memcpy.
+ */
+function sequentialWriteGbps(dir: string, bytes: number): number {
+  const file = path.join(dir, `write-baseline-${process.pid}.bin`);
+  const buf = Buffer.alloc(16 * 1024 * 1024, 0x5a);
+  const t0 = performance.now();
+  const fd = fs.openSync(file, 'w');
+  try {
+    for (let done = 0; done < bytes; done += buf.length) fs.writeSync(fd, buf, 0, Math.min(buf.length, bytes - done), done);
+    fs.fsyncSync(fd);
+  } finally {
+    fs.closeSync(fd);
+  }
+  const seconds = (performance.now() - t0) / 1000;
+  fs.rmSync(file, { force: true });
+  return bytes / 1e9 / seconds;
+}
+
 /** Buffer.copy of a 64 MiB buffer (far beyond any cache), in GB/s. */
 function memcpyGbps(): number {
   const a = Buffer.alloc(64 * 1024 * 1024, 1);
@@ -206,7 +231,11 @@ export async function run(args: readonly string[]): Promise<void> {
   sequentialReadGbps(allFiles); // warm the page cache, as the merges will find it
   const readGbps = sequentialReadGbps(allFiles);
   const copyGbps = memcpyGbps();
-  process.stdout.write(`baselines: sequential read of the inputs ${fmt(readGbps)} GB/s (1 thread), memcpy ${fmt(copyGbps)} GB/s (1 thread)\n\n`);
+  const writeGbps = sequentialWriteGbps(root, models.modelBytes);
+  process.stdout.write(
+    `baselines: sequential read of the inputs ${fmt(readGbps)} GB/s (1 thread), memcpy ${fmt(copyGbps)} GB/s (1 thread), ` +
+      `write + fsync of one output-sized new file ${fmt(writeGbps)} GB/s (1 thread)\n\n`,
+  );
   process.stdout.write('method           input GB   seconds   input GB/s   ÷read  ÷memcpy   peak RSS (sampled / VmHWM)   target\n');
 
   for (const method of a.methods) {
@@ -227,12 +256,15 @@ export async function run(args: readonly string[]): Promise<void> {
     const sampler = setInterval(() => {
       sampled = Math.max(sampled, process.memoryUsage.rss());
     }, 10);
+    const cpu0 = process.cpuUsage();
     let summary;
     try {
       summary = await materializePlan(plan, options);
     } finally {
       clearInterval(sampler);
     }
+    const cpu = process.cpuUsage(cpu0);
+    const cpuSeconds = (cpu.user + cpu.system) / 1e6;
     const hwm = hwmReset ? vmHwmBytes() : undefined;
     const peak = Math.max(sampled, summary.peakRssBytes);
     const gbps = summary.bytesRead / 1e9 / summary.seconds;
@@ -243,13 +275,18 @@ export async function run(args: readonly string[]): Promise<void> {
         ? `RSS ${rssForTarget <= TARGET_PEAK_RSS_BYTES ? 'ok' : 'MISS'}`
         : `${gbps >= target ? 'ok' : 'MISS'} (≥ ${target} GB/s), RSS ${rssForTarget <= TARGET_PEAK_RSS_BYTES ? 'ok' : 'MISS'}`;
     const w = summary.workerSeconds;
+    // Every method writes one model's worth of output: the input GB/s the write alone would allow.
+    const writeBound = (summary.bytesRead / models.modelBytes) * writeGbps;
     process.stdout.write(
       `${method.padEnd(16)} ${fmt(summary.bytesRead / 1e9).padStart(8)} ${fmt(summary.seconds).padStart(9)} ${fmt(gbps).padStart(12)} ` +
         `${fmt(gbps / readGbps).padStart(7)} ${fmt(gbps / copyGbps).padStart(8)}   ` +
         `${`${fmt(peak / 1e6, 0)} MB / ${hwm === undefined ? 'n/a' : `${fmt(hwm / 1e6, 0)} MB`}`.padEnd(27)}  ${verdict}\n` +
         `${''.padEnd(16)} ${resolved.jobs} threads, memory budget ${fmt(resolved.maxMemoryBytes / 1e6, 0)} MB` +
         `${resolved.maxMemoryExplicit ? '' : ' (default)'}; worker time: read ${fmt(w.read)} s, compute ${fmt(w.compute)} s, ` +
-        `write ${fmt(w.write)} s (all threads)\n`,
+        `write ${fmt(w.write)} s (all threads)\n` +
+        `${''.padEnd(16)} CPU ${fmt(cpuSeconds)} s (all threads, ${fmt(cpu.system / 1e6)} s system): ` +
+        `${fmt(summary.bytesRead / 1e9 / cpuSeconds)} input GB per CPU second; the output write alone bounds it at ` +
+        `${fmt(writeBound)} input GB/s (÷ that ${fmt(gbps / writeBound)})\n`,
     );
     // Sanity: every method's output must exist whole before its figures count.
     if (!inputFiles(method, models).every((f) => fs.existsSync(f)) || !fs.existsSync(path.join(outDir, summary.files[0] ?? ''))) {

@@ -156,7 +156,7 @@ export function registerEval(program: Command): void {
     .option('--base-url <url>', 'openai: the server, e.g. http://127.0.0.1:8000')
     .option('--server-model <name>', 'openai: model name to request (default: the first the server lists)')
     .option('--logprobs <mode>', 'openai: echo, prompt_logprobs (vLLM) or none', 'echo')
-    .option('--threads <n>', 'llamacpp: CPU threads (default: all cores)')
+    .option('--threads <n>', 'llamacpp: CPU threads (default: the cores the current load leaves idle, at least 1)')
     .option('--cpu', 'llamacpp: do not use a GPU', false)
     .option('--context <n>', "llamacpp: tokens per sequence (default: min(2048, the model's training context))")
     .option('--sequences <n>', 'llamacpp: requests decoded in parallel (default: 4)')

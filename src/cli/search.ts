@@ -53,7 +53,8 @@ export function formatSearchEvent(e: SearchEvent): string | null {
       const median = Object.entries(e.median)
         .map(([k, v]) => `${k} ${v === null ? '-' : formatNumber(v)}`)
         .join('; ');
-      const extra = [e.reused > 0 ? `${e.reused} reused` : '', e.failures > 0 ? `${e.failures} failed` : ''].filter((x) => x !== '').join(', ');
+      const race = e.race === null ? '' : `${e.race.itemsEvaluated}/${e.race.fullPassItems} ${e.race.objective} items raced (${((100 * e.race.itemsEvaluated) / Math.max(1, e.race.fullPassItems)).toFixed(1)}% of a full pass)`;
+      const extra = [e.reused > 0 ? `${e.reused} reused` : '', e.failures > 0 ? `${e.failures} failed` : '', race].filter((x) => x !== '').join(', ');
       return (
         `gen ${e.generation + 1}/${e.lastGeneration + 1}: best ${bests(e.best)} | median ${median === '' ? '-' : median} | front ${e.front.length}` +
         ` | ${e.evaluations} evaluated${extra === '' ? '' : ` (${extra})`} in ${formatDuration(e.seconds)}, ${formatNumber(e.evaluationsPerSecond)} eval/s, ETA ${formatDuration(e.etaSeconds)}`
@@ -142,8 +143,8 @@ function withRunOptions(cmd: Command): Command {
     .option('--generations <n>', 'generations to reach (default: the run\'s target, else the space\'s optimizer.generations)')
     .option('--runs-dir <dir>', 'directory holding one folder per run', DEFAULT_RUNS_DIR)
     .option('--jobs <n>', 'merge worker threads per candidate (default: the number of CPUs)')
+    .option('--threads <n>', 'llama.cpp CPU threads for built-in task evaluators (default: the cores the current load leaves idle, at least 1)')
     .option('--max-memory <size>', 'working-memory budget of one merge, e.g. 4GB (default: min(25% of free RAM, 4 GiB))')
-    .option('--threads <n>', 'llama.cpp CPU threads (default: all cores; 1 is fastest for tiny models on a busy machine)')
     .option('--context <n>', "llama.cpp tokens per sequence (default: min(2048, the model's training context))")
     .option('--keep-candidates', 'keep every candidate model in <run>/candidates/<id>/ (default: deleted after evaluation)')
     .option('--json', 'print one JSON object per event on stdout (candidate, generation, run)');

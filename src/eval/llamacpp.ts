@@ -1,9 +1,9 @@
 import { fork, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { EvoError } from '../errors.js';
+import { defaultLlamaThreads } from './llamacpp-threads.js';
 import type {
   ChildMessage,
   ChildOp,
@@ -27,7 +27,11 @@ export type { GenerateRequest, GenerateResult, LlamaCppLogLevel, LoglikelihoodRe
  */
 
 export interface LlamaCppEngineOptions {
-  /** CPU threads for llama.cpp. Default: os.availableParallelism() (node-llama-cpp's own default oversubscribes small machines). */
+  /**
+   * CPU threads for llama.cpp. Default: the cores the current load leaves idle, at least 1
+   * (llamacpp-threads.ts: availableParallelism() minus the 1-minute load average, read when the
+   * engine starts).
+   */
   readonly threads?: number;
   /** 'auto': use a GPU when one is found, with every layer offloaded; false: CPU only. Default: 'auto'. */
   readonly gpu?: 'auto' | false;
@@ -114,7 +118,7 @@ export class LlamaCppEngine {
 
   /** Starts the child process and llama.cpp in it (prebuilt binaries only, never a build). */
   static async start(options: LlamaCppEngineOptions = {}): Promise<LlamaCppEngine> {
-    const threads = positiveInt('options.threads', options.threads, os.availableParallelism());
+    const threads = positiveInt('options.threads', options.threads, defaultLlamaThreads());
     positiveInt('options.sequences', options.sequences, 1);
     positiveInt('options.contextSize', options.contextSize, 1);
     positiveInt('options.batchSize', options.batchSize, 1);

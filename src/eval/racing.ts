@@ -151,30 +151,46 @@ export interface RaceEntry<C> {
   readonly n: number;
   /** Index of the last rung this candidate ran (the last rung of the schedule for finalists). */
   readonly rung: number;
+  /** scoreSlice gave up on it (returned null) in rung `rung`; it left the race there. */
+  readonly failed: boolean;
 }
 
 export interface RaceOutcome<C> {
   /** One entry per candidate, in the input order. */
   readonly entries: readonly RaceEntry<C>[];
   readonly rungs: readonly Rung[];
-  /** Item evaluations spent. */
+  /** Items scored (by scoreSlice, recorded ones included). */
   readonly itemsEvaluated: number;
   /** What every candidate on `limit` items would have cost. */
   readonly fullPassItems: number;
 }
 
+/** Hooks a caller uses to prefetch work and commit candidates as they leave the race. */
+export interface RaceHooks {
+  /** Before rung `rung` runs, with the indices of the candidates it will score, in order. */
+  readonly onRung?: (rung: number, indices: readonly number[]) => void | Promise<void>;
+  /**
+   * A candidate left the race after `rung` without failing: eliminated by the cut, or a
+   * finalist at the end. Called in index order after each rung's selection.
+   */
+  readonly onStop?: (index: number, rung: number, items: readonly ItemResult[]) => void | Promise<void>;
+}
+
 /**
- * Runs successive halving over a field. `scoreSlice(candidate, itemIds)` scores one candidate on
- * the next slice of `order` (the caller loads the model and calls its evaluator with
- * `budget.itemIds`); it must return one result per id, in order. Candidates of a rung run one
- * after another, in field order.
+ * Runs successive halving over a field. `scoreSlice(candidate, itemIds, rung)` scores one
+ * candidate on the next slice of `order` (the caller loads the model and calls its evaluator
+ * with `budget.itemIds`, or returns results it recorded before); it must return one result per
+ * id, in order, or null when the candidate failed (it leaves the race). Candidates of a rung run
+ * one after another, in field order. The schedule and every cut are pure functions of the
+ * results, so replaying recorded results gives the same race.
  */
 export async function raceGeneration<C>(
   candidates: readonly C[],
   order: readonly string[],
   limit: number,
-  scoreSlice: (candidate: C, itemIds: readonly string[]) => Promise<readonly ItemResult[]>,
+  scoreSlice: (candidate: C, itemIds: readonly string[], rung: number) => Promise<readonly ItemResult[] | null>,
   options: RacingOptions = {},
+  hooks: RaceHooks = {},
 ): Promise<RaceOutcome<C>> {
   const o = resolveRacingOptions(options);
   const full = Math.min(limit, order.length);
@@ -182,31 +198,41 @@ export async function raceGeneration<C>(
   const rungs = rungSchedule(full, candidates.length, o);
   const results = new Map<number, ItemResult[]>(candidates.map((_, i) => [i, []]));
   const lastRung = new Map<number, number>();
+  const failed = new Set<number>();
   let alive = candidates.map((_, i) => i);
   let spent = 0;
   for (const [k, rung] of rungs.entries()) {
+    await hooks.onRung?.(k, alive);
     for (const index of alive) {
       const done = results.get(index) ?? [];
       const slice = order.slice(done.length, rung.items);
+      lastRung.set(index, k);
       if (slice.length === 0) continue;
-      const got = await scoreSlice(candidates[index] as C, slice);
+      const got = await scoreSlice(candidates[index] as C, slice, k);
+      if (got === null) {
+        failed.add(index);
+        continue;
+      }
       if (got.length !== slice.length || got.some((r, j) => r.id !== slice[j])) {
         throw new RacingError(`scoreSlice returned ${got.length} results for ${slice.length} items, or not in the order asked`);
       }
       done.push(...got);
       results.set(index, done);
       spent += got.length;
-      lastRung.set(index, k);
     }
+    const running = alive.filter((i) => !failed.has(i));
     const next = rungs[k + 1];
+    const standing = standingsOf(new Map(running.map((i) => [i, results.get(i) ?? []])), o.confidence);
+    const keep = next === undefined ? [] : selectSurvivors(standing, o.rule === 'halving' ? next.candidates : o.minSurvivors, o.rule);
+    const kept = new Set(keep);
+    for (const i of running) if (!kept.has(i)) await hooks.onStop?.(i, k, results.get(i) ?? []);
     if (next === undefined) break;
-    const standing = standingsOf(new Map(alive.map((i) => [i, results.get(i) ?? []])), o.confidence);
-    alive = selectSurvivors(standing, o.rule === 'halving' ? next.candidates : o.minSurvivors, o.rule).sort((a, b) => a - b);
+    alive = [...kept].sort((a, b) => a - b);
   }
   const entries = candidates.map((candidate, i) => {
     const items = results.get(i) ?? [];
     const s = summarizeItems(items, o.confidence);
-    return { candidate, items, score: s.score, ci: s.ci, stderr: s.stderr, n: s.n, rung: lastRung.get(i) ?? 0 };
+    return { candidate, items, score: s.score, ci: s.ci, stderr: s.stderr, n: s.n, rung: lastRung.get(i) ?? 0, failed: failed.has(i) };
   });
   return { entries, rungs, itemsEvaluated: spent, fullPassItems: candidates.length * full };
 }

@@ -38,6 +38,11 @@ export interface ComputeOptions {
   readonly warn?: (message: string) => void;
   /** Receives the one-time "native kernels unavailable" warning. Default: stderr. */
   readonly logger?: KernelLogger;
+  /**
+   * Allocates scratch (output, masks) that must stay valid until the result has been used; its
+   * contents may be anything. Default: a fresh Uint8Array each time.
+   */
+  readonly alloc?: (byteLength: number) => Uint8Array;
 }
 
 const COMPUTE_CODE: Readonly<Record<FloatDType, ComputeCode>> = {
@@ -67,7 +72,8 @@ const FAMILIES: Readonly<Partial<Record<MethodId, Family>>> = {
 /** The methods computeTask implements (sce, karcher, multislerp and nearswap are not yet). */
 export const COMPUTABLE_METHODS: readonly MethodId[] = Object.keys(FAMILIES) as MethodId[];
 
-function selectKernels(options: ComputeOptions): KernelBinding {
+/** The kernel table computeTask uses for `options` (the addon unless 'ts' is asked or it is missing). */
+export function selectKernels(options: Pick<ComputeOptions, 'kernels' | 'logger'>): KernelBinding {
   if (options.kernels === 'ts') return TS_KERNELS;
   const loaded = loadKernels(options.logger === undefined ? {} : { logger: options.logger });
   return loaded.kernels;
@@ -121,6 +127,7 @@ export function computeTask(task: TensorTask, inputs: readonly TensorData[], opt
     outCode,
     maskOverride: options.maskOverride,
     warn: options.warn ?? (() => undefined),
+    alloc: options.alloc ?? ((n) => new Uint8Array(n)),
   };
   const out = family(ctx);
   if (elementCount(out.shape) !== elementCount(task.outShape) || out.shape.length !== task.outShape.length || out.shape.some((d, i) => d !== task.outShape[i])) {

@@ -145,8 +145,9 @@ export class LargestFirstScheduler<T> implements MemoryScheduler<T> {
  * - every stage input at its own estimate (computed in the same worker, held until the task ends),
  * - the output in its dtype,
  * - (inputs + 4) bytes per element of the largest input: the kernels stream in small blocks and
- *   allocate whole-tensor only a 1-byte keep mask per sparsified input (TIES, DARE, DELLA,
- *   breadcrumbs), embedding crops, and in the TS twins one 4-byte rank key per element.
+ *   allocate whole-tensor only a 1-byte keep mask per DELLA input (or per input of a test's mask
+ *   override; TIES, DARE and breadcrumbs pass rules instead), embedding crops, and in the TS twins
+ *   one 4-byte rank key per element.
  * It errs high (stage inputs are counted as if all peaked at once) so the budget is kept.
  */
 export function estimateWorkingSetBytes(task: TensorTask): number {

@@ -8,7 +8,8 @@ import fs from 'node:fs';
 import v8 from 'node:v8';
 import vm from 'node:vm';
 import { EvoError } from '../errors.js';
-import { computeTask } from './compute.js';
+import { computeTask, selectKernels } from './compute.js';
+import { TS_KERNELS, type KernelBinding } from './native/binding.js';
 import { inputBytesOf } from './memory-budget.js';
 import type { TensorData } from './compute.js';
 import type { FileTensorInput, TensorTask } from './task.js';
@@ -18,7 +19,7 @@ import type { TensorTaskDone, TensorTaskReply, TensorTaskRequest } from './worke
 const SLOT_ALIGN = 64;
 
 /**
- * A bump allocator for input bytes, reset after each task. Reusing one buffer keeps the thread's
+ * A bump allocator for a task's inputs, outputs and masks, reset after each task. Reusing one buffer keeps the thread's
  * resident memory at its working set: a fresh Buffer per input is freed only at the next GC, which
  * lets RSS run hundreds of MB past the budget on large tensors.
  */
@@ -27,6 +28,10 @@ class ScratchArena {
   #used = 0;
   /** Bytes asked for since the last reset, counting what did not fit in the kept buffer. */
   #demand = 0;
+  /** Buffers of this task that did not fit in #buffer; released when the task ends. */
+  #oversize: ArrayBuffer[] = [];
+  /** Where buffers come from and go: the kernel table's allocPages / releasePages (huge pages with the addon). */
+  pages: Pick<KernelBinding, 'allocPages' | 'releasePages'> = TS_KERNELS;
 
   take(byteLength: number): Uint8Array {
     const size = Math.ceil(byteLength / SLOT_ALIGN) * SLOT_ALIGN;
@@ -37,7 +42,9 @@ class ScratchArena {
       return view;
     }
     // Does not fit: a buffer of its own for this input; the next task's arena grows to the demand.
-    return new Uint8Array(new ArrayBuffer(byteLength));
+    const own = this.pages.allocPages(Math.max(1, byteLength));
+    this.#oversize.push(own);
+    return new Uint8Array(own, 0, byteLength);
   }
 
   /**
@@ -47,8 +54,12 @@ class ScratchArena {
   reset(retainBytes: number): boolean {
     const demand = this.#demand;
     const want = Math.min(demand, retainBytes);
-    if (want > this.#buffer.byteLength) this.#buffer = new ArrayBuffer(want);
-    else if (this.#buffer.byteLength > retainBytes) this.#buffer = new ArrayBuffer(0);
+    for (const b of this.#oversize) this.pages.releasePages(b);
+    this.#oversize = [];
+    if (want > this.#buffer.byteLength || this.#buffer.byteLength > retainBytes) {
+      this.pages.releasePages(this.#buffer);
+      this.#buffer = want > this.#buffer.byteLength ? this.pages.allocPages(want) : new ArrayBuffer(0);
+    }
     this.#used = 0;
     this.#demand = 0;
     return demand > retainBytes;
@@ -105,6 +116,8 @@ export function runTensorTask(request: TensorTaskRequest): TensorTaskReply {
 
 function computeAndWrite(request: TensorTaskRequest): TensorTaskDone {
   const counters: TaskCounters = { bytesRead: 0, readMs: 0, computeMs: 0, rssBytes: 0, warnings: [] };
+  // Before the first read, so that the one-time "no addon" warning travels with this task's reply.
+  arena.pages = selectKernels({ kernels: request.kernels, logger: (m) => counters.warnings.push(m) });
   const result = computeRecursive(request.task, request, counters);
   const expected = request.output.byteLength;
   if (result.dtype !== request.task.outDType || result.bytes.byteLength !== expected) {
@@ -146,7 +159,7 @@ function computeRecursive(task: TensorTask, request: TensorTaskRequest, counters
   const note = (message: string): void => {
     counters.warnings.push(message);
   };
-  const out = computeTask(task, inputs, { kernels: request.kernels, warn: note, logger: note });
+  const out = computeTask(task, inputs, { kernels: request.kernels, warn: note, logger: note, alloc: (n) => arena.take(n) });
   counters.computeMs += performance.now() - t0;
   return out;
 }

@@ -24,7 +24,10 @@ import type { ObjectiveSpec } from './space.js';
  *
  * The module may export `needs = 'backend'` to get `context.backend`, an inference backend
  * already serving the candidate, or `evaluator`, an object implementing src/eval/types.ts's
- * Evaluator. A thrown error stops the run (the candidate stays unfinished, so `evo resume`
+ * Evaluator. To be raced (an objective with `racing:`), a module exports
+ * `subsetOrder(options, {split, seed})` returning every item id in the seeded order for that
+ * seed; its `evaluate` is then called with `context.itemIds`, the slice to score, and must return
+ * `items` for exactly those ids (the objective's score is their mean). A thrown error stops the run (the candidate stays unfinished, so `evo resume`
  * evaluates it again once the evaluator is fixed); to fail one candidate, return a non-finite score.
  */
 
@@ -57,7 +60,8 @@ export interface EvaluationContext {
   /** Seed of the item subset: the same for every candidate of a generation. */
   readonly seed: number;
   readonly split: 'search';
-  readonly itemIds: undefined;
+  /** Score exactly these items, in this order (a racing slice; `limit` is then their count); undefined: the seeded subset of `limit`. */
+  readonly itemIds: readonly string[] | undefined;
   readonly generation: number;
   /** The backend serving the candidate, for evaluators that need one; else undefined. */
   readonly backend: InferenceBackend | undefined;
@@ -84,6 +88,8 @@ export interface ObjectiveEvaluator {
   readonly objective: string;
   readonly needs: EvaluatorNeed;
   evaluate(candidate: EvaluationCandidate, context: EvaluationContext): Promise<ObjectiveOutcome>;
+  /** Every item id of the search split in the seeded order of `seed`; absent when the evaluator cannot be raced. */
+  readonly subsetOrder?: (seed: number) => Promise<readonly string[]>;
 }
 
 /** A user evaluator function as exported by its module. */
@@ -174,13 +180,15 @@ function needOf(v: unknown, where: string): EvaluatorNeed {
 
 /** Adapts a src/eval Evaluator (a built-in, or a module's `evaluator` export) to one objective. */
 function fromEvaluator(objective: ObjectiveSpec, evaluator: Evaluator): ObjectiveEvaluator {
+  const order = evaluator.subsetOrder?.bind(evaluator);
   return {
     objective: objective.name,
     needs: evaluator.needs,
+    ...(order !== undefined ? { subsetOrder: (seed: number) => order('search', seed) } : {}),
     async evaluate(candidate, context) {
       const result = await evaluator.evaluate(
         { id: candidate.id, dir: candidate.dir, gguf: candidate.gguf, config: candidate.config, genome: candidate.genome },
-        { limit: context.limit, seed: context.seed, split: 'search' },
+        { limit: context.limit, seed: context.seed, split: 'search', itemIds: context.itemIds },
         { backend: context.backend, signal: context.signal },
       );
       if (!Number.isFinite(result.score)) return failed(`evaluator ${evaluator.name} (objective ${objective.name}) scored ${result.score}`, toJson(result.details));
@@ -206,9 +214,22 @@ async function fromModule(objective: ObjectiveSpec, modulePath: string): Promise
   const needs = needOf(mod.needs ?? 'hf-dir', where);
   const evaluate = fn as UserEvaluatorFunction;
   const options = objective.limit === null ? objective.options : { ...objective.options, limit: objective.limit };
+  const order = mod.subsetOrder;
+  if (order !== undefined && typeof order !== 'function') throw new EvaluatorError('EVALUATOR_MODULE', `${where}: export subsetOrder must be a function (options, {split, seed}) → item ids`);
   return {
     objective: objective.name,
     needs,
+    ...(typeof order === 'function'
+      ? {
+          subsetOrder: async (seed: number) => {
+            const ids: unknown = await (order as (o: unknown, c: unknown) => unknown)(options, { split: 'search', seed });
+            if (!Array.isArray(ids) || ids.some((id) => typeof id !== 'string' && typeof id !== 'number')) {
+              throw new EvaluatorError('EVALUATOR_RESULT', `${where}: subsetOrder must return a list of item ids (strings or numbers)`);
+            }
+            return ids.map(String);
+          },
+        }
+      : {}),
     async evaluate(candidate, context) {
       let value: unknown;
       try {

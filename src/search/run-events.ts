@@ -63,6 +63,19 @@ export interface GenerationEvent {
   readonly evaluationsPerSecond: number;
   /** Estimated seconds to the last generation, from this process's mean generation time. */
   readonly etaSeconds: number;
+  /** The generation's race (objectives with `racing:`), or null when every candidate got the full limit. */
+  readonly race: GenerationRace | null;
+}
+
+/** What successive halving cost in a generation, in items of the raced objective. */
+export interface GenerationRace {
+  readonly objective: string;
+  /** Cumulative items and planned candidates per rung. */
+  readonly rungs: readonly { readonly items: number; readonly candidates: number }[];
+  /** Items scored in the race (slices recorded before a resume included). */
+  readonly itemsEvaluated: number;
+  /** Items every new candidate on the full limit would have cost. */
+  readonly fullPassItems: number;
 }
 
 /** How well building and evaluating overlapped in this process. */

@@ -66,7 +66,7 @@ export interface PipelineStats {
   readonly firstBuildWaitSeconds: number;
 }
 
-type BuildOutcome =
+export type BuildOutcome =
   | { readonly kind: 'built'; readonly built: BuiltCandidate; readonly gguf: string | undefined; readonly seconds: number }
   | { readonly kind: 'failed'; readonly error: string; readonly seconds: number }
   | { readonly kind: 'fatal'; readonly error: unknown };
@@ -90,9 +90,33 @@ export function candidateGguf(workDir: string, id: number): string {
   return path.join(workDir, `${id}.gguf`);
 }
 
-async function removeCandidate(workDir: string, id: number): Promise<void> {
+export async function removeCandidate(workDir: string, id: number): Promise<void> {
   await rm(candidateDir(workDir, id), { recursive: true, force: true });
   await rm(candidateGguf(workDir, id), { force: true });
+}
+
+/**
+ * Starts a candidate's evaluation in the store and builds its model (and GGUF) into the work
+ * folder. A recipe the planner rejects is that candidate's failure; anything else is fatal.
+ */
+export async function buildCandidate(c: CandidateRecord, ctx: PipelineContext, signal: AbortSignal): Promise<BuildOutcome> {
+  const t0 = nowSeconds();
+  try {
+    await ctx.store.startEvaluation(c.id);
+    ctx.emit({ event: 'build', run: ctx.runName, generation: c.generation, id: c.id });
+    // A killed run may have left a partial directory for this candidate.
+    await removeCandidate(ctx.workDir, c.id);
+    const built = await ctx.builder.build(c.config, candidateDir(ctx.workDir, c.id), `candidate ${c.id} of run ${ctx.runName}`, signal);
+    let gguf: string | undefined;
+    if (ctx.gguf && !signal.aborted) {
+      gguf = candidateGguf(ctx.workDir, c.id);
+      await ctx.builder.writeGguf(built.dir, gguf);
+    }
+    return { kind: 'built', built, gguf, seconds: nowSeconds() - t0 };
+  } catch (err) {
+    if (isRecipeError(err) && !signal.aborted) return { kind: 'failed', error: err.message, seconds: nowSeconds() - t0 };
+    return { kind: 'fatal', error: err };
+  }
 }
 
 /** Builds and evaluates `pending` (one generation's unfinished candidates, in id order). */
@@ -108,25 +132,7 @@ export async function runPipeline(pending: readonly CandidateRecord[], ctx: Pipe
   let firstBuildWaitSeconds = 0;
   let count = 0;
 
-  const startBuild = async (c: CandidateRecord): Promise<BuildOutcome> => {
-    const t0 = nowSeconds();
-    try {
-      await ctx.store.startEvaluation(c.id);
-      ctx.emit({ event: 'build', run: ctx.runName, generation: c.generation, id: c.id });
-      // A killed run may have left a partial directory for this candidate.
-      await removeCandidate(ctx.workDir, c.id);
-      const built = await ctx.builder.build(c.config, candidateDir(ctx.workDir, c.id), `candidate ${c.id} of run ${ctx.runName}`, inner.signal);
-      let gguf: string | undefined;
-      if (ctx.gguf && !inner.signal.aborted) {
-        gguf = candidateGguf(ctx.workDir, c.id);
-        await ctx.builder.writeGguf(built.dir, gguf);
-      }
-      return { kind: 'built', built, gguf, seconds: nowSeconds() - t0 };
-    } catch (err) {
-      if (isRecipeError(err) && !inner.signal.aborted) return { kind: 'failed', error: err.message, seconds: nowSeconds() - t0 };
-      return { kind: 'fatal', error: err };
-    }
-  };
+  const startBuild = (c: CandidateRecord): Promise<BuildOutcome> => buildCandidate(c, ctx, inner.signal);
   const discard = async (outcome: BuildOutcome | null, id: number): Promise<void> => {
     if (outcome?.kind === 'built') await removeCandidate(ctx.workDir, id);
   };
@@ -197,6 +203,75 @@ export async function runPipeline(pending: readonly CandidateRecord[], ctx: Pipe
   };
 }
 
+/** What one objective is asked in an evaluation: its index in the space, and the racing slice (undefined: its seeded subset). */
+export interface ObjectivePlan {
+  readonly objective: number;
+  readonly itemIds: readonly string[] | undefined;
+}
+
+/** The candidate as evaluators receive it. */
+export function evaluationCandidate(c: CandidateRecord, built: BuiltCandidate, gguf: string | undefined, schema: GenomeSchema): EvaluationCandidate {
+  return {
+    id: String(c.id),
+    candidateId: c.id,
+    dir: built.dir,
+    gguf,
+    config: built.config,
+    configText: c.config,
+    genome: namedGenes(schema, c.genome as unknown as Genome),
+    hash: c.hash,
+    generation: c.generation,
+  };
+}
+
+/**
+ * Loads the candidate into the backend (when an objective needs it) and runs the planned
+ * objectives in order, stopping at the first failure. Returns the outcomes so far and the
+ * candidate's failure, if any (a model the engine cannot load, or a non-finite score).
+ */
+export async function scoreObjectives(
+  c: CandidateRecord,
+  candidate: EvaluationCandidate,
+  plan: readonly ObjectivePlan[],
+  ctx: PipelineContext,
+  signal: AbortSignal,
+): Promise<{ readonly outcomes: readonly ObjectiveOutcome[]; readonly failure: string | null }> {
+  ctx.emit({ event: 'evaluate', run: ctx.runName, generation: c.generation, id: c.id });
+  const needsBackend = plan.some((p) => ctx.evaluators[p.objective]?.needs === 'backend');
+  if (ctx.backend !== null && needsBackend) {
+    try {
+      await ctx.backend.useModel({ id: candidate.id, dir: candidate.dir, gguf: candidate.gguf }, signal);
+    } catch (err) {
+      if (signal.aborted) throw new SearchInterruptedError(ctx.runName);
+      // A merge the engine cannot load is this candidate's failure (a broken engine fails at start-up).
+      return { outcomes: [], failure: `${ctx.backend.name} cannot load candidate ${c.id}: ${err instanceof Error ? (err.message.split('\n')[0] ?? '') : String(err)}` };
+    }
+  }
+  const outcomes: ObjectiveOutcome[] = [];
+  for (const p of plan) {
+    // An interruption between objectives drops the candidate; after the last one, its finished
+    // evaluation is still recorded.
+    if (signal.aborted) throw new SearchInterruptedError(ctx.runName);
+    const objective = ctx.objectives[p.objective];
+    const evaluator = ctx.evaluators[p.objective];
+    if (!evaluator || !objective) throw new Error(`internal: no evaluator for objective ${p.objective}`);
+    const outcome = await evaluator.evaluate(candidate, {
+      objective: objective.name,
+      limit: p.itemIds?.length ?? objective.limit ?? Number.POSITIVE_INFINITY,
+      seed: ctx.subsetSeed(c.generation),
+      split: 'search',
+      itemIds: p.itemIds,
+      generation: c.generation,
+      backend: evaluator.needs === 'backend' ? (ctx.backend ?? undefined) : undefined,
+      signal,
+      spaceDir: ctx.spaceDir,
+    });
+    outcomes.push(outcome);
+    if (outcome.failure !== null) return { outcomes, failure: outcome.failure };
+  }
+  return { outcomes, failure: null };
+}
+
 /** Runs every objective's evaluator on a built candidate and records the result; returns its seconds. */
 async function evaluateAndRecord(
   c: CandidateRecord,
@@ -208,55 +283,11 @@ async function evaluateAndRecord(
   signal: AbortSignal,
   release: () => Promise<void>,
 ): Promise<number> {
-  ctx.emit({ event: 'evaluate', run: ctx.runName, generation: c.generation, id: c.id });
-  const genome = c.genome as unknown as Genome;
-  const candidate: EvaluationCandidate = {
-    id: String(c.id),
-    candidateId: c.id,
-    dir: built.dir,
-    gguf,
-    config: built.config,
-    configText: c.config,
-    genome: namedGenes(ctx.schema, genome),
-    hash: c.hash,
-    generation: c.generation,
-  };
+  const candidate = evaluationCandidate(c, built, gguf, ctx.schema);
   const t0 = nowSeconds();
-  const outcomes: ObjectiveOutcome[] = [];
-  let loadFailure: string | null = null;
-  if (ctx.backend !== null && ctx.evaluators.some((e) => e.needs === 'backend')) {
-    try {
-      await ctx.backend.useModel({ id: candidate.id, dir: built.dir, gguf }, signal);
-    } catch (err) {
-      if (signal.aborted) throw new SearchInterruptedError(ctx.runName);
-      // A merge the engine cannot load is this candidate's failure (a broken engine fails at start-up).
-      loadFailure = `${ctx.backend.name} cannot load candidate ${c.id}: ${err instanceof Error ? (err.message.split('\n')[0] ?? '') : String(err)}`;
-    }
-  }
-  for (const [i, objective] of ctx.objectives.entries()) {
-    if (loadFailure !== null) break;
-    // An interruption between objectives drops the candidate; after the last one, its finished
-    // evaluation is still recorded.
-    if (signal.aborted) throw new SearchInterruptedError(ctx.runName);
-    const evaluator = ctx.evaluators[i];
-    if (!evaluator) throw new Error(`internal: no evaluator for objective ${objective.name}`);
-    const outcome = await evaluator.evaluate(candidate, {
-      objective: objective.name,
-      limit: objective.limit ?? Number.POSITIVE_INFINITY,
-      seed: ctx.subsetSeed(c.generation),
-      split: 'search',
-      itemIds: undefined,
-      generation: c.generation,
-      backend: evaluator.needs === 'backend' ? (ctx.backend ?? undefined) : undefined,
-      signal,
-      spaceDir: ctx.spaceDir,
-    });
-    outcomes.push(outcome);
-    if (outcome.failure !== null) break;
-  }
+  const { outcomes, failure } = await scoreObjectives(c, candidate, ctx.objectives.map((_, objective) => ({ objective, itemIds: undefined })), ctx, signal);
   const seconds = nowSeconds() - t0;
   await release();
-  const failure = loadFailure ?? outcomes.find((o) => o.failure !== null)?.failure ?? null;
   const base = { run: ctx.runName, generation: c.generation, id: c.id, hash: c.hash, buildSeconds, evaluateSeconds: seconds, waitSeconds: waited };
   if (failure !== null) {
     await ctx.store.recordFailure(c.id, failure);

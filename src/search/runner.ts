@@ -15,6 +15,7 @@ import type { PipelineTiming, RunEvent, SearchEvent } from './run-events.js';
 import { loadEvaluators } from './run-evaluators.js';
 import { openRun, type OpenRunOptions } from './run-open.js';
 import { candidateDir, runPipeline, SearchInterruptedError, type PipelineStats } from './run-pipeline.js';
+import { assertRaceable, racedObjective, runRacedGeneration, type RaceSummary } from './run-race.js';
 import { RunSpaceError } from './run-space.js';
 import type { ObjectiveSpec, SearchSpace } from './space.js';
 
@@ -121,8 +122,11 @@ class TimingTotals {
   windowSeconds = 0;
   waitSeconds = 0;
   firstBuildWaitSeconds = 0;
+  /** The stats added last (one generation's). */
+  last: PipelineStats = { candidates: 0, buildSeconds: 0, evaluateSeconds: 0, windowSeconds: 0, waitSeconds: 0, firstBuildWaitSeconds: 0 };
 
   add(s: PipelineStats): void {
+    this.last = s;
     this.candidates += s.candidates;
     this.buildSeconds += s.buildSeconds;
     this.evaluateSeconds += s.evaluateSeconds;
@@ -162,7 +166,9 @@ export async function runSearch(options: SearchOptions): Promise<RunEvent> {
   const opened = await openRun({ ...options, packageVersion: options.packageVersion ?? '0.0.0' }, async (space) => {
     const base = await checkpoints.load(space.baseModel);
     const schema = buildGenomeSchema(space, base.config.numHiddenLayers);
-    return { schema, evaluators: await loadEvaluators(space) };
+    const evaluators = await loadEvaluators(space);
+    assertRaceable(space.objectives, evaluators);
+    return { schema, evaluators };
   });
   const { store, space, run, dbFile, targetGenerations } = opened;
   const { schema, evaluators } = opened.prepared;
@@ -240,9 +246,15 @@ export async function runSearch(options: SearchOptions): Promise<RunEvent> {
         return { generation, index, genome: genome as unknown as JsonValue, config: d.configText, hash: d.hash };
       });
       await store.recordCandidates(slots);
-      const pending = await store.pendingCandidates();
-      const stats = await runPipeline(pending, pipeline);
-      timing.add(stats);
+      let race: RaceSummary | null = null;
+      if (racedObjective(space.objectives) >= 0) {
+        const raced = await runRacedGeneration(generation, pipeline);
+        timing.add(raced.stats);
+        race = raced.race;
+      } else {
+        timing.add(await runPipeline(await store.pendingCandidates(), pipeline));
+      }
+      const stats = timing.last;
 
       const told = (await store.candidatesOfGeneration(generation)).map((s) => toldOf(s, space.objectives));
       optimizer.tell(told);
@@ -275,6 +287,7 @@ export async function runSearch(options: SearchOptions): Promise<RunEvent> {
         seconds,
         evaluationsPerSecond: elapsed > 0 ? sessionEvaluations / elapsed : 0,
         etaSeconds: (elapsed / sessionGenerations) * Math.max(0, targetGenerations - 1 - generation),
+        race: race === null ? null : { objective: race.objective, rungs: race.rungs, itemsEvaluated: race.itemsEvaluated, fullPassItems: race.fullPassItems },
       });
       generation++;
     }

@@ -128,6 +128,12 @@ export function semanticIssues(raw: RawSpace, data: unknown): RawIssue[] {
     issues.push({ code: 'INVALID_VALUE', path: ['optimizer', 'method'], message: `must be one of genome.methods (${g.methods.join(', ')}), got ${describe(o.method)}` });
   }
   duplicates(raw.objectives.map((x) => x.name), ['objectives'], 'objective', issues);
+  const raced = raw.objectives.findIndex((x) => x.racing !== undefined);
+  raw.objectives.forEach((obj, i) => {
+    if (obj.racing !== undefined && i !== raced) {
+      issues.push({ code: 'CONFLICT', path: ['objectives', i, 'racing'], message: `only one objective can be raced, and objectives[${raced}] (${raw.objectives[raced]?.name ?? ''}) already is`, atKey: true });
+    }
+  });
   raw.objectives.forEach((obj, i) => {
     const ev = obj.evaluator;
     const at: PathSeg[] = ['objectives', i, 'evaluator'];

@@ -5,6 +5,7 @@ import type { SpaceIssueCode } from './space-issue.js';
 
 export const DTYPES = ['float32', 'float16', 'bfloat16'] as const;
 export const KINDS = ['ga', 'nsga2', 'cmaes', 'random'] as const;
+export const RACING_RULES = ['halving', 'race'] as const;
 
 const rangeSchema = z.strictObject({ min: z.number(), max: z.number() });
 const nonEmpty = z.string().min(1);
@@ -38,6 +39,16 @@ export const SCHEMA = z.strictObject({
         maximize: z.boolean().default(true),
         weight: z.number().default(1),
         options: z.record(z.string(), z.unknown()).optional(),
+        // Defaults are src/eval/racing.ts's (resolveRacingOptions), filled in by space.ts.
+        racing: z
+          .strictObject({
+            eta: z.number().gt(1).optional(),
+            rule: z.enum(RACING_RULES).optional(),
+            min_first_rung_items: z.int().min(1).optional(),
+            min_survivors: z.int().min(1).optional(),
+            confidence: z.number().gt(0).lt(1).optional(),
+          })
+          .optional(),
       }),
     )
     .min(1),

@@ -1,5 +1,6 @@
 import { readFile } from 'node:fs/promises';
 import { isMap, isScalar, LineCounter, parseDocument, type Document, type Node as YamlNode } from 'yaml';
+import { resolveRacingOptions, type ResolvedRacingOptions } from '../eval/racing.js';
 import type { MethodId } from '../merge/task.js';
 import type { MergekitDType } from '../tensors/dtype.js';
 import { geneParamSpec, type GeneParam } from './method-genes.js';
@@ -67,6 +68,12 @@ export interface ObjectiveSpec {
   readonly weight: number;
   /** Passed to the evaluator as is. Default: {}. */
   readonly options: Readonly<Record<string, unknown>>;
+  /**
+   * Successive halving of this objective inside each generation (`racing:` in the file; at most
+   * one objective). Absent when the file has no `racing:`, so spaces written before racing keep
+   * their hash and their runs resume.
+   */
+  readonly racing?: ResolvedRacingOptions;
 }
 
 export type OptimizerKind = 'ga' | 'nsga2' | 'cmaes' | 'random';
@@ -157,6 +164,17 @@ function toSpace(raw: RawSpace): SearchSpace {
         maximize: x.maximize,
         weight: x.weight,
         options: rec?.options ?? x.options ?? {},
+        ...(x.racing !== undefined
+          ? {
+              racing: resolveRacingOptions({
+                ...(x.racing.eta !== undefined ? { eta: x.racing.eta } : {}),
+                ...(x.racing.rule !== undefined ? { rule: x.racing.rule } : {}),
+                ...(x.racing.min_first_rung_items !== undefined ? { minFirstRungItems: x.racing.min_first_rung_items } : {}),
+                ...(x.racing.min_survivors !== undefined ? { minSurvivors: x.racing.min_survivors } : {}),
+                ...(x.racing.confidence !== undefined ? { confidence: x.racing.confidence } : {}),
+              }),
+            }
+          : {}),
       };
     }),
     optimizer: {

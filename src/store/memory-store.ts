@@ -17,6 +17,7 @@ import {
   encodeNewGeneration,
   encodeNewResult,
   encodeNewRun,
+  encodeRungResult,
   isFinished,
   isoTime,
   parseJsonText,
@@ -24,6 +25,7 @@ import {
   toJsonText,
   type EncodedCandidate,
   type EncodedItem,
+  type EncodedRungResult,
   type SlotFacts,
 } from './records.js';
 import type {
@@ -40,12 +42,14 @@ import type {
   NewGeneration,
   NewResult,
   NewRun,
+  NewRungResult,
   OptimizerSnapshot,
   ResultRecord,
   RunOverview,
   RunRecord,
   RunStatus,
   RunStore,
+  RungResultRecord,
   ScoreRecord,
   ScoredCandidate,
   SlotRecord,
@@ -116,6 +120,8 @@ class MemoryRunStore implements RunStore {
   readonly #byHash = new Map<string, number>();
   readonly #slots = new Map<number, Map<number, SlotRow>>();
   readonly #results = new Map<number, ResultRow>();
+  /** Per candidate, its rungs in order. */
+  readonly #rungs = new Map<number, (EncodedRungResult & { readonly recordedAt: string })[]>();
   /** Recorded generations in order. */
   readonly #generations: GenerationRow[] = [];
   readonly #events: EventRow[] = [];
@@ -246,6 +252,42 @@ class MemoryRunStore implements RunStore {
     row.finishedAt = now;
     this.#touch(now);
     return this.#scored(row);
+  }
+
+  async recordRungResult(candidateId: number, rung: NewRungResult): Promise<RungResultRecord> {
+    this.#open();
+    const run = this.#requireRun();
+    const row = this.#existing(candidateId);
+    if (isFinished(row.status)) throw new CandidateFinishedError(candidateId, row.status, 'recordRungResult');
+    const earlier = this.#rungs.get(candidateId) ?? [];
+    const encoded = encodeRungResult(rung, run.objectives, candidateId, earlier);
+    if (row.status !== 'running') {
+      throw new StoreError('CANDIDATE_NOT_RUNNING', `candidate ${candidateId} is ${row.status}; call startEvaluation before recording a rung`);
+    }
+    const now = this.#now();
+    this.#rungs.set(candidateId, [...earlier, { ...encoded, recordedAt: now }]);
+    this.#touch(now);
+    return this.#rungRecords(candidateId).at(-1) as RungResultRecord;
+  }
+
+  async rungResults(candidateId: number): Promise<readonly RungResultRecord[]> {
+    this.#open();
+    return this.#rungRecords(candidateId);
+  }
+
+  #rungRecords(candidateId: number): readonly RungResultRecord[] {
+    return deepFreeze(
+      (this.#rungs.get(candidateId) ?? []).map((r) => ({
+        candidateId,
+        rung: r.rung,
+        scores: parseJsonText(r.scoresJson) as unknown as Record<string, ScoreRecord>,
+        itemsUsed: r.itemsUsed,
+        seconds: r.seconds,
+        details: parseJsonText(r.detailsJson),
+        items: r.items.map((i) => ({ candidateId, objective: i.objective, itemId: i.itemId, correct: i.correct, score: i.score })),
+        recordedAt: r.recordedAt,
+      })),
+    );
   }
 
   async recordFailure(candidateId: number, error: string): Promise<CandidateRecord> {

@@ -132,8 +132,39 @@ CREATE TABLE writer_lease (
 );
 `;
 
+/** v2: per-rung results of successive halving inside a generation (src/eval/racing.ts). */
+const V2 = `
+CREATE TABLE rung_result (
+  candidate_id INTEGER NOT NULL REFERENCES candidate (id),
+  rung INTEGER NOT NULL CHECK (rung >= 0),
+  scores_json TEXT NOT NULL,
+  items_used INTEGER NOT NULL,
+  seconds REAL NOT NULL,
+  details_json TEXT NOT NULL,
+  recorded_at TEXT NOT NULL,
+  PRIMARY KEY (candidate_id, rung)
+) WITHOUT ROWID;
+CREATE TRIGGER rung_result_is_final BEFORE UPDATE ON rung_result
+  BEGIN SELECT RAISE(ABORT, 'rung results are never rewritten'); END;
+
+CREATE TABLE rung_item (
+  seq INTEGER PRIMARY KEY,
+  candidate_id INTEGER NOT NULL,
+  rung INTEGER NOT NULL,
+  objective TEXT NOT NULL,
+  item_id TEXT NOT NULL,
+  correct INTEGER CHECK (correct IN (0, 1)),
+  score REAL NOT NULL,
+  FOREIGN KEY (candidate_id, rung) REFERENCES rung_result (candidate_id, rung),
+  UNIQUE (candidate_id, objective, item_id)
+);
+`;
+
 /** Every migration, in version order. The last one's version is SCHEMA_VERSION. */
-export const MIGRATIONS: readonly Migration[] = [{ version: 1, name: 'initial schema', sql: V1 }];
+export const MIGRATIONS: readonly Migration[] = [
+  { version: 1, name: 'initial schema', sql: V1 },
+  { version: 2, name: 'rung results', sql: V2 },
+];
 
 export const SCHEMA_VERSION: number = MIGRATIONS.at(-1)?.version ?? 0;
 

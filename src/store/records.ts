@@ -13,8 +13,10 @@ import type {
   NewItemResult,
   NewResult,
   NewRun,
+  NewRungResult,
   ObjectiveBest,
   ObjectiveDirection,
+  ObjectiveScore,
   ObjectiveSpec,
   RunStatus,
   ScoreRecord,
@@ -213,28 +215,27 @@ export interface EncodedResult {
   readonly items: readonly EncodedItem[];
 }
 
-export function encodeNewResult(result: NewResult, objectives: readonly ObjectiveSpec[], candidateId: number): EncodedResult {
-  const field = `result of candidate ${candidateId}`;
-  if (result.scores === null || typeof result.scores !== 'object') throw bad(`${field}: scores`, 'an object keyed by objective', result.scores);
-  const declared = new Set(objectives.map((o) => o.name));
-  for (const name of Object.keys(result.scores)) {
+function encodeScore(s: ObjectiveScore, f: string): ScoreRecord {
+  const ciLow = checkOptionalFinite(s.ciLow, `${f}.ciLow`);
+  const ciHigh = checkOptionalFinite(s.ciHigh, `${f}.ciHigh`);
+  if (ciLow !== null && ciHigh !== null && ciLow > ciHigh) throw bad(`${f}.ciLow`, `≤ ciHigh (${ciHigh})`, ciLow);
+  const stderr = s.stderr === undefined || s.stderr === null ? null : checkNonNegative(s.stderr, `${f}.stderr`);
+  return { value: checkFinite(s.value, `${f}.value`), stderr, ciLow, ciHigh, n: checkNonNegativeInt(s.n, `${f}.n`) };
+}
+
+function checkScoreKeys(scores: unknown, declared: ReadonlySet<string>, field: string): void {
+  if (scores === null || typeof scores !== 'object') throw bad(`${field}: scores`, 'an object keyed by objective', scores);
+  for (const name of Object.keys(scores)) {
     if (!declared.has(name)) {
       throw new StoreError('UNKNOWN_OBJECTIVE', `${field}: objective '${name}' is not one of the run's objectives (${[...declared].join(', ')})`);
     }
   }
-  const scores = objectives.map((o) => {
-    const s = result.scores[o.name];
-    if (s === undefined) throw bad(`${field}: scores.${o.name}`, 'present (every objective of the run is scored)', s);
-    const f = `${field}: scores.${o.name}`;
-    const ciLow = checkOptionalFinite(s.ciLow, `${f}.ciLow`);
-    const ciHigh = checkOptionalFinite(s.ciHigh, `${f}.ciHigh`);
-    if (ciLow !== null && ciHigh !== null && ciLow > ciHigh) throw bad(`${f}.ciLow`, `≤ ciHigh (${ciHigh})`, ciLow);
-    const stderr = s.stderr === undefined || s.stderr === null ? null : checkNonNegative(s.stderr, `${f}.stderr`);
-    return { objective: o.name, value: checkFinite(s.value, `${f}.value`), stderr, ciLow, ciHigh, n: checkNonNegativeInt(s.n, `${f}.n`) };
-  });
-  const items: EncodedItem[] = [];
-  const seen = new Set<string>();
-  (result.items ?? []).forEach((item: NewItemResult, i: number) => {
+}
+
+/** Items checked and encoded; `seen` holds the (objective, item) keys already taken (earlier rungs). */
+function encodeItems(items: readonly NewItemResult[], declared: ReadonlySet<string>, field: string, seen: Set<string> = new Set()): EncodedItem[] {
+  const out: EncodedItem[] = [];
+  items.forEach((item: NewItemResult, i: number) => {
     const f = `${field}: items[${i}]`;
     if (!declared.has(item.objective)) {
       throw new StoreError('UNKNOWN_OBJECTIVE', `${f}: objective '${String(item.objective)}' is not one of the run's objectives`);
@@ -245,8 +246,21 @@ export function encodeNewResult(result: NewResult, objectives: readonly Objectiv
     seen.add(key);
     const correct = item.correct === undefined || item.correct === null ? null : item.correct;
     if (correct !== null && typeof correct !== 'boolean') throw bad(`${f}.correct`, 'a boolean or null', correct);
-    items.push({ objective: item.objective, itemId, correct, score: checkFinite(item.score, `${f}.score`) });
+    out.push({ objective: item.objective, itemId, correct, score: checkFinite(item.score, `${f}.score`) });
   });
+  return out;
+}
+
+export function encodeNewResult(result: NewResult, objectives: readonly ObjectiveSpec[], candidateId: number): EncodedResult {
+  const field = `result of candidate ${candidateId}`;
+  const declared = new Set(objectives.map((o) => o.name));
+  checkScoreKeys(result.scores, declared, field);
+  const scores = objectives.map((o) => {
+    const s = result.scores[o.name];
+    if (s === undefined) throw bad(`${field}: scores.${o.name}`, 'present (every objective of the run is scored)', s);
+    return { objective: o.name, ...encodeScore(s, `${field}: scores.${o.name}`) };
+  });
+  const items = encodeItems(result.items ?? [], declared, field);
   const modelBytes = result.modelBytes === undefined || result.modelBytes === null ? null : checkNonNegativeInt(result.modelBytes, `${field}: modelBytes`);
   return {
     scores,
@@ -255,6 +269,50 @@ export function encodeNewResult(result: NewResult, objectives: readonly Objectiv
     modelBytes,
     detailsJson: toJsonText(result.details ?? null, `${field}: details`),
     items,
+  };
+}
+
+export interface EncodedRungResult {
+  readonly rung: number;
+  readonly scoresJson: string;
+  readonly itemsUsed: number;
+  readonly seconds: number;
+  readonly detailsJson: string;
+  readonly items: readonly EncodedItem[];
+}
+
+/**
+ * Checks one rung of a candidate's race. `earlier` are the rungs already recorded for it: the new
+ * one must come next (0, 1, 2, ...), and its items must not repeat an item of an earlier rung
+ * (a rung scores the next slice of one order, never an item twice).
+ */
+export function encodeRungResult(
+  r: NewRungResult,
+  objectives: readonly ObjectiveSpec[],
+  candidateId: number,
+  earlier: readonly { readonly rung: number; readonly items: readonly { readonly objective: string; readonly itemId: string }[] }[],
+): EncodedRungResult {
+  const field = `rung ${String(r.rung)} of candidate ${candidateId}`;
+  const rung = checkNonNegativeInt(r.rung, `${field}: rung`);
+  if (rung !== earlier.length) {
+    throw new StoreError('RUNG_OUT_OF_ORDER', `${field}: candidate ${candidateId} has ${earlier.length} rung(s) recorded, so the next is rung ${earlier.length}, got ${rung}`);
+  }
+  const declared = new Set(objectives.map((o) => o.name));
+  checkScoreKeys(r.scores, declared, field);
+  const scores: Record<string, ScoreRecord> = {};
+  for (const o of objectives) {
+    const s = r.scores[o.name];
+    if (s !== undefined) scores[o.name] = encodeScore(s, `${field}: scores.${o.name}`);
+  }
+  if (Object.keys(scores).length === 0) throw bad(`${field}: scores`, 'at least one objective', r.scores);
+  const seen = new Set(earlier.flatMap((e) => e.items.map((i) => JSON.stringify([i.objective, i.itemId]))));
+  return {
+    rung,
+    scoresJson: JSON.stringify(scores),
+    itemsUsed: checkNonNegativeInt(r.itemsUsed, `${field}: itemsUsed`),
+    seconds: checkNonNegative(r.seconds, `${field}: seconds`),
+    detailsJson: toJsonText(r.details ?? null, `${field}: details`),
+    items: encodeItems(r.items ?? [], declared, field, seen),
   };
 }
 

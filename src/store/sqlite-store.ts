@@ -17,6 +17,7 @@ import {
   encodeNewGeneration,
   encodeNewResult,
   encodeNewRun,
+  encodeRungResult,
   isFinished,
   isoTime,
   parseJsonText,
@@ -56,6 +57,7 @@ import type {
   NewGeneration,
   NewResult,
   NewRun,
+  NewRungResult,
   ObjectiveBest,
   ObjectiveSpec,
   OptimizerSnapshot,
@@ -64,6 +66,8 @@ import type {
   RunRecord,
   RunStatus,
   RunStore,
+  RungResultRecord,
+  ScoreRecord,
   ScoredCandidate,
   SlotRecord,
 } from './types.js';
@@ -213,6 +217,61 @@ export class SqliteRunStore implements RunStore {
       this.#touch(now);
     });
     return this.#scored(existingCandidateRow(this.#db, candidateId));
+  }
+
+  async recordRungResult(candidateId: number, rung: NewRungResult): Promise<RungResultRecord> {
+    this.#writable();
+    const now = this.#now();
+    let recorded = 0;
+    this.#tx(() => {
+      const run = this.#requireRun();
+      const row = existingCandidateRow(this.#db, candidateId);
+      if (isFinished(row.status)) throw new CandidateFinishedError(candidateId, row.status, 'recordRungResult');
+      const e = encodeRungResult(rung, run.objectives, candidateId, this.#readRungs(candidateId));
+      if (row.status !== 'running') {
+        throw new StoreError('CANDIDATE_NOT_RUNNING', `candidate ${candidateId} is ${row.status}; call startEvaluation before recording a rung`);
+      }
+      this.#db
+        .prepare('INSERT INTO rung_result (candidate_id, rung, scores_json, items_used, seconds, details_json, recorded_at) VALUES (?, ?, ?, ?, ?, ?, ?)')
+        .run(candidateId, e.rung, e.scoresJson, e.itemsUsed, e.seconds, e.detailsJson, now);
+      const item = this.#db.prepare('INSERT INTO rung_item (candidate_id, rung, objective, item_id, correct, score) VALUES (?, ?, ?, ?, ?, ?)');
+      for (const i of e.items) item.run(candidateId, e.rung, i.objective, i.itemId, i.correct === null ? null : i.correct ? 1 : 0, i.score);
+      this.#touch(now);
+      recorded = e.rung;
+    });
+    return this.#readRungs(candidateId)[recorded] as RungResultRecord;
+  }
+
+  async rungResults(candidateId: number): Promise<readonly RungResultRecord[]> {
+    this.#open();
+    return this.#read(() => this.#readRungs(candidateId));
+  }
+
+  #readRungs(candidateId: number): readonly RungResultRecord[] {
+    const rungs = this.#db
+      .prepare<[number], { rung: number; scores_json: string; items_used: number; seconds: number; details_json: string; recorded_at: string }>(
+        'SELECT rung, scores_json, items_used, seconds, details_json, recorded_at FROM rung_result WHERE candidate_id = ? ORDER BY rung',
+      )
+      .all(candidateId);
+    const items = this.#db
+      .prepare<[number], { rung: number; objective: string; item_id: string; correct: number | null; score: number }>(
+        'SELECT rung, objective, item_id, correct, score FROM rung_item WHERE candidate_id = ? ORDER BY seq',
+      )
+      .all(candidateId);
+    return deepFreeze(
+      rungs.map((r) => ({
+        candidateId,
+        rung: r.rung,
+        scores: parseJsonText(r.scores_json) as unknown as Record<string, ScoreRecord>,
+        itemsUsed: r.items_used,
+        seconds: r.seconds,
+        details: parseJsonText(r.details_json),
+        items: items
+          .filter((i) => i.rung === r.rung)
+          .map((i) => ({ candidateId, objective: i.objective, itemId: i.item_id, correct: i.correct === null ? null : i.correct === 1, score: i.score })),
+        recordedAt: r.recorded_at,
+      })),
+    );
   }
 
   async recordFailure(candidateId: number, error: string): Promise<CandidateRecord> {

@@ -128,6 +128,37 @@ export interface NewResult {
   readonly items?: readonly NewItemResult[];
 }
 
+/**
+ * One rung of a candidate's race inside its generation (successive halving, src/eval/racing.ts):
+ * the items it answered in this rung, recorded before the race decides whether it goes on, so a
+ * killed run resumes mid-race without scoring them again. Rungs of a candidate are 0, 1, 2, ...
+ */
+export interface NewRungResult {
+  readonly rung: number;
+  /** Scores of the objectives evaluated in this rung, each on this rung's items alone. At least one. */
+  readonly scores: Readonly<Record<string, ObjectiveScore>>;
+  /** Items evaluated in this rung (over its objectives). */
+  readonly itemsUsed: number;
+  /** Wall seconds of this rung's evaluation. */
+  readonly seconds: number;
+  /** Evaluator details of this rung. Default: null. */
+  readonly details?: JsonValue;
+  /** Per-item results; an item never repeats across a candidate's rungs. Default: none. */
+  readonly items?: readonly NewItemResult[];
+}
+
+export interface RungResultRecord {
+  readonly candidateId: number;
+  readonly rung: number;
+  /** Only the objectives evaluated in this rung. */
+  readonly scores: Readonly<Record<string, ScoreRecord>>;
+  readonly itemsUsed: number;
+  readonly seconds: number;
+  readonly details: JsonValue;
+  readonly items: readonly ItemResultRecord[];
+  readonly recordedAt: string;
+}
+
 export interface ScoreRecord {
   readonly value: number;
   readonly stderr: number | null;
@@ -304,6 +335,12 @@ export interface RunStore {
   startEvaluation(candidateId: number): Promise<CandidateRecord>;
   /** running → done, with the result, its scores and item results, in one transaction. */
   recordResult(candidateId: number, result: NewResult): Promise<ScoredCandidate>;
+  /**
+   * Records one rung of a running candidate's race (items and scores of that rung) in one
+   * transaction. Rungs come in order from 0 (RUNG_OUT_OF_ORDER otherwise); a finished candidate
+   * throws CANDIDATE_FINISHED. The candidate's final recordResult is made separately.
+   */
+  recordRungResult(candidateId: number, rung: NewRungResult): Promise<RungResultRecord>;
   /** running → failed, with the reason. */
   recordFailure(candidateId: number, error: string): Promise<CandidateRecord>;
   /**
@@ -326,6 +363,8 @@ export interface RunStore {
   results(): Promise<readonly ResultRecord[]>;
   /** A candidate's per-item results in the order they were recorded. */
   itemResults(candidateId: number): Promise<readonly ItemResultRecord[]>;
+  /** A candidate's recorded rungs in rung order ([] for a candidate never raced). */
+  rungResults(candidateId: number): Promise<readonly RungResultRecord[]>;
   /** The optimizer and RNG state of the last recorded generation, or undefined before the first. */
   latestOptimizerState(): Promise<OptimizerSnapshot | undefined>;
   /** The front of `generation` (default: the last recorded), with results; [] before the first. */

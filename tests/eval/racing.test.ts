@@ -87,6 +87,45 @@ describe('raceGeneration', () => {
     }
   });
 
+  it('drops a failed candidate, reports who stops after which rung, and prepares each rung', async () => {
+    const order = Array.from({ length: 40 }, (_, i) => `q${i}`);
+    // Candidate c is right on item i when i % 10 < c; candidate 9 fails in its first slice.
+    const rungsSeen: [number, readonly number[]][] = [];
+    const stops: [number, number, number][] = [];
+    const out = await raceGeneration(
+      [3, 9, 6, 1, 7],
+      order,
+      40,
+      async (c, ids) => (c === 9 ? null : ids.map((id) => ({ id, correct: Number(id.slice(1)) % 10 < c, score: Number(id.slice(1)) % 10 < c ? 1 : 0 }))),
+      { minFirstRungItems: 10 },
+      {
+        onRung: (k, indices) => void rungsSeen.push([k, [...indices]]),
+        onStop: (i, k, items) => void stops.push([i, k, items.length]),
+      },
+    );
+    // 5 → 3 → 2 candidates over 10, 20, 40 items.
+    expect(out.rungs.map((r) => [r.items, r.candidates])).toEqual([
+      [10, 5],
+      [20, 3],
+      [40, 2],
+    ]);
+    // Index 1 (candidate 9) failed: it neither survives nor "stops". Rung 0 keeps 7, 6, 3.
+    expect(rungsSeen).toEqual([
+      [0, [0, 1, 2, 3, 4]],
+      [1, [0, 2, 4]],
+      [2, [2, 4]],
+    ]);
+    expect(stops).toEqual([
+      [3, 0, 10],
+      [0, 1, 20],
+      [2, 2, 40],
+      [4, 2, 40],
+    ]);
+    expect(out.entries[1]).toMatchObject({ failed: true, n: 0, rung: 0 });
+    expect(out.entries[4]).toMatchObject({ failed: false, n: 40, rung: 2, score: 0.7 });
+    expect(out.itemsEvaluated).toBe(4 * 10 + 3 * 10 + 2 * 20);
+  });
+
   it('rejects a slice scorer that answers other items', async () => {
     await expect(raceGeneration([0, 1], ['a', 'b'], 2, async (_, ids) => ids.map((id) => ({ id: `${id}!`, correct: true, score: 1 })))).rejects.toMatchObject({
       code: 'BAD_RACING_OPTION',

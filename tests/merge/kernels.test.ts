@@ -1,6 +1,6 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { loadKernels, TS_KERNELS, type KernelBinding } from '../../src/merge/native/binding.js';
+import { loadKernels, TS_KERNELS, type KernelBinding, type MaskSource, type RankMaskArgs, type RankRule } from '../../src/merge/native/binding.js';
 import { kernelDTypeSize, type ComputeCode, type KernelDType } from '../../src/merge/native/numeric.js';
 import { keepThreshold } from '../../src/merge/random.js';
 import { ALL_DTYPES, COMPUTE_DTYPES, encode, firstDifference, seeded, values } from './kernels-inputs.js';
@@ -32,6 +32,25 @@ function agree<T extends Uint8Array | Float64Array>(make: () => T, call: (k: Ker
   call(NATIVE, a);
   call(TS_KERNELS, b);
   expect(firstDifference(a, b)).toBe(-1);
+}
+
+/** The RankRule standing for rankWindowMask(args), from `k`'s rankWindowBounds. */
+function rankRuleOf(k: KernelBinding, args: Omit<RankMaskArgs, 'mask'>): RankRule {
+  const out = new Float64Array(4);
+  k.rankWindowBounds({ ...args, out });
+  return { kind: 'rank', lo: args.lo, hi: args.hi, descending: args.descending, keyLo: out[0] ?? 0, keyHi: out[1] ?? 0, beforeLo: out[2] ?? 0, beforeHi: out[3] ?? 0 };
+}
+
+/** A random mask source over n elements for input x of base: none, bytes, a Bernoulli or a rank rule. */
+function maskSource(r: () => number, n: number, base: Tensor, x: Tensor, c: ComputeCode, allowRank: boolean): MaskSource {
+  const pick = r();
+  if (pick < 0.25) return null;
+  if (pick < 0.5) return Uint8Array.from({ length: n }, () => (r() < 0.6 ? 1 : 0));
+  if (pick < 0.75 || !allowRank) return { kind: 'bernoulli', key0: Math.floor(r() * 2 ** 32), key1: Math.floor(r() * 2 ** 32), threshold: keepThreshold(r() * 1.2 - 0.1) };
+  const a = Math.floor(r() * (n + 1));
+  const b = Math.floor(r() * (n + 1));
+  const args = { base: base.bytes, baseDType: base.dtype, x: x.bytes, xDType: x.dtype, computeDType: c, count: n, lo: Math.min(a, b), hi: Math.max(a, b), descending: r() < 0.5 };
+  return rankRuleOf(TS_KERNELS, args);
 }
 
 describe.skipIf(NATIVE === undefined)('native kernels agree bit for bit with their TypeScript twins', () => {
@@ -84,10 +103,11 @@ describe.skipIf(NATIVE === undefined)('native kernels agree bit for bit with the
           const centre = new Float32Array(values(r, 0));
           void centre;
           const ins = dts.map((d) => tensor(r, n, d, f.specials));
-          const masks = dts.map(() => (r() < 0.5 ? null : Uint8Array.from({ length: n }, () => (r() < 0.6 ? 1 : 0))));
+          // A rank rule counts tied ranks from element 0, so it only comes with start = 0.
+          const start = r() < 0.5 ? 0 : Math.floor(r() * n);
+          const masks = ins.map((x) => maskSource(r, n, base, x, c, start === 0));
           const scales = Float32Array.from(dts, () => (r() < 0.5 ? 1 : 0.5 + r() * 3));
           const weights = Float32Array.from(dts, () => r() * 2 - 0.6);
-          const start = Math.floor(r() * n);
           // Drawn once, outside the call: both kernel tables must see the same arguments.
           const divisor = r() < 0.5 ? 1 : 0.7;
           const lambda = r() < 0.5 ? 1 : 0.8;
@@ -120,7 +140,7 @@ describe.skipIf(NATIVE === undefined)('native kernels agree bit for bit with the
     );
   });
 
-  it('rankWindowMask (sort path below 4097 elements, radix select above)', () => {
+  it('rankWindowMask and rankWindowBounds, small and large tensors', () => {
     fc.assert(
       fc.property(seedArb, dtypeArb, dtypeArb, computeArb, fc.integer({ min: 1, max: 9000 }), fc.boolean(), fc.boolean(), (seed, bd, xd, c, n, desc, specials) => {
         const r = seeded(seed);
@@ -128,11 +148,9 @@ describe.skipIf(NATIVE === undefined)('native kernels agree bit for bit with the
         const x = tensor(r, n, xd, specials);
         const a = Math.floor(r() * (n + 1));
         const b = Math.floor(r() * (n + 1));
-        agree(
-          () => new Uint8Array(n),
-          (k, mask) =>
-            k.rankWindowMask({ base: base.bytes, baseDType: bd, x: x.bytes, xDType: xd, computeDType: c, count: n, lo: Math.min(a, b), hi: Math.max(a, b), descending: desc, mask }),
-        );
+        const args = { base: base.bytes, baseDType: bd, x: x.bytes, xDType: xd, computeDType: c, count: n, lo: Math.min(a, b), hi: Math.max(a, b), descending: desc };
+        agree(() => new Uint8Array(n), (k, mask) => k.rankWindowMask({ ...args, mask }));
+        agree(() => new Float64Array(4), (k, out) => k.rankWindowBounds({ ...args, out }));
       }),
       { numRuns: 30 },
     );
@@ -183,7 +201,7 @@ describe.skipIf(NATIVE === undefined)('native kernels agree bit for bit with the
         const r = seeded(seed);
         const base = tensor(r, n, bd, false);
         const x = tensor(r, n, xd, false);
-        const mask = withMask ? Uint8Array.from({ length: n }, () => (r() < 0.4 ? 1 : 0)) : null;
+        const mask = withMask ? maskSource(r, n, base, x, c, true) : null;
         agree(
           () => new Float64Array(2),
           (k, out) => k.maskedL1({ base: base.bytes, baseDType: bd, x: x.bytes, xDType: xd, computeDType: c, mask, count: n, out }),
@@ -295,6 +313,98 @@ describe.skipIf(NATIVE === undefined)('native kernels agree bit for bit with the
       k.rankWindowMask({ base: tiny, baseDType: 0, x: tiny, xDType: 0, computeDType: 0, count: 2, lo: 0, hi: 3, descending: true, mask: new Uint8Array(2) }),
     ).toThrow(/lo <= hi <= count/);
   });
+});
+
+// The rules stand for the byte masks the mask kernels write (the path the goldens check): applying
+// a rule must give the very bits of applying its mask, in both kernel tables.
+describe('mask rules give the same results as the masks they stand for', () => {
+  const tables: [string, KernelBinding][] = [['ts', TS_KERNELS], ...(NATIVE ? [['native', NATIVE] as [string, KernelBinding]] : [])];
+  for (const [name, k] of tables) {
+    it(`${name}: taskVectorMerge and maskedL1 with rank and Bernoulli rules`, () => {
+      fc.assert(
+        fc.property(seedArb, dtypeArb, computeArb, fc.integer({ min: 1, max: 6000 }), fc.boolean(), (seed, d, c, n, consensus) => {
+          const r = seeded(seed);
+          // Few distinct deltas (ties at the rank bounds) or many, with and without NaN / Inf.
+          const specials = r() < 0.3;
+          const base = tensor(r, n, d, specials);
+          const xs = [0, 1, 2].map(() => (r() < 0.5 ? tensor(r, n, d, specials) : tensor(r, n, d, specials, new Float32Array(values(r, n).map((v) => Math.round(v * 4) / 4)))));
+          const rules: MaskSource[] = [];
+          const masks: Uint8Array[] = [];
+          for (const x of xs) {
+            const mask = new Uint8Array(n);
+            if (r() < 0.5) {
+              const a = Math.floor(r() * (n + 1));
+              const b = Math.floor(r() * (n + 1));
+              const args = { base: base.bytes, baseDType: d, x: x.bytes, xDType: d, computeDType: c, count: n, lo: Math.min(a, b), hi: Math.max(a, b), descending: r() < 0.5 };
+              rules.push(rankRuleOf(k, args));
+              k.rankWindowMask({ ...args, mask });
+            } else {
+              const rule = { kind: 'bernoulli' as const, key0: Math.floor(r() * 2 ** 32), key1: Math.floor(r() * 2 ** 32), threshold: keepThreshold(r()) };
+              rules.push(rule);
+              k.bernoulliMask({ ...rule, start: 0, end: n, mask });
+            }
+            masks.push(mask);
+          }
+          const merge = (m: readonly MaskSource[]): Uint8Array => {
+            const out = new Uint8Array(n * 2);
+            k.taskVectorMerge({
+              base: base.bytes, baseDType: d, inputs: xs.map((x) => x.bytes), dtypes: Int32Array.from(xs, () => d), masks: m,
+              scales: Float32Array.of(1, 1.5, 1), sparsifyDType: c, weights: Float32Array.of(0.5, 0.3, 0.2), consensus, normalize: true,
+              divisor: 1, lambda: 1, computeDType: c, out, outDType: 2, start: 0, end: n,
+            });
+            return out;
+          };
+          expect(firstDifference(merge(rules), merge(masks))).toBe(-1);
+          xs.forEach((x, i) => {
+            const l1 = (mask: MaskSource): Float64Array => {
+              const out = new Float64Array(2);
+              k.maskedL1({ base: base.bytes, baseDType: d, x: x.bytes, xDType: d, computeDType: c, mask, count: n, out });
+              return out;
+            };
+            expect(firstDifference(l1(rules[i] ?? null), l1(masks[i] ?? null))).toBe(-1);
+          });
+        }),
+        { numRuns: 25 },
+      );
+    });
+  }
+
+  it('a rank rule is refused for a range that does not start at element 0', () => {
+    const n = 8;
+    const t = new Uint8Array(n * 4);
+    const rule: RankRule = { kind: 'rank', lo: 0, hi: 4, descending: true, keyLo: 0, keyHi: 0, beforeLo: 0, beforeHi: 0 };
+    for (const [, k] of tables) {
+      expect(() =>
+        k.taskVectorMerge({
+          base: t, baseDType: 0, inputs: [t], dtypes: Int32Array.of(0), masks: [rule], scales: Float32Array.of(1), sparsifyDType: 0,
+          weights: Float32Array.of(1), consensus: false, normalize: false, divisor: 1, lambda: 1, computeDType: 0, out: new Uint8Array(n * 4), outDType: 0, start: 2, end: n,
+        }),
+      ).toThrow(/rank mask rule needs start = 0/);
+    }
+  });
+});
+
+describe('scratch pages', () => {
+  const tables: [string, KernelBinding][] = [['ts', TS_KERNELS], ...(NATIVE ? [['native', NATIVE] as [string, KernelBinding]] : [])];
+  for (const [name, k] of tables) {
+    it(`${name}: allocPages gives zeroed writable buffers; releasePages frees only its own`, () => {
+      const n = 3 * 1024 * 1024 + 5;
+      const a = k.allocPages(n);
+      expect(a.byteLength).toBe(n);
+      const v = new Uint8Array(a);
+      expect(v.every((x) => x === 0)).toBe(true);
+      v[0] = 7;
+      v[n - 1] = 9;
+      expect(v[0] + (v[n - 1] ?? 0)).toBe(16);
+      const foreign = new ArrayBuffer(16);
+      k.releasePages(foreign);
+      expect(foreign.byteLength).toBe(16);
+      k.releasePages(a);
+      // The addon detaches what it unmaps, so no view can reach the freed pages.
+      expect(a.byteLength).toBe(name === 'native' && process.platform === 'linux' ? 0 : n);
+      k.releasePages(a);
+    });
+  }
 });
 
 describe.skipIf(NATIVE !== undefined)('native kernels', () => {

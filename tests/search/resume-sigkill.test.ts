@@ -1,13 +1,12 @@
-import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { mkdir, mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openSqliteRunStore } from '../../src/store/sqlite-store.js';
 import type { RunStore } from '../../src/store/types.js';
 import { ensureMergeWorkerBuilt } from '../merge/merge-worker-build.js';
+import { startSearch } from './child-search.js';
 import { runSnapshot, writeFamily, writeSpace, type Family } from './runner-fixtures.js';
 
 /**
@@ -20,8 +19,6 @@ import { runSnapshot, writeFamily, writeSpace, type Family } from './runner-fixt
  * finished evaluation run again.
  */
 
-const repo = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
-const evo = path.join(repo, 'bin', 'evo.js');
 let dir = '';
 let family: Family;
 
@@ -34,62 +31,6 @@ beforeAll(async () => {
 afterAll(async () => {
   if (dir) await rm(dir, { recursive: true, force: true });
 });
-
-interface Child {
-  readonly child: ChildProcess;
-  /** JSON events printed so far. */
-  readonly events: Record<string, unknown>[];
-  readonly exit: Promise<{ code: number | null; signal: NodeJS.Signals | null; stderr: string }>;
-  /** Resolves when `pred` holds for an event (or the marker check), then the child is killed. */
-  killWhen(pred: (e: Record<string, unknown>) => boolean, poll?: () => boolean, signal?: NodeJS.Signals): Promise<string>;
-}
-
-function startSearch(args: readonly string[]): Child {
-  const child = spawn(process.execPath, [evo, 'search', ...args, '--json', '--jobs', '1'], { stdio: ['ignore', 'pipe', 'pipe'], cwd: dir });
-  const events: Record<string, unknown>[] = [];
-  const watchers: { pred: (e: Record<string, unknown>) => boolean; fire: (why: string) => void }[] = [];
-  let stderr = '';
-  let buffered = '';
-  child.stderr?.on('data', (d: Buffer) => (stderr += d.toString()));
-  child.stdout?.on('data', (d: Buffer) => {
-    buffered += d.toString();
-    let nl: number;
-    while ((nl = buffered.indexOf('\n')) >= 0) {
-      const line = buffered.slice(0, nl);
-      buffered = buffered.slice(nl + 1);
-      const e = JSON.parse(line) as Record<string, unknown>;
-      events.push(e);
-      for (const w of watchers) if (w.pred(e)) w.fire(`${String(e.event)} ${String(e.id ?? e.generation ?? '')}`);
-    }
-  });
-  const exit = new Promise<{ code: number | null; signal: NodeJS.Signals | null; stderr: string }>((resolve) => child.on('exit', (code, signal) => resolve({ code, signal, stderr })));
-  return {
-    child,
-    events,
-    exit,
-    killWhen(pred, poll, signal = 'SIGKILL') {
-      return new Promise((resolve, reject) => {
-        let done = false;
-        const fire = (why: string): void => {
-          if (done) return;
-          done = true;
-          clearInterval(timer);
-          child.kill(signal);
-          resolve(why);
-        };
-        const timer = setInterval(() => {
-          if (poll?.()) fire('marker');
-        }, 2);
-        watchers.push({ pred, fire });
-        void exit.then((x) => {
-          if (done) return;
-          clearInterval(timer);
-          reject(new Error(`child exited (${String(x.code)}) before the kill point: ${x.stderr}`));
-        });
-      });
-    },
-  };
-}
 
 async function withStore<T>(runsDir: string, fn: (store: RunStore) => Promise<T>): Promise<T> {
   const store = openSqliteRunStore(path.join(runsDir, 'killed', 'run.db'), { readonly: true });
@@ -138,7 +79,7 @@ describe('evo search under SIGKILL', () => {
     // The same space under another name: the uninterrupted reference.
     const refSpace = await writeSpace(family, { ...common, name: 'killed', evaluatorOptions: { sleepMs: 150, log: path.join(dir, 'log-ref') } });
     const refRuns = path.join(dir, 'runs-ref');
-    const ref = startSearch([refSpace, '--runs-dir', refRuns]);
+    const ref = startSearch([refSpace, '--runs-dir', refRuns], dir);
     const refExit = await ref.exit;
     expect(refExit.code, refExit.stderr).toBe(0);
     const reference = await withStore(refRuns, runSnapshot);
@@ -156,7 +97,7 @@ describe('evo search under SIGKILL', () => {
 
     // 1. Inside the very first merge: candidate 1's output files are staged, not yet committed.
     {
-      const c = startSearch([space, '--runs-dir', runs]);
+      const c = startSearch([space, '--runs-dir', runs], dir);
       await c.killWhen(() => false, () => staging(candidatesDir, (id) => id === 1) !== null);
       await c.exit;
       kills++;
@@ -166,7 +107,7 @@ describe('evo search under SIGKILL', () => {
     // 2. Inside an evaluation (candidate 2's evaluator is sleeping; candidate 3's merge runs meanwhile).
     {
       const before = markersNow();
-      const c = startSearch([space, '--runs-dir', runs]);
+      const c = startSearch([space, '--runs-dir', runs], dir);
       await c.killWhen(() => false, () => readdirSync(markers).some((m) => !before.has(m) && m === 'eval-2'));
       await c.exit;
       kills++;
@@ -176,7 +117,7 @@ describe('evo search under SIGKILL', () => {
     }
     // 3. Just after a result was committed.
     {
-      const c = startSearch([space, '--runs-dir', runs]);
+      const c = startSearch([space, '--runs-dir', runs], dir);
       const why = await c.killWhen((e) => e.event === 'candidate' && e.id === 3);
       expect(why).toBe('candidate 3');
       await c.exit;
@@ -185,7 +126,7 @@ describe('evo search under SIGKILL', () => {
     }
     // 4. Inside a merge of generation 1 (whose candidates have ids above generation 0's four).
     {
-      const c = startSearch([space, '--runs-dir', runs]);
+      const c = startSearch([space, '--runs-dir', runs], dir);
       let victim: number | null = null;
       await c.killWhen(
         () => false,
@@ -201,7 +142,7 @@ describe('evo search under SIGKILL', () => {
     // 5. Inside an evaluation of generation 1.
     {
       const before = markersNow();
-      const c = startSearch([space, '--runs-dir', runs]);
+      const c = startSearch([space, '--runs-dir', runs], dir);
       let victim = '';
       await c.killWhen(
         () => false,
@@ -232,7 +173,7 @@ describe('evo search under SIGKILL', () => {
 
     // 6. SIGINT inside an evaluation: a clean stop (exit 1, one line), the run marked stopped.
     {
-      const c = startSearch([space, '--runs-dir', runs]);
+      const c = startSearch([space, '--runs-dir', runs], dir);
       await c.killWhen((e) => e.event === 'evaluate', undefined, 'SIGINT');
       const x = await c.exit;
       expect(x.code).toBe(1);
@@ -241,7 +182,7 @@ describe('evo search under SIGKILL', () => {
     }
 
     // 7. The last child runs to the end.
-    const last = startSearch([space, '--runs-dir', runs, '--resume']);
+    const last = startSearch([space, '--runs-dir', runs, '--resume'], dir);
     const lastExit = await last.exit;
     expect(lastExit.code, lastExit.stderr).toBe(0);
     expect(last.events.at(-1)).toMatchObject({ event: 'run', status: 'finished' });

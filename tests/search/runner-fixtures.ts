@@ -2,6 +2,7 @@ import { mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { encodeFromF32 } from '../../src/tensors/dtype.js';
 import { writeSafetensors } from '../../src/tensors/safetensors-writer.js';
+import { openSqliteRunStore } from '../../src/store/sqlite-store.js';
 import type { RunStore } from '../../src/store/types.js';
 import { writeTinyLlama, type TinyLlamaOptions } from '../fixtures/tiny-llama.js';
 
@@ -75,6 +76,54 @@ export async function evaluate(candidate, options, context) {
 }
 `;
 
+/**
+ * A raceable test evaluator (objectives with `racing:`): `options.items` items q0..q(n-1) in a
+ * seeded order (subsetOrder), each answered right with probability p, the candidate's true
+ * accuracy, p = exp(sharpness × closeness) from the closeness evaluator above (so p depends on the
+ * real merge). Whether an item is right is seeded by (genome, item id): the same candidate
+ * answers the same item the same way in every run. It reports p in its details and logs
+ * `start|end <hash> <first item> <count>` lines (tests count items); markerDir gets
+ * `eval-<id>-<first item>` when an evaluation starts.
+ */
+const RACED_EVALUATOR = `import { appendFileSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { evaluate as closeness } from './closeness.mjs';
+
+function unit(text) {
+  let h = 0x811c9dc5;
+  for (let i = 0; i < text.length; i++) { h ^= text.charCodeAt(i); h = Math.imul(h, 0x01000193); }
+  // murmur3's finalizer: FNV alone leaves keys that differ in their last characters correlated.
+  h ^= h >>> 16; h = Math.imul(h, 0x85ebca6b); h ^= h >>> 13; h = Math.imul(h, 0xc2b2ae35); h ^= h >>> 16;
+  return (h >>> 0) / 4294967296;
+}
+
+export function subsetOrder(options, context) {
+  const ids = Array.from({ length: options.items }, (_, i) => 'q' + i);
+  let s = (context.seed >>> 0) || 1;
+  for (let i = ids.length - 1; i > 0; i--) {
+    s ^= s << 13; s >>>= 0; s ^= s >>> 17; s ^= s << 5; s >>>= 0;
+    const j = s % (i + 1);
+    const t = ids[i]; ids[i] = ids[j]; ids[j] = t;
+  }
+  return ids;
+}
+
+export async function evaluate(candidate, options, context) {
+  const ids = context.itemIds ?? subsetOrder(options, context).slice(0, context.limit);
+  const tag = candidate.hash + ' ' + ids[0] + ' ' + ids.length;
+  if (options.markerDir) writeFileSync(path.join(options.markerDir, 'eval-' + candidate.id + '-' + ids[0]), String(process.pid));
+  if (options.log) appendFileSync(options.log, 'start ' + tag + '\\n');
+  if (options.sleepMs) await new Promise((r) => setTimeout(r, options.sleepMs));
+  const close = await closeness(candidate, { target: options.target }, context);
+  const p = Math.exp(options.sharpness * close.score);
+  // Keyed by the genome, not the recipe hash: the hash covers model paths, which differ between test folders.
+  const key = JSON.stringify(candidate.genome);
+  const items = ids.map((id) => ({ id, correct: unit(key + ':' + id) < p }));
+  if (options.log) appendFileSync(options.log, 'end ' + tag + '\\n');
+  return { score: items.filter((i) => i.correct).length / items.length, n: items.length, items, p };
+}
+`;
+
 export async function writeFamily(dir: string, opts: { layers?: number; hidden?: number; intermediate?: number } = {}): Promise<Family> {
   const dims: TinyLlamaOptions = { layers: opts.layers ?? 4, hidden: opts.hidden ?? 16, intermediate: opts.intermediate ?? 32, vocab: 32 };
   const base = await writeTinyLlama(path.join(dir, 'base'), { ...dims, seed: 0 });
@@ -92,6 +141,7 @@ export async function writeFamily(dir: string, opts: { layers?: number; hidden?:
   await writeSafetensors(target, tensors, { format: 'pt' });
   const evaluator = path.join(dir, 'closeness.mjs');
   await writeFile(evaluator, EVALUATOR);
+  await writeFile(path.join(dir, 'raced.mjs'), RACED_EVALUATOR);
   return { dir, target, evaluator, numLayers: dims.layers ?? 4 };
 }
 
@@ -115,6 +165,12 @@ export interface SpaceOptions {
   readonly heft?: boolean;
   /** optimizer.max_evaluations. Default: none. */
   readonly maxEvaluations?: number;
+  /**
+   * Score `acc` with the raceable evaluator (raced.mjs) instead of closeness: `items` items,
+   * `limit` per full evaluation, p = exp(sharpness × closeness), and the objective's `racing:`
+   * mapping as YAML flow text (null: no racing, every candidate gets `limit` items).
+   */
+  readonly raced?: { readonly items: number; readonly limit: number; readonly sharpness: number; readonly racing: string | null };
 }
 
 /** Writes `<family>/<name>.yaml` and returns its path. Model paths are relative to it. */
@@ -131,7 +187,10 @@ export async function writeSpace(family: Family, o: SpaceOptions): Promise<strin
     `  weight: {min: ${o.weight?.[0] ?? 0}, max: ${o.weight?.[1] ?? 1}}`,
     ...(o.density !== undefined ? [`  density: {min: ${o.density[0]}, max: ${o.density[1]}}`] : []),
     'objectives:',
-    `  - {name: closeness, evaluator: {module: ./closeness.mjs, options: ${JSON.stringify(options)}}}`,
+    o.raced === undefined
+      ? `  - {name: closeness, evaluator: {module: ./closeness.mjs, options: ${JSON.stringify(options)}}}`
+      : `  - {name: acc, evaluator: {module: ./raced.mjs, options: ${JSON.stringify({ ...options, items: o.raced.items, sharpness: o.raced.sharpness })}}, limit: ${o.raced.limit}` +
+        `${o.raced.racing === null ? '' : `, racing: ${o.raced.racing}`}}`,
     ...(o.heft === true ? ['  - {name: heft, evaluator: {module: ./closeness.mjs, options: {metric: weightSum}}, maximize: false}'] : []),
     'optimizer:',
     `  kind: ${kind}`,
@@ -165,4 +224,14 @@ export async function runSnapshot(store: RunStore): Promise<unknown> {
     summaries: summaries.map(({ recordedAt: _r, seconds: _s, ...rest }) => rest),
     optimizer: (await store.latestOptimizerState())?.optimizerState ?? null,
   };
+}
+
+/** Runs `fn` on a read-only store of run `name` under `runsDir`, closing it after. */
+export async function withRunStore<T>(runsDir: string, name: string, fn: (store: RunStore) => Promise<T>): Promise<T> {
+  const store = openSqliteRunStore(path.join(runsDir, name, 'run.db'), { readonly: true });
+  try {
+    return await fn(store);
+  } finally {
+    await store.close();
+  }
 }

@@ -110,7 +110,7 @@ describe('frontOf', () => {
 
 describe('progress lines', () => {
   it('formats a generation with best (interval, n), median, front, rate and ETA', () => {
-    const line = formatSearchEvent({
+    const generation = {
       event: 'generation',
       run: 'r',
       generation: 2,
@@ -125,8 +125,15 @@ describe('progress lines', () => {
       seconds: 75,
       evaluationsPerSecond: 0.0667,
       etaSeconds: 525,
-    });
+      race: null,
+    } as const;
+    const line = formatSearchEvent(generation);
     expect(line).toBe('gen 3/10: best acc 0.62 [0.55, 0.69] n=200 (#14) | median acc 0.5 | front 2 | 5 evaluated (1 reused) in 1m15s, 0.0667 eval/s, ETA 8m45s');
+    // A raced generation says what it cost against a full pass.
+    const raced = { ...generation, race: { objective: 'acc', rungs: [{ items: 25, candidates: 16 }, { items: 200, candidates: 2 }], itemsEvaluated: 750, fullPassItems: 3200 } };
+    expect(formatSearchEvent(raced)).toBe(
+      'gen 3/10: best acc 0.62 [0.55, 0.69] n=200 (#14) | median acc 0.5 | front 2 | 5 evaluated (1 reused, 750/3200 acc items raced (23.4% of a full pass)) in 1m15s, 0.0667 eval/s, ETA 8m45s',
+    );
     expect(formatSearchEvent({ event: 'build', run: 'r', generation: 0, id: 1 })).toBeNull();
   });
 

@@ -5,12 +5,10 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runSearch, type SearchOptions } from '../../src/search/runner.js';
 import type { CandidateEvent, GenerationEvent, RunEvent, SearchEvent } from '../../src/search/run-events.js';
-import { openSqliteRunStore } from '../../src/store/sqlite-store.js';
-import type { RunStore } from '../../src/store/types.js';
 import { openCheckpoint } from '../../src/tensors/checkpoint.js';
 import { readSafetensorsHeader } from '../../src/tensors/safetensors.js';
 import { ensureMergeWorkerBuilt } from '../merge/merge-worker-build.js';
-import { runSnapshot, TARGET_WEIGHTS, writeFamily, writeSpace, type Family } from './runner-fixtures.js';
+import { runSnapshot, TARGET_WEIGHTS, withRunStore, writeFamily, writeSpace, type Family } from './runner-fixtures.js';
 
 /**
  * The search runner end to end on tiny real models: genomes are decoded, merged by the real
@@ -32,14 +30,7 @@ afterAll(async () => {
   if (dir) await rm(dir, { recursive: true, force: true });
 });
 
-async function withStore<T>(runsDir: string, name: string, fn: (store: RunStore) => Promise<T>): Promise<T> {
-  const store = openSqliteRunStore(path.join(runsDir, name, 'run.db'), { readonly: true });
-  try {
-    return await fn(store);
-  } finally {
-    await store.close();
-  }
-}
+const withStore = withRunStore;
 
 async function search(options: SearchOptions): Promise<{ done: RunEvent; events: SearchEvent[] }> {
   const events: SearchEvent[] = [];

@@ -171,6 +171,27 @@ dtype: float8
     ]);
   });
 
+  it('racing: defaults, every key, and errors naming the key', () => {
+    const raced = parseSpace(MINIMAL.replace('{name: acc, evaluator: gsm8k}', '{name: acc, evaluator: gsm8k, limit: 200, racing: {}}'));
+    expect(raced.objectives[0]?.racing).toEqual({ eta: 2, rule: 'halving', minFirstRungItems: 16, minSurvivors: 2, confidence: 0.95 });
+    const all = parseSpace(MINIMAL.replace('{name: acc, evaluator: gsm8k}', '{name: acc, evaluator: gsm8k, racing: {eta: 3, rule: race, min_first_rung_items: 8, min_survivors: 1, confidence: 0.9}}'));
+    expect(all.objectives[0]?.racing).toEqual({ eta: 3, rule: 'race', minFirstRungItems: 8, minSurvivors: 1, confidence: 0.9 });
+    // A space without racing hashes as before racing existed (its runs resume).
+    expect('racing' in (parseSpace(MINIMAL).objectives[0] ?? {})).toBe(false);
+    const bad = (racing: string) => issues(MINIMAL.replace('{name: acc, evaluator: gsm8k}', `{name: acc, evaluator: gsm8k, racing: ${racing}}`)).map((i) => [i[0], i[1]]);
+    expect(bad('{eta: 1}')).toEqual([['OUT_OF_RANGE', 'objectives[0].racing.eta']]);
+    expect(bad('{rule: fastest}')).toEqual([['INVALID_VALUE', 'objectives[0].racing.rule']]);
+    expect(bad('{min_first_rung_items: 0, min_survivors: 1.5}')).toEqual([
+      ['OUT_OF_RANGE', 'objectives[0].racing.min_first_rung_items'],
+      ['WRONG_TYPE', 'objectives[0].racing.min_survivors'],
+    ]);
+    expect(bad('{confidence: 1}')).toEqual([['OUT_OF_RANGE', 'objectives[0].racing.confidence']]);
+    expect(bad('{rungs: 3}')).toEqual([['UNKNOWN_KEY', 'objectives[0].racing.rungs']]);
+    expect(bad('true')).toEqual([['WRONG_TYPE', 'objectives[0].racing']]);
+    const two = MINIMAL.replace('{name: acc, evaluator: gsm8k}', '{name: acc, evaluator: gsm8k, racing: {}}\n  - {name: know, evaluator: mmlu, racing: {}}');
+    expect(issues(two)).toEqual([['CONFLICT', 'objectives[1].racing', 8, 35]]);
+  });
+
   it('YAML syntax errors and non-mapping files', () => {
     expect(issues('name: [unclosed\n')[0]?.[0]).toBe('YAML_SYNTAX');
     expect(issues('name: a\nname: b\n')[0]?.[0]).toBe('YAML_SYNTAX');

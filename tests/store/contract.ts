@@ -310,6 +310,88 @@ export function runStoreContract(name: string, makeStore: MakeStore, options: Co
       });
     });
 
+    describe('rungs', () => {
+      const rung0 = {
+        rung: 0,
+        scores: { acc: { value: 0.5, ciLow: 0.1, ciHigh: 0.9, stderr: 0.35, n: 2 }, cost: { value: 7, n: 1 } },
+        itemsUsed: 3,
+        seconds: 1.25,
+        details: { slice: [0, 2] },
+        items: [
+          { objective: 'acc', itemId: 'q3', correct: true, score: 1 },
+          { objective: 'acc', itemId: 'q1', correct: false, score: 0 },
+          { objective: 'cost', itemId: 'c', score: 7 },
+        ],
+      };
+      const rung1 = { rung: 1, scores: { acc: { value: 1, n: 1 } }, itemsUsed: 1, seconds: 0.5, items: [{ objective: 'acc', itemId: 'q2', correct: true, score: 1 }] };
+
+      it('records rungs in order with their items, frozen, apart from the final result', async () => {
+        const store = await seeded(makeStore);
+        await store.startEvaluation(1);
+        const r0 = await store.recordRungResult(1, rung0);
+        expectDeepFrozen(r0);
+        expect(r0).toEqual({
+          candidateId: 1,
+          rung: 0,
+          scores: { acc: { value: 0.5, ciLow: 0.1, ciHigh: 0.9, stderr: 0.35, n: 2 }, cost: { value: 7, stderr: null, ciLow: null, ciHigh: null, n: 1 } },
+          itemsUsed: 3,
+          seconds: 1.25,
+          details: { slice: [0, 2] },
+          items: [
+            { candidateId: 1, objective: 'acc', itemId: 'q3', correct: true, score: 1 },
+            { candidateId: 1, objective: 'acc', itemId: 'q1', correct: false, score: 0 },
+            { candidateId: 1, objective: 'cost', itemId: 'c', correct: null, score: 7 },
+          ],
+          recordedAt: r0.recordedAt,
+        });
+        const r1 = await store.recordRungResult(1, rung1);
+        expect(r1).toMatchObject({ rung: 1, scores: { acc: { value: 1, stderr: null, n: 1 } }, details: null, items: [{ itemId: 'q2', correct: true }] });
+        expect(await store.rungResults(1)).toEqual([r0, r1]);
+        expect(await store.rungResults(2)).toEqual([]);
+        // Rungs are not a result: the candidate is still running until recordResult.
+        expect((await store.candidate(1))?.status).toBe('running');
+        expect(await store.result(1)).toBeUndefined();
+        await store.recordResult(1, result(0.667, 7));
+        expect(await store.rungResults(1)).toEqual([r0, r1]);
+        await store.close();
+      });
+
+      it('refuses rungs out of order, repeated items, bad scores and finished candidates before writing', async () => {
+        const store = await seeded(makeStore);
+        await expectCode(store.recordRungResult(1, rung0), 'CANDIDATE_NOT_RUNNING');
+        await store.startEvaluation(1);
+        await expectCode(store.recordRungResult(1, rung1), 'RUNG_OUT_OF_ORDER');
+        await expectCode(store.recordRungResult(1, { ...rung0, scores: {} }), 'BAD_INPUT');
+        await expectCode(store.recordRungResult(1, { ...rung0, scores: { loss: { value: 1, n: 1 } } }), 'UNKNOWN_OBJECTIVE');
+        await expectCode(store.recordRungResult(1, { ...rung0, scores: { acc: { value: Number.NaN, n: 1 } } }), 'BAD_INPUT');
+        await expectCode(store.recordRungResult(1, { ...rung0, seconds: -1 }), 'BAD_INPUT');
+        expect(await store.rungResults(1)).toEqual([]);
+        await store.recordRungResult(1, rung0);
+        await expectCode(store.recordRungResult(1, rung0), 'RUNG_OUT_OF_ORDER');
+        // An item already answered in rung 0 cannot be answered again in rung 1.
+        await expectCode(store.recordRungResult(1, { ...rung1, items: [{ objective: 'acc', itemId: 'q1', score: 1 }] }), 'BAD_INPUT');
+        expect((await store.rungResults(1)).map((r) => r.rung)).toEqual([0]);
+        await store.recordFailure(1, 'broke in rung 1');
+        const err = await expectCode(store.recordRungResult(1, rung1), 'CANDIDATE_FINISHED');
+        expect(err).toBeInstanceOf(CandidateFinishedError);
+        await expectCode(store.recordRungResult(42, rung0), 'UNKNOWN_CANDIDATE');
+        await store.close();
+      });
+
+      if (options.reopen !== undefined) {
+        const reopen = options.reopen;
+        it('keeps rungs across reopen', async () => {
+          const first = await seeded(makeStore);
+          await first.startEvaluation(2);
+          const r0 = await first.recordRungResult(2, rung0);
+          const second = await reopen(first);
+          expect(await second.rungResults(2)).toEqual([r0]);
+          expect(await second.recordRungResult(2, rung1)).toMatchObject({ rung: 1 });
+          await second.close();
+        });
+      }
+    });
+
     describe('generations', () => {
       it('records states, front and a summary computed from the slots', async () => {
         const store = await evaluated(makeStore);

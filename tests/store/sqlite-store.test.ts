@@ -65,7 +65,10 @@ describe('sqlite store: file, WAL and schema', () => {
     await runScripted(store, { generations: 1, population: 3 });
     const raw = new Database(file, { readonly: true });
     expect(raw.pragma('journal_mode', { simple: true })).toBe('wal');
-    expect(raw.prepare('SELECT version, name FROM schema_version').all()).toEqual([{ version: 1, name: 'initial schema' }]);
+    expect(raw.prepare('SELECT version, name FROM schema_version ORDER BY version').all()).toEqual([
+      { version: 1, name: 'initial schema' },
+      { version: 2, name: 'rung results' },
+    ]);
     raw.close();
     expect(store.schemaVersionFound).toBe(0);
     await store.close();

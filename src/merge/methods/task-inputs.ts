@@ -46,6 +46,12 @@ export interface FamilyContext {
   readonly maskOverride: ((inputIndex: number) => Uint8Array | undefined) | undefined;
   /** Receives non-fatal notes (a model skipped for a shape mismatch). */
   readonly warn: (message: string) => void;
+  /**
+   * Scratch bytes for outputs and masks, valid until the task's result has been written. Contents
+   * are undefined (not zeroed): every caller writes all of it. The merge worker hands out its
+   * reused arena here, so large tasks do not fault in fresh pages each time.
+   */
+  readonly alloc: (byteLength: number) => Uint8Array;
 }
 
 export function elementCount(shape: readonly number[]): number {
@@ -154,7 +160,7 @@ export function commonShapes(ctx: FamilyContext, tensors: readonly TensorData[])
 /** `t` cast to the compute dtype and then to the output dtype (a tensor the method leaves unchanged). */
 export function castOut(ctx: FamilyContext, t: TensorData): TensorData {
   const n = elementCount(t.shape);
-  const out = new Uint8Array(n * outByteSize(ctx.outCode));
+  const out = ctx.alloc(n * outByteSize(ctx.outCode));
   ctx.kernels.convertDType({
     src: t.bytes,
     srcDType: kernelCode(ctx, t.dtype),
@@ -173,7 +179,7 @@ export function outByteSize(code: KernelDType): number {
 
 /** A fresh output buffer for `shape` in the task's output dtype. */
 export function outputBuffer(ctx: FamilyContext, shape: readonly number[]): TensorData {
-  return { dtype: ctx.task.outDType, shape, bytes: new Uint8Array(elementCount(shape) * outByteSize(ctx.outCode)) };
+  return { dtype: ctx.task.outDType, shape, bytes: ctx.alloc(elementCount(shape) * outByteSize(ctx.outCode)) };
 }
 
 export function dtypeCodes(ctx: FamilyContext, tensors: readonly TensorData[]): Int32Array {

@@ -20,6 +20,7 @@ import { keepThreshold, streamKey } from '../random.js';
 import { getMethodSpec } from '../registry.js';
 import { layoutAlong, type VectorLayout } from '../native/layout.js';
 import { KERNEL_DTYPE, roundTo, type ComputeCode } from '../native/numeric.js';
+import type { MaskSource, RankMaskArgs, RankRule } from '../native/binding.js';
 import type { Sparsifier } from '../method-spec.js';
 import {
   castOut,
@@ -46,7 +47,7 @@ interface TaskVector {
 }
 
 interface Sparsified {
-  readonly mask: Uint8Array | null;
+  readonly mask: MaskSource;
   readonly scale: number;
 }
 
@@ -89,16 +90,34 @@ function dellaLayout(shape: readonly number[]): VectorLayout {
   return layoutAlong(shape, 1);
 }
 
+/**
+ * The rank window [lo, hi) of |δ| as a rule the merge kernels evaluate as they stream the tensor
+ * (rankWindowBounds finds the bounds in one pass), so TIES and breadcrumbs hold no mask.
+ */
+function rankRule(ctx: FamilyContext, args: Omit<RankMaskArgs, 'mask'>): RankRule {
+  const out = new Float64Array(4);
+  ctx.kernels.rankWindowBounds({ ...args, out });
+  return {
+    kind: 'rank',
+    lo: args.lo,
+    hi: args.hi,
+    descending: args.descending,
+    keyLo: out[0] ?? 0,
+    keyHi: out[1] ?? 0,
+    beforeLo: out[2] ?? 0,
+    beforeHi: out[3] ?? 0,
+  };
+}
+
 function selectMask(
   ctx: FamilyContext,
   sparsifier: Sparsifier,
   base: TensorData,
   tv: TaskVector,
   density: number,
-): { mask: Uint8Array; rescalable: boolean } {
+): { mask: MaskSource; rescalable: boolean } {
   const { task, compute, kernels } = ctx;
   const n = elementCount(base.shape);
-  const mask = new Uint8Array(n);
   const model = task.inputs[tv.index]?.model ?? `input ${tv.index}`;
   const common = {
     base: base.bytes,
@@ -113,8 +132,7 @@ function selectMask(
       if (k <= 0) {
         throw new MergeComputeError('MERGE_PARAM', task.output, `density ${density} of ${model} keeps int(density·${n}) = 0 elements`);
       }
-      kernels.rankWindowMask({ ...common, count: n, lo: 0, hi: Math.min(k, n), descending: true, mask });
-      return { mask, rescalable: true };
+      return { mask: rankRule(ctx, { ...common, count: n, lo: 0, hi: Math.min(k, n), descending: true }), rescalable: true };
     }
     case 'magnitude_outliers': {
       const gamma = modelParam(task, tv.index, 'gamma') ?? 0.01;
@@ -126,21 +144,19 @@ function selectMask(
         nBot = 0;
       }
       // Python's indices[n_bot:-n_top] is empty when n_top == 0: the whole delta is dropped (§0.6).
-      if (nTop > 0) {
-        const hi = Math.max(nBot, n - nTop);
-        kernels.rankWindowMask({ ...common, count: n, lo: Math.min(nBot, n), hi: Math.min(hi, n), descending: false, mask });
-      }
-      return { mask, rescalable: true };
+      const lo = nTop > 0 ? Math.min(nBot, n) : 0;
+      const hi = nTop > 0 ? Math.min(Math.max(nBot, n - nTop), n) : 0;
+      return { mask: rankRule(ctx, { ...common, count: n, lo, hi, descending: false }), rescalable: true };
     }
     case 'random': {
       // The keep probability is density in the work dtype (bf16(0.3) = 0.30078125).
       const p = roundTo(sparsifyDType(sparsifier, compute), density);
       const key = streamKey(task.randomKey.seed, task.randomKey.tensor, tv.index);
-      kernels.bernoulliMask({ ...key, threshold: keepThreshold(p), start: 0, end: n, mask });
-      return { mask, rescalable: true };
+      return { mask: { kind: 'bernoulli', ...key, threshold: keepThreshold(p) }, rescalable: true };
     }
     case 'della_magprune': {
-      if (density <= 0) return { mask, rescalable: false }; // mergekit returns zeros, unrescaled
+      const mask = ctx.alloc(n);
+      if (density <= 0) return { mask: mask.fill(0), rescalable: false }; // mergekit returns zeros, unrescaled
       const epsilon = modelParam(task, tv.index, 'epsilon') ?? 0.15;
       if (density + epsilon >= 1 || density - epsilon <= 0) {
         throw new MergeComputeError(
@@ -175,7 +191,7 @@ function sparsify(ctx: FamilyContext, sparsifier: Sparsifier | undefined, base: 
   if (sparsifier === undefined || density >= 1) return { mask: null, scale: 1 };
   const n = elementCount(base.shape);
   const forced = ctx.maskOverride?.(tv.index);
-  let mask: Uint8Array;
+  let mask: MaskSource;
   let rescalable = true;
   if (forced !== undefined) {
     if (forced.length !== n) {

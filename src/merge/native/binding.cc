@@ -6,6 +6,12 @@
 #include <cmath>
 #include <string>
 
+#if defined(__linux__)
+#include <sys/mman.h>
+
+#include <unordered_map>
+#endif
+
 #include "kernels.h"
 #include "numeric.h"
 
@@ -112,6 +118,53 @@ class Args {
     return out;
   }
 
+  // A mask source (binding.ts MaskSource): null, a Uint8Array of at least `count` bytes, or a
+  // bernoulli / rank rule object.
+  MaskRule mask_rule(Napi::Value v, const std::string& name, int64_t count) const {
+    MaskRule r;
+    if (v.IsNull() || v.IsUndefined()) return r;
+    if (v.IsTypedArray()) {
+      r.kind = MaskRule::kBytes;
+      r.bytes = bytes(v, name, count, false);
+      return r;
+    }
+    if (!v.IsObject()) fail(name + " must be null, a Uint8Array or a mask rule");
+    Napi::Object o = v.As<Napi::Object>();
+    auto num = [&](const char* key) {
+      Napi::Value f = o.Get(key);
+      if (!f.IsNumber()) fail(name + "." + key + " must be a number");
+      return f.As<Napi::Number>().DoubleValue();
+    };
+    auto whole = [&](const char* key, double max) {
+      const double d = num(key);
+      if (!(d >= 0 && d <= max) || std::floor(d) != d) fail(name + "." + key + " must be an integer in [0, " + std::to_string(max) + "]");
+      return d;
+    };
+    Napi::Value kind = o.Get("kind");
+    const std::string k = kind.IsString() ? kind.As<Napi::String>().Utf8Value() : "";
+    if (k == "bernoulli") {
+      r.kind = MaskRule::kBernoulli;
+      r.key0 = static_cast<uint32_t>(whole("key0", 4294967295.0));
+      r.key1 = static_cast<uint32_t>(whole("key1", 4294967295.0));
+      r.threshold = num("threshold");
+    } else if (k == "rank") {
+      r.kind = MaskRule::kRank;
+      r.lo = static_cast<int64_t>(whole("lo", static_cast<double>(count)));
+      r.hi = static_cast<int64_t>(whole("hi", static_cast<double>(count)));
+      r.key_lo = static_cast<uint32_t>(whole("keyLo", 4294967295.0));
+      r.key_hi = static_cast<uint32_t>(whole("keyHi", 4294967295.0));
+      r.before_lo = static_cast<int64_t>(whole("beforeLo", static_cast<double>(count)));
+      r.before_hi = static_cast<int64_t>(whole("beforeHi", static_cast<double>(count)));
+      if (r.lo > r.hi) fail(name + ": need lo <= hi");
+      Napi::Value d = o.Get("descending");
+      if (!d.IsBoolean()) fail(name + ".descending must be a boolean");
+      r.descending = d.As<Napi::Boolean>().Value();
+    } else {
+      fail(name + ".kind must be 'bernoulli' or 'rank'");
+    }
+    return r;
+  }
+
   void range(int64_t* start, int64_t* end, int64_t limit) const {
     *start = integer("start");
     *end = integer("end");
@@ -170,7 +223,9 @@ Napi::Value TaskVectorMerge(const Napi::CallbackInfo& info) {
     a.fail("masks must be an array with one entry per input");
   }
   for (uint32_t i = 0; i < static_cast<uint32_t>(n); ++i) {
-    p.masks.push_back(a.bytes(masks.As<Napi::Array>().Get(i), "masks[" + std::to_string(i) + "]", p.end, true));
+    p.masks.push_back(a.mask_rule(masks.As<Napi::Array>().Get(i), "masks[" + std::to_string(i) + "]", p.end));
+    // A rank rule counts tied ranks from element 0 on.
+    if (p.masks.back().kind == MaskRule::kRank && p.start != 0) a.fail("a rank mask rule needs start = 0");
   }
   p.scales = a.f32("scales", n);
   p.sparsify_dtype = a.compute_dtype("sparsifyDType");
@@ -186,8 +241,8 @@ Napi::Value TaskVectorMerge(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
-Napi::Value RankWindowMask(const Napi::CallbackInfo& info) {
-  Args a(info, "rankWindowMask");
+// The arguments rankWindowMask and rankWindowBounds share (all but the mask).
+RankMaskParams rank_params(const Args& a) {
   RankMaskParams p;
   p.count = a.integer("count");
   if (p.count >= 4294967296LL) a.fail("count must be below 2^32");
@@ -198,8 +253,26 @@ Napi::Value RankWindowMask(const Napi::CallbackInfo& info) {
   p.hi = a.integer("hi");
   if (p.lo > p.hi || p.hi > p.count) a.fail("need 0 <= lo <= hi <= count");
   p.descending = a.boolean("descending");
+  return p;
+}
+
+Napi::Value RankWindowMask(const Napi::CallbackInfo& info) {
+  Args a(info, "rankWindowMask");
+  RankMaskParams p = rank_params(a);
   p.mask = a.bytes(a.get("mask"), "mask", p.count, false);
   rank_window_mask(p);
+  return info.Env().Undefined();
+}
+
+Napi::Value RankWindowBounds(const Napi::CallbackInfo& info) {
+  Args a(info, "rankWindowBounds");
+  const RankMaskParams p = rank_params(a);
+  double* out = a.f64("out", 4);
+  const RankBounds b = rank_window_bounds(p);
+  out[0] = b.key_lo;
+  out[1] = b.key_hi;
+  out[2] = static_cast<double>(b.before_lo);
+  out[3] = static_cast<double>(b.before_hi);
   return info.Env().Undefined();
 }
 
@@ -241,7 +314,7 @@ Napi::Value MaskedL1(const Napi::CallbackInfo& info) {
   p.base = a.tensor("base", "baseDType", p.count);
   p.x = a.tensor("x", "xDType", p.count);
   p.compute = a.compute_dtype("computeDType");
-  p.mask = a.bytes(a.get("mask"), "mask", p.count, true);
+  p.mask = a.mask_rule(a.get("mask"), "mask", p.count);
   p.out = a.f64("out", 2);
   masked_l1(p);
   return info.Env().Undefined();
@@ -302,12 +375,84 @@ Napi::Value ModelStockMix(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
+// allocPages(byteLength): a zeroed ArrayBuffer for the merge workers' scratch. On Linux it is an
+// anonymous mapping marked for transparent huge pages: first touching fresh 4 KiB pages costs
+// more than the merge's arithmetic on some virtual machines (a page fault each), 2 MiB pages
+// 512 times fewer faults. releasePages(buffer) detaches it and unmaps it at once (a worker knows
+// when a task's buffers are dead; the collector would free them late); otherwise the mapping goes
+// when the buffer is collected.
+#if defined(__linux__)
+struct Mapping {
+  void* data;
+  size_t length;
+  bool released;
+};
+
+// The live mappings of this thread, by address: a buffer is only ever released or collected on
+// the thread that allocated it.
+thread_local std::unordered_map<void*, Mapping*> mappings;
+
+void unmap(Napi::Env env, Mapping* m) {
+  if (m->released) return;
+  m->released = true;
+  // The address may be mapped again at once: forget it before the entry could name a new mapping.
+  auto it = mappings.find(m->data);
+  if (it != mappings.end() && it->second == m) mappings.erase(it);
+  munmap(m->data, m->length);
+  Napi::MemoryManagement::AdjustExternalMemory(env, -static_cast<int64_t>(m->length));
+}
+#endif
+
+Napi::Value AllocPages(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 1 || !info[0].IsNumber()) throw Napi::TypeError::New(env, "allocPages: expects a byte length");
+  const double d = info[0].As<Napi::Number>().DoubleValue();
+  if (!(d >= 1 && d <= 9007199254740991.0) || std::floor(d) != d) throw Napi::TypeError::New(env, "allocPages: byte length must be a positive integer");
+  const size_t n = static_cast<size_t>(d);
+#if defined(__linux__)
+  void* p = mmap(nullptr, n, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  if (p == MAP_FAILED) throw Napi::RangeError::New(env, "allocPages: cannot map " + std::to_string(n) + " bytes");
+#if defined(MADV_HUGEPAGE)
+  madvise(p, n, MADV_HUGEPAGE);  // advice only: without THP the pages are ordinary
+#endif
+  Napi::MemoryManagement::AdjustExternalMemory(env, static_cast<int64_t>(n));
+  Mapping* m = new Mapping{p, n, false};
+  mappings[p] = m;
+  return Napi::ArrayBuffer::New(
+      env, p, n,
+      [](Napi::Env e, void*, Mapping* hint) {
+        unmap(e, hint);
+        delete hint;
+      },
+      m);
+#else
+  return Napi::ArrayBuffer::New(env, n);
+#endif
+}
+
+Napi::Value ReleasePages(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 1 || !info[0].IsArrayBuffer()) throw Napi::TypeError::New(env, "releasePages: expects an ArrayBuffer");
+#if defined(__linux__)
+  Napi::ArrayBuffer ab = info[0].As<Napi::ArrayBuffer>();
+  auto it = mappings.find(ab.Data());
+  // Not one of ours (or already released): the collector frees it as usual.
+  if (it == mappings.end() || ab.ByteLength() != it->second->length) return env.Undefined();
+  ab.Detach();
+  unmap(env, it->second);
+#endif
+  return env.Undefined();
+}
+
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
-  exports.Set("abiVersion", Napi::Number::New(env, 1));
+  exports.Set("abiVersion", Napi::Number::New(env, 2));
+  exports.Set("allocPages", Napi::Function::New(env, AllocPages, "allocPages"));
+  exports.Set("releasePages", Napi::Function::New(env, ReleasePages, "releasePages"));
   exports.Set("convertDType", Napi::Function::New(env, ConvertDType, "convertDType"));
   exports.Set("linearMerge", Napi::Function::New(env, LinearMerge, "linearMerge"));
   exports.Set("taskVectorMerge", Napi::Function::New(env, TaskVectorMerge, "taskVectorMerge"));
   exports.Set("rankWindowMask", Napi::Function::New(env, RankWindowMask, "rankWindowMask"));
+  exports.Set("rankWindowBounds", Napi::Function::New(env, RankWindowBounds, "rankWindowBounds"));
   exports.Set("bernoulliMask", Napi::Function::New(env, BernoulliMask, "bernoulliMask"));
   exports.Set("dellaMask", Napi::Function::New(env, DellaMask, "dellaMask"));
   exports.Set("maskedL1", Napi::Function::New(env, MaskedL1, "maskedL1"));

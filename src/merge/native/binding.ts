@@ -14,7 +14,7 @@ import { maskedL1 } from './masked-l1.js';
 import { modelStockMix } from './model-stock-mix.js';
 import type { ComputeCode, KernelDType } from './numeric.js';
 import { bernoulliMask, dellaMask } from './random-mask.js';
-import { rankWindowMask } from './rank-mask.js';
+import { rankWindowBounds, rankWindowMask } from './rank-mask.js';
 import { slerpMix } from './slerp-mix.js';
 import { taskVectorMerge } from './task-vector.js';
 
@@ -52,13 +52,44 @@ export interface LinearArgs extends Range {
   readonly outDType: KernelDType;
 }
 
+/** Kept iff draw32(key0, key1, j) < threshold (random.ts): a DARE mask drawn by the kernel as it goes. */
+export interface BernoulliRule {
+  readonly kind: 'bernoulli';
+  readonly key0: number;
+  readonly key1: number;
+  /** ceil(p · 2^32) (random.ts keepThreshold). */
+  readonly threshold: number;
+}
+
+/**
+ * Kept iff the rank of |δ[j]| lies in [lo, hi), as rankWindowMask, evaluated by the kernel as it
+ * goes from the bounds rankWindowBounds found. Only valid for a range starting at element 0.
+ */
+export interface RankRule {
+  readonly kind: 'rank';
+  readonly lo: number;
+  readonly hi: number;
+  readonly descending: boolean;
+  /** Order keys at ranks lo and hi − 1, and the counts of smaller keys (rankWindowBounds out[0..3]). */
+  readonly keyLo: number;
+  readonly keyHi: number;
+  readonly beforeLo: number;
+  readonly beforeHi: number;
+}
+
+/**
+ * Kept positions of one sparsified input: a whole-tensor byte mask (1 = kept), a rule the kernel
+ * evaluates block by block (no mask in memory, no pass to write one), or null for everything.
+ */
+export type MaskSource = Uint8Array | BernoulliRule | RankRule | null;
+
 export interface TaskVectorArgs extends Range {
   readonly base: Uint8Array;
   readonly baseDType: KernelDType;
   readonly inputs: readonly Uint8Array[];
   readonly dtypes: Int32Array;
-  /** Kept positions per input (1 = kept, whole-tensor indexed); null = not sparsified. */
-  readonly masks: readonly (Uint8Array | null)[];
+  /** Kept positions per input (byte masks whole-tensor indexed); null = not sparsified. */
+  readonly masks: readonly MaskSource[];
   /** L1 rescale factor per input; 1 = none. */
   readonly scales: Float32Array;
   /** dtype the rescale product rounds to first (F32 for DARE/DELLA under F16 compute, §1.2). */
@@ -93,6 +124,11 @@ export interface RankMaskArgs {
   readonly mask: Uint8Array;
 }
 
+export interface RankBoundsArgs extends Omit<RankMaskArgs, 'mask'> {
+  /** Receives [keyLo, keyHi, beforeLo, beforeHi] of a RankRule (all 0 when lo >= hi). */
+  readonly out: Float64Array;
+}
+
 export interface BernoulliMaskArgs extends Range {
   readonly key0: number;
   readonly key1: number;
@@ -125,7 +161,7 @@ export interface MaskedL1Args {
   readonly xDType: KernelDType;
   readonly computeDType: ComputeCode;
   /** null: everything counts as kept. */
-  readonly mask: Uint8Array | null;
+  readonly mask: MaskSource;
   readonly count: number;
   /** Receives [Σ|δ|, Σ|δ| over kept entries]. */
   readonly out: Float64Array;
@@ -175,12 +211,30 @@ export interface ModelStockMixArgs extends Layout, Range {
   readonly outDType: KernelDType;
 }
 
+/**
+ * A zeroed buffer of `byteLength` bytes for scratch that lives across tasks. The addon maps it for
+ * transparent huge pages on Linux (a fault per 2 MiB instead of per 4 KiB when first touched);
+ * the TypeScript table returns a plain ArrayBuffer.
+ */
+function allocPages(byteLength: number): ArrayBuffer {
+  return new ArrayBuffer(byteLength);
+}
+
+/** Frees an allocPages buffer now (the addon detaches and unmaps it); the collector frees the rest. */
+function releasePages(buffer: ArrayBuffer): void {
+  void buffer;
+}
+
 /** The kernel table; the addon and the TypeScript twins both implement it. */
 export interface KernelBinding {
+  readonly allocPages: (byteLength: number) => ArrayBuffer;
+  /** Frees a buffer of allocPages at once; nothing may use it afterwards (it is detached). */
+  readonly releasePages: (buffer: ArrayBuffer) => void;
   readonly convertDType: (a: ConvertArgs) => void;
   readonly linearMerge: (a: LinearArgs) => void;
   readonly taskVectorMerge: (a: TaskVectorArgs) => void;
   readonly rankWindowMask: (a: RankMaskArgs) => void;
+  readonly rankWindowBounds: (a: RankBoundsArgs) => void;
   readonly bernoulliMask: (a: BernoulliMaskArgs) => void;
   readonly dellaMask: (a: DellaMaskArgs) => void;
   readonly maskedL1: (a: MaskedL1Args) => void;
@@ -191,10 +245,13 @@ export interface KernelBinding {
 
 /** The TypeScript twins, used when the addon is missing or `kernels: 'ts'` is asked for. */
 export const TS_KERNELS: KernelBinding = {
+  allocPages,
+  releasePages,
   convertDType,
   linearMerge,
   taskVectorMerge,
   rankWindowMask,
+  rankWindowBounds,
   bernoulliMask,
   dellaMask,
   maskedL1,
@@ -206,7 +263,7 @@ export const TS_KERNELS: KernelBinding = {
 const KERNEL_NAMES = Object.keys(TS_KERNELS) as readonly (keyof KernelBinding)[];
 
 /** The addon's interface version; binding.cc exports the same number as `abiVersion`. */
-const ADDON_ABI_VERSION = 1;
+const ADDON_ABI_VERSION = 2;
 const ADDON_NAME = 'evomerge_kernels';
 
 export interface LoadedKernels {

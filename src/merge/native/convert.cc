@@ -5,7 +5,7 @@
 
 namespace evomerge {
 
-void convert_dtype(const ConvertParams& p) {
+EVOMERGE_MULTIVERSION void convert_dtype(const ConvertParams& p) {
   std::vector<float> buf(kBlock);
   for (int64_t j = p.start; j < p.end; j += kBlock) {
     const int64_t n = std::min<int64_t>(kBlock, p.end - j);

@@ -48,7 +48,7 @@ void gram_impl(const GramParams& p) {
 
 }  // namespace
 
-void gram_stats(const GramParams& p) {
+EVOMERGE_MULTIVERSION void gram_stats(const GramParams& p) {
   switch (p.compute) {
     case kBF16: gram_impl<RoundBF16>(p); break;
     case kF16: gram_impl<RoundF16>(p); break;

@@ -6,6 +6,8 @@
 #include <cstdint>
 #include <vector>
 
+#include "mask-rule.h"
+
 namespace evomerge {
 
 struct TensorRef {
@@ -39,7 +41,7 @@ void linear_merge(const LinearParams& p);
 struct TaskVectorParams {
   TensorRef base;
   std::vector<TensorRef> inputs;
-  std::vector<const uint8_t*> masks;  // per input; null = keep everything (no sparsification)
+  std::vector<MaskRule> masks;        // per input; kNone = keep everything (no sparsification)
   const float* scales = nullptr;      // per input L1 rescale factor; 1 = none
   int sparsify_dtype = 0;             // dtype the rescale product rounds in first
   const float* weights = nullptr;     // rounded to the compute dtype
@@ -62,9 +64,17 @@ struct RankMaskParams {
   int64_t count = 0;
   int64_t lo = 0, hi = 0;
   bool descending = false;
-  uint8_t* mask = nullptr;
+  uint8_t* mask = nullptr;  // unused by rank_window_bounds
 };
 void rank_window_mask(const RankMaskParams& p);
+
+// rank-mask.cc: the keys at ranks lo and hi − 1 and the counts of smaller keys: what a kRank
+// MaskRule needs to reproduce rank_window_mask block by block. All zero when lo >= hi.
+struct RankBounds {
+  uint32_t key_lo = 0, key_hi = 0;
+  int64_t before_lo = 0, before_hi = 0;
+};
+RankBounds rank_window_bounds(const RankMaskParams& p);
 
 // random-mask.cc: DARE Bernoulli(p) mask over [start, end).
 struct BernoulliMaskParams {
@@ -92,7 +102,7 @@ void della_mask(const DellaMaskParams& p);
 struct MaskedL1Params {
   TensorRef base, x;
   int compute = 0;
-  const uint8_t* mask = nullptr;
+  MaskRule mask;  // kNone: everything counts as kept
   int64_t count = 0;
   double* out = nullptr;
 };

@@ -31,7 +31,7 @@ void linear_impl(const LinearParams& p) {
 
 }  // namespace
 
-void linear_merge(const LinearParams& p) {
+EVOMERGE_MULTIVERSION void linear_merge(const LinearParams& p) {
   switch (p.compute) {
     case kBF16: linear_impl<RoundBF16>(p); break;
     case kF16: linear_impl<RoundF16>(p); break;

@@ -1,4 +1,5 @@
 import type { MaskedL1Args } from './binding.js';
+import { blockMasker } from './mask-rule.js';
 import { BLOCK, elementReader, loadBlock, roundBlock, scratch } from './numeric.js';
 
 /**
@@ -9,8 +10,7 @@ export function maskedL1(a: MaskedL1Args): void {
   const c = a.computeDType;
   const base = elementReader(a.base, a.baseDType, a.count, 'base');
   const x = elementReader(a.x, a.xDType, a.count, 'x');
-  const mask = a.mask;
-  if (mask !== null && mask.length < a.count) throw new TypeError(`mask holds ${mask.length} bytes, needs ${a.count}`);
+  const masker = blockMasker(a.mask, 0, a.count, 'mask');
   if (a.out.length < 2) throw new TypeError('out must hold 2 elements');
   const b = scratch();
   const v = scratch();
@@ -22,11 +22,12 @@ export function maskedL1(a: MaskedL1Args): void {
     loadBlock(x, j, n, v.f, v.u, c);
     for (let k = 0; k < n; k++) v.f[k] = (v.f[k] ?? 0) - (b.f[k] ?? 0);
     roundBlock(c, v.f, n);
+    const m = masker.active ? masker.block(j, n, v.u) : null;
     for (let k = 0; k < n; k++) {
       const d = Math.abs(v.f[k] ?? 0);
       const lane = (j + k) & 3;
       all[lane] = (all[lane] ?? 0) + d;
-      if (mask === null || mask[j + k] !== 0) kept[lane] = (kept[lane] ?? 0) + d;
+      if (m === null || m[k] !== 0) kept[lane] = (kept[lane] ?? 0) + d;
     }
   }
   a.out[0] = ((all[0] ?? 0) + (all[1] ?? 0)) + ((all[2] ?? 0) + (all[3] ?? 0));

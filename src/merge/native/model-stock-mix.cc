@@ -36,7 +36,7 @@ void model_stock_impl(const ModelStockMixParams& p) {
 
 }  // namespace
 
-void model_stock_mix(const ModelStockMixParams& p) {
+EVOMERGE_MULTIVERSION void model_stock_mix(const ModelStockMixParams& p) {
   switch (p.compute) {
     case kBF16: model_stock_impl<RoundBF16>(p); break;
     case kF16: model_stock_impl<RoundF16>(p); break;

@@ -7,6 +7,15 @@
 #include <cstdint>
 #include <cstring>
 
+// Kernel entry points are compiled twice, for AVX2 and for the baseline x86-64 ISA, and the loader
+// picks one per CPU (function multiversioning; `flatten` pulls the loops into each clone). Both
+// give the same bits: IEEE operations either way, and the build disables FMA contraction.
+#if defined(__x86_64__) && defined(__linux__) && defined(__GNUC__) && !defined(__clang__)
+#define EVOMERGE_MULTIVERSION __attribute__((target_clones("avx2", "default"), flatten))
+#else
+#define EVOMERGE_MULTIVERSION
+#endif
+
 namespace evomerge {
 
 // Stored-dtype codes (numeric.ts KERNEL_DTYPE). F32/F16/BF16 are also the compute dtypes.
@@ -35,10 +44,11 @@ constexpr uint16_t kCanonicalNanBf16 = 0x7FC0u;
 constexpr uint16_t kCanonicalNanF16 = 0x7E00u;
 
 // Round to nearest even; every NaN becomes the canonical quiet NaN.
+// Written as a select rather than an early return, so that loops calling it vectorise.
 inline uint16_t f32_to_bf16_bits(float x) {
-  uint32_t b = f32_bits(x);
-  if ((b & 0x7FFFFFFFu) > 0x7F800000u) return kCanonicalNanBf16;
-  return static_cast<uint16_t>((b + 0x7FFFu + ((b >> 16) & 1u)) >> 16);
+  const uint32_t b = f32_bits(x);
+  const uint32_t rounded = (b + 0x7FFFu + ((b >> 16) & 1u)) >> 16;
+  return static_cast<uint16_t>((b & 0x7FFFFFFFu) > 0x7F800000u ? kCanonicalNanBf16 : rounded);
 }
 
 inline float bf16_bits_to_f32(uint16_t h) { return bits_f32(static_cast<uint32_t>(h) << 16); }
@@ -100,9 +110,9 @@ struct RoundF32 {
 struct RoundBF16 {
   static constexpr int kCode = kBF16;
   static inline float r(float x) {
-    uint32_t b = f32_bits(x);
-    if ((b & 0x7FFFFFFFu) > 0x7F800000u) return bits_f32(kCanonicalNanF32);
-    return bits_f32((b + 0x7FFFu + ((b >> 16) & 1u)) & 0xFFFF0000u);
+    const uint32_t b = f32_bits(x);
+    const uint32_t rounded = (b + 0x7FFFu + ((b >> 16) & 1u)) & 0xFFFF0000u;
+    return bits_f32((b & 0x7FFFFFFFu) > 0x7F800000u ? kCanonicalNanF32 : rounded);  // a select: vectorises
   }
 };
 

@@ -3,15 +3,14 @@
 #include <vector>
 
 #include "kernels.h"
+#include "mask-rule.h"
 #include "numeric.h"
 #include "random.h"
 
 namespace evomerge {
 
-void bernoulli_mask(const BernoulliMaskParams& p) {
-  for (int64_t j = p.start; j < p.end; ++j) {
-    p.mask[j] = keep_draw(p.key0, p.key1, static_cast<uint64_t>(j), p.threshold) ? 1 : 0;
-  }
+EVOMERGE_MULTIVERSION void bernoulli_mask(const BernoulliMaskParams& p) {
+  bernoulli_fill(p.key0, p.key1, p.threshold, p.start, p.end - p.start, p.mask + p.start);
 }
 
 namespace {
@@ -65,7 +64,7 @@ void della_impl(const DellaMaskParams& p) {
 
 }  // namespace
 
-void della_mask(const DellaMaskParams& p) {
+EVOMERGE_MULTIVERSION void della_mask(const DellaMaskParams& p) {
   switch (p.compute) {
     case kBF16: della_impl<RoundBF16>(p); break;
     case kF16: della_impl<RoundF16>(p); break;

@@ -2,11 +2,15 @@ import { draw32 } from '../random.js';
 import type { BernoulliMaskArgs, DellaMaskArgs } from './binding.js';
 import { BLOCK, elementReader, loadBlock, roundBlock, roundTo, scratch, type ComputeCode } from './numeric.js';
 
+/** TypeScript twin of mask-rule.h bernoulli_fill: out[k] = draw32(j0 + k) < threshold for k in [0, n). */
+export function bernoulliFill(key0: number, key1: number, threshold: number, j0: number, n: number, out: Uint8Array): void {
+  for (let k = 0; k < n; k++) out[k] = draw32(key0, key1, j0 + k) < threshold ? 1 : 0;
+}
+
 /** TypeScript twin of random-mask.cc bernoulli_mask: mask[j] = draw32(j) < threshold over [start, end). */
 export function bernoulliMask(a: BernoulliMaskArgs): void {
   if (a.mask.length < a.end) throw new TypeError(`mask holds ${a.mask.length} bytes, needs ${a.end}`);
-  const { key0, key1, threshold, mask } = a;
-  for (let j = a.start; j < a.end; j++) mask[j] = draw32(key0, key1, j) < threshold ? 1 : 0;
+  bernoulliFill(a.key0, a.key1, a.threshold, a.start, a.end - a.start, a.mask.subarray(a.start, a.end));
 }
 
 /**

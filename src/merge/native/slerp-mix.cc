@@ -50,7 +50,7 @@ void slerp_mix_op(const SlerpMixParams& p) {
 
 }  // namespace
 
-void slerp_mix(const SlerpMixParams& p) {
+EVOMERGE_MULTIVERSION void slerp_mix(const SlerpMixParams& p) {
   switch (p.compute) {
     case kBF16: slerp_mix_op<RoundBF16>(p); break;
     case kF16: slerp_mix_op<RoundF16>(p); break;

@@ -7,13 +7,13 @@
 namespace evomerge {
 namespace {
 
-inline float sign_of(float v) { return v > 0.0f ? 1.0f : v < 0.0f ? -1.0f : (v == v ? 0.0f : v); }
-
 template <class R>
 void task_vector_impl(const TaskVectorParams& p) {
   const size_t n_in = p.inputs.size();
   std::vector<float> b(kBlock), x(kBlock), acc(kBlock), res(kBlock), div(kBlock);
   std::vector<float> wd(n_in * kBlock);  // weighted deltas of the block, per input
+  std::vector<BlockMasker> maskers(p.masks.begin(), p.masks.end());
+  std::vector<uint8_t> kept(kBlock);
   for (int64_t j = p.start; j < p.end; j += kBlock) {
     const int64_t n = std::min<int64_t>(kBlock, p.end - j);
     load_block(p.base.data, p.base.dtype, j, n, b.data(), R::kCode);
@@ -22,14 +22,25 @@ void task_vector_impl(const TaskVectorParams& p) {
       load_block(p.inputs[i].data, p.inputs[i].dtype, j, n, x.data(), R::kCode);
       float* w_i = wd.data() + i * kBlock;
       for (int64_t k = 0; k < n; ++k) x[k] = R::r(x[k] - b[k]);
-      if (const uint8_t* m = p.masks[i]) {
+      if (maskers[i].active()) {
         // δ·mask as a product, like mergekit: a dropped NaN or Inf stays NaN.
-        for (int64_t k = 0; k < n; ++k) x[k] = x[k] * static_cast<float>(m[j + k]);
+        const uint8_t* m = maskers[i].block(j, n, x.data(), kept.data());
+        for (int64_t k = 0; k < n; ++k) x[k] = x[k] * static_cast<float>(m[k]);
       }
       const float s = p.scales[i];
       if (s != 1.0f) {
-        const int sd = p.sparsify_dtype;
-        for (int64_t k = 0; k < n; ++k) x[k] = R::r(round_to(sd, x[k] * s));
+        // One loop per rounding (a switch inside the loop would keep it from vectorising).
+        switch (p.sparsify_dtype) {
+          case kBF16:
+            for (int64_t k = 0; k < n; ++k) x[k] = R::r(RoundBF16::r(x[k] * s));
+            break;
+          case kF16:
+            for (int64_t k = 0; k < n; ++k) x[k] = R::r(RoundF16::r(x[k] * s));
+            break;
+          default:
+            for (int64_t k = 0; k < n; ++k) x[k] = R::r(x[k] * s);
+            break;
+        }
       }
       const float w = p.weights[i];
       for (int64_t k = 0; k < n; ++k) {
@@ -50,8 +61,14 @@ void task_vector_impl(const TaskVectorParams& p) {
         const float* w_i = wd.data() + i * kBlock;
         const float w = p.weights[i];
         for (int64_t k = 0; k < n; ++k) {
-          const float m = sign_of(w_i[k]) == acc[k] ? 1.0f : 0.0f;
-          res[k] = res[k] + w_i[k] * m;
+          // sign(w_i) == elected, branch-free (random signs defeat the branch predictor): the
+          // elected sign is ±1, so 0 and NaN never agree.
+          const float v = w_i[k];
+          const float e = acc[k];
+          const int agree = (static_cast<int>(v > 0.0f) & static_cast<int>(e > 0.0f)) |
+                            (static_cast<int>(v < 0.0f) & static_cast<int>(e < 0.0f));
+          const float m = static_cast<float>(agree);
+          res[k] = res[k] + v * m;
           div[k] = div[k] + w * m;
         }
       }
@@ -81,7 +98,7 @@ void task_vector_impl(const TaskVectorParams& p) {
 
 }  // namespace
 
-void task_vector_merge(const TaskVectorParams& p) {
+EVOMERGE_MULTIVERSION void task_vector_merge(const TaskVectorParams& p) {
   switch (p.compute) {
     case kBF16: task_vector_impl<RoundBF16>(p); break;
     case kF16: task_vector_impl<RoundF16>(p); break;

@@ -1,4 +1,5 @@
 import type { TaskVectorArgs } from './binding.js';
+import { blockMasker } from './mask-rule.js';
 import { BLOCK, dtypeAt, elementReader, elementWriter, loadBlock, roundBlock, roundTo, scratch, storeBlock } from './numeric.js';
 
 function signOf(v: number): number {
@@ -11,9 +12,7 @@ export function taskVectorMerge(a: TaskVectorArgs): void {
   const base = elementReader(a.base, a.baseDType, a.end, 'base');
   const readers = a.inputs.map((b, i) => elementReader(b, dtypeAt(a.dtypes, i), a.end, `inputs[${i}]`));
   if (a.masks.length !== readers.length) throw new TypeError('masks must have one entry per input');
-  a.masks.forEach((m, i) => {
-    if (m !== null && m.length < a.end) throw new TypeError(`masks[${i}] holds ${m.length} bytes, needs ${a.end}`);
-  });
+  const maskers = a.masks.map((m, i) => blockMasker(m, a.start, a.end, `masks[${i}]`));
   const w = elementWriter(a.out, a.outDType, a.start, a.end, 'out');
   const b = scratch();
   const x = scratch();
@@ -36,8 +35,11 @@ export function taskVectorMerge(a: TaskVectorArgs): void {
       loadBlock(r, j, n, x.f, x.u, c);
       for (let k = 0; k < n; k++) x.f[k] = (x.f[k] ?? 0) - (b.f[k] ?? 0);
       roundBlock(c, x.f, n);
-      const m = a.masks[i];
-      if (m) for (let k = 0; k < n; k++) x.f[k] = (x.f[k] ?? 0) * (m[j + k] ?? 0);
+      const masker = maskers[i];
+      if (masker?.active) {
+        const m = masker.block(j, n, x.u);
+        for (let k = 0; k < n; k++) x.f[k] = (x.f[k] ?? 0) * (m[k] ?? 0);
+      }
       const s = scales[i] ?? 1;
       if (s !== 1) {
         for (let k = 0; k < n; k++) x.f[k] = roundTo(c, roundTo(a.sparsifyDType, (x.f[k] ?? 0) * s));
