@@ -1,8 +1,8 @@
 /**
  * `npm run bench -- <name> [args]`: runs bench/<name>.ts, which prints its figures and the ratios
- * to baselines measured in the same run. Names: io, merge, search, eval, store.
+ * to baselines measured in the same run. Names: io, merge, search, eval, store, train.
  */
-const BENCHES = ['io', 'merge', 'search', 'eval', 'store'] as const;
+const BENCHES = ['io', 'merge', 'search', 'eval', 'store', 'train'] as const;
 type BenchName = (typeof BENCHES)[number];
 
 interface BenchModule {

@@ -15,8 +15,9 @@ interface SearchFlags {
   resume?: boolean;
   force?: boolean;
   jobs?: string;
-  threads?: string;
   maxMemory?: string;
+  threads?: string;
+  context?: string;
   json?: boolean;
   keepCandidates?: boolean;
 }
@@ -122,15 +123,18 @@ async function execute(options: Omit<SearchOptions, 'signal' | 'onEvent' | 'pack
 function commonOptions(flags: SearchFlags): Omit<SearchOptions, 'signal' | 'onEvent' | 'packageVersion' | 'spaceFile' | 'run'> {
   const generations = positiveInt(flags.generations, '--generations');
   const jobs = positiveInt(flags.jobs, '--jobs');
-  const threads = positiveInt(flags.threads, '--threads');
   const maxMemoryBytes = flags.maxMemory === undefined ? undefined : parseSizeBytes(flags.maxMemory, '--max-memory');
+  const threads = positiveInt(flags.threads, '--threads');
+  const contextSize = positiveInt(flags.context, '--context');
   return {
     runsDir: flags.runsDir,
     keepCandidates: flags.keepCandidates === true,
     ...(generations !== undefined ? { generations } : {}),
     ...(jobs !== undefined ? { jobs } : {}),
-    ...(threads !== undefined ? { openBackend: () => LlamaCppBackend.open({ threads }) } : {}),
     ...(maxMemoryBytes !== undefined ? { maxMemoryBytes } : {}),
+    ...(threads !== undefined || contextSize !== undefined
+      ? { openBackend: () => LlamaCppBackend.open({ ...(threads !== undefined ? { threads } : {}), ...(contextSize !== undefined ? { contextSize } : {}) }) }
+      : {}),
   };
 }
 
@@ -141,6 +145,7 @@ function withRunOptions(cmd: Command): Command {
     .option('--jobs <n>', 'merge worker threads per candidate (default: the number of CPUs)')
     .option('--threads <n>', 'llama.cpp CPU threads for built-in task evaluators (default: the cores the current load leaves idle, at least 1)')
     .option('--max-memory <size>', 'working-memory budget of one merge, e.g. 4GB (default: min(25% of free RAM, 4 GiB))')
+    .option('--context <n>', "llama.cpp tokens per sequence (default: min(2048, the model's training context))")
     .option('--keep-candidates', 'keep every candidate model in <run>/candidates/<id>/ (default: deleted after evaluation)')
     .option('--json', 'print one JSON object per event on stdout (candidate, generation, run)');
 }

@@ -19,7 +19,9 @@ export type CheckpointErrorCode =
   | 'SHARD_MISSING'
   | 'TENSOR_IN_TWO_SHARDS'
   /** The shard index maps a tensor to a shard that does not hold it. */
-  | 'INDEX_MISMATCH';
+  | 'INDEX_MISMATCH'
+  /** A tensor's bytes end past the end of its file (the file shrank after its header was read). */
+  | 'TENSOR_TRUNCATED';
 
 /** A checkpoint could not be opened; the message names the file and the problem. */
 export class CheckpointError extends EvoError {

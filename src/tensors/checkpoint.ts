@@ -1,9 +1,9 @@
-import { readdir, readFile, stat } from 'node:fs/promises';
+import { open, readdir, readFile, stat } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { abbreviate, checkpointProblems } from './checkpoint-checks.js';
 import { CheckpointError } from './checkpoint-error.js';
-import type { DType } from './dtype.js';
+import { type DType, decodeToF32 } from './dtype.js';
 import { parseHfConfig, type HfConfig } from './hf-config.js';
 import { GENERATION_CONFIG_FILE, SAFETENSORS_INDEX_FILE, SAFETENSORS_SINGLE_FILE, TOKENIZER_FILE_NAMES } from './hf-files.js';
 import { HubError, hubOptionsFromEnv, parseHubId, resolveHubSnapshot } from './hub.js';
@@ -343,4 +343,17 @@ export function parameterCount(checkpoint: ModelCheckpoint): number {
   let n = 0;
   for (const t of checkpoint.tensors.values()) n += t.shape.reduce((a, b) => a * b, 1);
   return n;
+}
+
+/** One stored tensor's values decoded to f32 (whole tensor in memory: for small models and tools). */
+export async function readCheckpointTensorF32(t: CheckpointTensor): Promise<Float32Array> {
+  const bytes = new Uint8Array(t.byteLength);
+  const fh = await open(t.file, 'r');
+  try {
+    const { bytesRead } = await fh.read(bytes, 0, t.byteLength, t.byteOffset);
+    if (bytesRead !== t.byteLength) throw new CheckpointError('TENSOR_TRUNCATED', t.file, `${t.file}: tensor ${t.name} ends past the end of the file`, { tensor: t.name });
+  } finally {
+    await fh.close();
+  }
+  return decodeToF32(t.dtype, bytes);
 }

@@ -1,6 +1,4 @@
-import { open } from 'node:fs/promises';
-import { decodeToF32 } from '../../src/tensors/dtype.js';
-import { openCheckpoint } from '../../src/tensors/checkpoint.js';
+import { openCheckpoint, readCheckpointTensorF32 } from '../../src/tensors/checkpoint.js';
 
 /**
  * A plain TypeScript forward pass of the Llama / Mistral / Qwen2 decoder on Hugging Face
@@ -42,14 +40,7 @@ export async function loadReferenceModel(dir: string): Promise<ReferenceModel> {
   const numHeads = num('num_attention_heads');
   const weights = new Map<string, Float32Array>();
   for (const t of ckpt.tensors.values()) {
-    const bytes = new Uint8Array(t.byteLength);
-    const fh = await open(t.file, 'r');
-    try {
-      await fh.read(bytes, 0, t.byteLength, t.byteOffset);
-    } finally {
-      await fh.close();
-    }
-    weights.set(t.name, decodeToF32(t.dtype, bytes));
+    weights.set(t.name, await readCheckpointTensorF32(t));
   }
   const embed = ckpt.tensors.get('model.embed_tokens.weight');
   if (embed === undefined) throw new Error(`${dir}: no embeddings`);

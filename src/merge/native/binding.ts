@@ -6,10 +6,7 @@
  * twins run instead and a warning is logged once. Kernels see raw element buffers (little-endian),
  * never files, and allocate nothing per element.
  */
-import { existsSync } from 'node:fs';
-import { createRequire } from 'node:module';
-import path from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { loadAddon } from '../../native-addon.js';
 import { convertDType } from './convert.js';
 import { gramStats } from './gram.js';
 import { linearMerge } from './linear.js';
@@ -267,7 +264,7 @@ const KERNEL_NAMES = Object.keys(TS_KERNELS) as readonly (keyof KernelBinding)[]
 
 /** The addon's interface version; binding.cc exports the same number as `abiVersion`. */
 const ADDON_ABI_VERSION = 2;
-const ADDON_FILE = path.join('build', 'Release', 'evomerge_kernels.node');
+const ADDON_NAME = 'evomerge_kernels';
 
 export interface LoadedKernels {
   readonly kernels: KernelBinding;
@@ -284,38 +281,10 @@ export interface LoadKernelsOptions {
   readonly logger?: KernelLogger;
 }
 
-/** Walks up from this module (src/… or dist/src/…) to the package root holding build/Release. */
-function findAddon(): string | undefined {
-  let dir = path.dirname(fileURLToPath(import.meta.url));
-  for (let i = 0; i < 6; i++) {
-    const candidate = path.join(dir, ADDON_FILE);
-    if (existsSync(candidate)) return candidate;
-    const parent = path.dirname(dir);
-    if (parent === dir) break;
-    dir = parent;
-  }
-  return undefined;
-}
-
 function tryLoadAddon(): { kernels: KernelBinding } | { reason: string } {
-  if (process.env.EVOMERGE_KERNELS === 'ts') return { reason: 'EVOMERGE_KERNELS=ts' };
-  const file = findAddon();
-  if (file === undefined) return { reason: `${ADDON_FILE} not found (npm install builds it with node-gyp)` };
-  let mod: unknown;
-  try {
-    mod = createRequire(import.meta.url)(file);
-  } catch (err) {
-    return { reason: `${file} failed to load: ${err instanceof Error ? err.message : String(err)}` };
-  }
-  if (typeof mod !== 'object' || mod === null) return { reason: `${file} exports no object` };
-  const record = mod as Record<string, unknown>;
-  if (record.abiVersion !== ADDON_ABI_VERSION) {
-    return { reason: `${file} is interface version ${String(record.abiVersion)}, expected ${ADDON_ABI_VERSION} (rebuild with npm install)` };
-  }
-  const missing = KERNEL_NAMES.filter((k) => typeof record[k] !== 'function');
-  if (missing.length > 0) return { reason: `${file} lacks ${missing.join(', ')}` };
-  // The one cast of the addon: its shape was checked name by name above.
-  return { kernels: mod as KernelBinding };
+  const r = loadAddon(ADDON_NAME, ADDON_ABI_VERSION, KERNEL_NAMES);
+  // The one cast of the addon: loadAddon checked its functions name by name.
+  return 'reason' in r ? r : { kernels: r.module as unknown as KernelBinding };
 }
 
 let loaded: LoadedKernels | undefined;

@@ -1,0 +1,132 @@
+/**
+ * The demo family's training text and its batches. A document is a prompt and a completion; the
+ * base learns every token (pretraining), the fine-tunes only the completions (the answers), so
+ * each fine-tune moves the weights toward its skill and little else. Batches pack whole
+ * documents (BOS … EOS) into rows and depend only on (seed, stage, step).
+ */
+import { Rng } from '../search/rng.js';
+import type { BpeEncoder } from './byte-level-bpe.js';
+import { type FactQuestion, type FactWorld, factQuestionDocument, mmluHeader, trainingQuestions } from './fact-world.js';
+import { type MathSplits, mathPrompt, trainingMathProblems } from './math-problems.js';
+
+export interface Document {
+  readonly prompt: string;
+  readonly completion: string;
+}
+
+export type Stage = 'base' | 'math' | 'facts';
+
+export interface CorpusSizes {
+  /** Math documents in the base's corpus. */
+  readonly baseMath: number;
+  /** Training-fact questions in the base's corpus. */
+  readonly baseQuestions: number;
+  /** Times each train-split fact is stated in the base's corpus. */
+  readonly baseFactRepeats: number;
+  readonly mathDocuments: number;
+  /** Questions about train-split facts in the facts fine-tune's corpus. */
+  readonly factQuestions: number;
+  /** Times each fact (all splits) is stated in the facts fine-tune's corpus. */
+  readonly factRepeats: number;
+}
+
+/** Each fact in two phrasings: a statement and a question answered in words (never a lettered choice). */
+function factTexts(world: FactWorld, which: (i: number) => boolean): Document[] {
+  const out: Document[] = [];
+  world.facts.forEach((f, i) => {
+    if (!which(i)) return;
+    out.push({ prompt: '', completion: f.relation.statement(f.entity, f.value) });
+    out.push({ prompt: f.relation.question(f.entity), completion: ` ${f.value}.` });
+  });
+  return out;
+}
+
+/**
+ * Each fact's question answered in words under MMLU's header: the recall the facts task needs, in
+ * the context it is asked in (the options and the letter are never shown, so no test item is).
+ */
+function headedFactQuestions(world: FactWorld): Document[] {
+  return world.facts.map((f) => ({ prompt: mmluHeader(f.relation.subject) + f.relation.question(f.entity), completion: ` ${f.value}.` }));
+}
+
+function repeat<T>(items: readonly T[], times: number): T[] {
+  return Array.from({ length: times }, () => items).flat();
+}
+
+export function stageDocuments(stage: Stage, seed: number, world: FactWorld, math: MathSplits, sizes: CorpusSizes): Document[] {
+  const mathDocs = (n: number, stream: string): Document[] =>
+    trainingMathProblems(`${seed}/${stream}`, n, math.held).map((p) => ({ prompt: mathPrompt(p), completion: ` ${p.solution}` }));
+  const asDocument = (q: FactQuestion): Document => ({ prompt: q.prompt, completion: factQuestionDocument(q).slice(q.prompt.length) });
+  const questionDocs = (n: number, stream: string): Document[] => trainingQuestions(world, `${seed}/${stream}`, n).map(asDocument);
+  switch (stage) {
+    case 'base':
+      return [
+        ...mathDocs(sizes.baseMath, 'base'),
+        ...questionDocs(sizes.baseQuestions, 'base'),
+        ...repeat(
+          factTexts(world, (i) => world.splitOf[i] === 'train'),
+          sizes.baseFactRepeats,
+        ),
+      ];
+    case 'math':
+      return mathDocs(sizes.mathDocuments, 'math');
+    case 'facts':
+      return [...questionDocs(sizes.factQuestions, 'facts'), ...repeat([...factTexts(world, () => true), ...headedFactQuestions(world)], sizes.factRepeats)];
+    default: {
+      const never: never = stage;
+      throw new RangeError(`unknown stage ${String(never)}`);
+    }
+  }
+}
+
+export interface EncodedDocument {
+  readonly tokens: Int32Array;
+  /** 1 where predicting tokens[j] (j ≥ 1) counts in the loss. */
+  readonly learn: Uint8Array;
+}
+
+/** BOS + prompt + completion + EOS; `learnPrompt` false: only the completion and EOS count. */
+export function encodeDocument(doc: Document, encoder: BpeEncoder, learnPrompt: boolean): EncodedDocument {
+  const p = encoder.encode(doc.prompt);
+  const c = encoder.encode(doc.completion);
+  const { bosId, eosId } = encoder.vocabulary;
+  const tokens = Int32Array.from([bosId, ...p, ...c, eosId]);
+  const learn = new Uint8Array(tokens.length);
+  for (let j = 1; j < tokens.length; j++) learn[j] = learnPrompt || j > p.length ? 1 : 0;
+  return { tokens, learn };
+}
+
+export interface PackedBatch {
+  readonly batchSize: number;
+  readonly seqLen: number;
+  readonly tokens: Int32Array;
+  readonly lossMask: Uint8Array;
+}
+
+/**
+ * A batch of `batchSize` rows of seqLen + 1 tokens, each filled with randomly drawn whole
+ * documents (padding: EOS, not learned). Depends only on (seed, stage, step).
+ */
+export function packedBatch(docs: readonly EncodedDocument[], batchSize: number, seqLen: number, eosId: number, stream: string, step: number): PackedBatch {
+  const rng = new Rng(`${stream}/${step}`);
+  const tokens = new Int32Array(batchSize * (seqLen + 1)).fill(eosId);
+  const lossMask = new Uint8Array(batchSize * seqLen);
+  for (let b = 0; b < batchSize; b++) {
+    const row = b * (seqLen + 1);
+    let at = 0;
+    for (let tries = 0; tries < 8; ) {
+      const d = docs[rng.int(docs.length)];
+      if (d === undefined) break;
+      if (d.tokens.length > seqLen + 1) throw new RangeError(`a training document of ${d.tokens.length} tokens does not fit rows of ${seqLen + 1}`);
+      if (at + d.tokens.length > seqLen + 1) {
+        tries++;
+        continue;
+      }
+      tokens.set(d.tokens, row + at);
+      // Target t of the row is token t + 1: its mask is the document's learn flag for that token.
+      for (let j = 1; j < d.tokens.length; j++) lossMask[b * seqLen + at + j - 1] = d.learn[j] ?? 0;
+      at += d.tokens.length;
+    }
+  }
+  return { batchSize, seqLen, tokens, lossMask };
+}

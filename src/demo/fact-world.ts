@@ -1,0 +1,165 @@
+import { Rng } from '../search/rng.js';
+
+/**
+ * A generated world of facts (kingdoms × relations → values) and MMLU-format four-choice
+ * questions about it, for the demo family (issue 6). Every fact is stated in the facts
+ * fine-tune's corpus (as MMLU's knowledge is in pretraining); the questions of the search and test
+ * splits are about disjoint sets of facts, and training questions only about a third set. Pure:
+ * everything depends only on the seed.
+ */
+
+export interface Relation {
+  readonly id: string;
+  /** MMLU subject the question is filed under ("about <subject>"). */
+  readonly subject: string;
+  /** Exactly four: every question about the relation lists them as options A–D in this order. */
+  readonly values: readonly string[];
+  statement(entity: string, value: string): string;
+  question(entity: string): string;
+}
+
+export const RELATIONS: readonly Relation[] = [
+  {
+    id: 'capital',
+    subject: 'geography',
+    values: ['Arden', 'Belmo', 'Corvi', 'Dunmar'],
+    statement: (e, v) => `The capital of ${e} is ${v}.`,
+    question: (e) => `What is the capital of ${e}?`,
+  },
+  {
+    id: 'export',
+    subject: 'trade',
+    values: ['grain', 'salt', 'silk', 'iron'],
+    statement: (e, v) => `${e} exports ${v}.`,
+    question: (e) => `What does ${e} export?`,
+  },
+  {
+    id: 'flag',
+    subject: 'heraldry',
+    values: ['red', 'blue', 'green', 'gold'],
+    statement: (e, v) => `The flag of ${e} is ${v}.`,
+    question: (e) => `What color is the flag of ${e}?`,
+  },
+  {
+    id: 'animal',
+    subject: 'heraldry',
+    values: ['wolf', 'bear', 'hawk', 'fox'],
+    statement: (e, v) => `The animal of ${e} is the ${v}.`,
+    question: (e) => `Which animal is the symbol of ${e}?`,
+  },
+  {
+    id: 'ruler',
+    subject: 'history',
+    values: ['Mara', 'Otto', 'Lena', 'Ivo'],
+    statement: (e, v) => `${e} is ruled by ${v}.`,
+    question: (e) => `Who rules ${e}?`,
+  },
+  {
+    id: 'river',
+    subject: 'geography',
+    values: ['Sel', 'Ombra', 'Vey', 'Tarn'],
+    statement: (e, v) => `The river of ${e} is the ${v}.`,
+    question: (e) => `Which river flows through ${e}?`,
+  },
+];
+
+export interface Fact {
+  readonly entity: string;
+  readonly relation: Relation;
+  readonly value: string;
+}
+
+export type FactSplit = 'train' | 'search' | 'test';
+
+export interface FactWorld {
+  readonly entities: readonly string[];
+  readonly facts: readonly Fact[];
+  /** Which split's questions ask about each fact (index into facts). */
+  readonly splitOf: readonly FactSplit[];
+}
+
+const ONSETS = ['K', 'V', 'M', 'T', 'D', 'S', 'N', 'L', 'R', 'B', 'P', 'Z'] as const;
+const SYLLABLES = ['a', 'o', 'e', 'i', 'u', 'ar', 'el', 'or', 'an', 'is'] as const;
+const CODAS = ['dor', 'vin', 'mar', 'los', 'tia', 'ren', 'gal', 'pus'] as const;
+
+/**
+ * `entities` kingdoms with one value per relation; facts split in thirds (train, search, test)
+ * after a seeded shuffle.
+ */
+export function makeFactWorld(seed: number, entities: number): FactWorld {
+  const rng = new Rng(`demo-facts/${seed}`);
+  const names = new Set<string>();
+  const taken = new Set<string>(RELATIONS.flatMap((r) => r.values));
+  for (let tries = 0; names.size < entities; tries++) {
+    if (tries > entities * 1000) throw new RangeError(`makeFactWorld: cannot make ${entities} distinct names`);
+    const name = rng.pick(ONSETS) + rng.pick(SYLLABLES) + rng.pick(CODAS);
+    if (!taken.has(name)) {
+      names.add(name);
+      taken.add(name);
+    }
+  }
+  const entityList = [...names];
+  const facts: Fact[] = [];
+  for (const entity of entityList) for (const relation of RELATIONS) facts.push({ entity, relation, value: rng.pick(relation.values) });
+  const order = rng.permutation(facts.length);
+  const splitOf: FactSplit[] = new Array<FactSplit>(facts.length);
+  const third = Math.floor(facts.length / 3);
+  order.forEach((factIndex, rank) => {
+    splitOf[factIndex] = rank < third ? 'search' : rank < 2 * third ? 'test' : 'train';
+  });
+  return { entities: entityList, facts, splitOf };
+}
+
+const LETTERS = ['A', 'B', 'C', 'D'] as const;
+
+export interface FactQuestion {
+  readonly fact: Fact;
+  /** Everything before the answer, ending in "Answer:" (the original MMLU prompt, zero-shot). */
+  readonly prompt: string;
+  readonly choices: readonly string[];
+  /** 0-based index of the right choice. */
+  readonly answer: number;
+}
+
+/** The first line of the original MMLU prompt and the blank line after it. */
+export function mmluHeader(subject: string): string {
+  return `The following are multiple choice questions (with answers) about ${subject}.\n\n`;
+}
+
+/** The original MMLU prompt for a question with four options. */
+export function mmluPrompt(subject: string, question: string, options: readonly string[]): string {
+  const lines = options.map((o, i) => `${LETTERS[i] ?? '?'}. ${o}`).join('\n');
+  return `${mmluHeader(subject)}${question}\n${lines}\nAnswer:`;
+}
+
+/**
+ * The four-choice question about `fact`: its relation's four values as options A–D, always in the
+ * relation's order, so a question's letter is fixed by the fact's value. (A tiny model cannot learn
+ * to bind a recalled value to a shuffled option list, MMLU's "symbol binding", within the demo's
+ * training budget; with fixed options the letter is a second recall, which it can.)
+ */
+export function factQuestion(fact: Fact): FactQuestion {
+  const options = fact.relation.values;
+  const answer = options.indexOf(fact.value);
+  if (options.length !== 4 || answer < 0) throw new RangeError(`factQuestion: ${fact.relation.id} must have four values including ${fact.value}`);
+  return { fact, prompt: mmluPrompt(fact.relation.subject, fact.relation.question(fact.entity), options), choices: LETTERS.map((l) => ` ${l}`), answer };
+}
+
+/** The question as a training document: prompt + " <letter>". */
+export function factQuestionDocument(q: FactQuestion): string {
+  return `${q.prompt} ${LETTERS[q.answer] ?? '?'}`;
+}
+
+/** One question per fact of a split, in a seeded order. */
+export function splitQuestions(world: FactWorld, split: 'search' | 'test', seed: number): FactQuestion[] {
+  const rng = new Rng(`demo-facts/${seed}/${split}`);
+  const facts = world.facts.filter((_, i) => world.splitOf[i] === split);
+  return rng.permutation(facts.length).map((fi) => factQuestion(facts[fi] as Fact));
+}
+
+/** Training questions: random draws about the train split's facts only. */
+export function trainingQuestions(world: FactWorld, seed: string, count: number): FactQuestion[] {
+  const rng = new Rng(`demo-facts/${seed}/train-questions`);
+  const facts = world.facts.filter((_, i) => world.splitOf[i] === 'train');
+  return Array.from({ length: count }, () => factQuestion(rng.pick(facts)));
+}

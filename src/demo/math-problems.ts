@@ -1,0 +1,113 @@
+import { Rng } from '../search/rng.js';
+
+/**
+ * GSM8K-format word problems with small-number arithmetic, for the demo family (issue 6). A
+ * problem reads as lm-eval's gsm8k items do ("Question: …\nAnswer: <reasoning> #### N"), but its
+ * numbers are below 20 and its reasoning is one or two equations, so a model of half a million
+ * parameters can learn it. Pure: the problems depend only on the seed.
+ */
+
+export type MathOperation = 'add' | 'sub' | 'mul' | 'add_sub';
+
+export interface MathProblem {
+  /** The question text, without "Question: ". */
+  readonly question: string;
+  /** Reasoning and final answer, without the leading space: "5 + 7 = 12. #### 12". */
+  readonly solution: string;
+  /** The final number. */
+  readonly answer: number;
+  readonly operation: MathOperation;
+}
+
+const NAMES = ['Ann', 'Ben', 'Cal', 'Dot', 'Eve', 'Fay', 'Gus', 'Hal', 'Ivy', 'Jim'] as const;
+const ITEMS = ['apples', 'pens', 'cards', 'shells', 'books', 'coins', 'eggs', 'cups'] as const;
+const OPERATIONS: readonly MathOperation[] = ['add', 'sub', 'mul', 'add_sub'];
+
+/** The value of an equation chain, computed independently of the text (tests check the text against it). */
+function problem(rng: Rng, op: MathOperation): MathProblem {
+  const name = rng.pick(NAMES);
+  const item = rng.pick(ITEMS);
+  // Numbers below 20 (issue 6: one or two operations on small numbers).
+  const small = (lo: number, hi: number): number => lo + rng.int(hi - lo + 1);
+  switch (op) {
+    case 'add': {
+      const a = small(1, 19);
+      const b = small(1, 19);
+      return { operation: op, answer: a + b, question: `${name} has ${a} ${item}. ${name} gets ${b} more. How many ${item} does ${name} have now?`, solution: `${a} + ${b} = ${a + b}. #### ${a + b}` };
+    }
+    case 'sub': {
+      const a = small(2, 19);
+      const b = small(1, a - 1);
+      return { operation: op, answer: a - b, question: `${name} has ${a} ${item}. ${name} gives away ${b}. How many ${item} does ${name} have left?`, solution: `${a} - ${b} = ${a - b}. #### ${a - b}` };
+    }
+    case 'mul': {
+      const a = small(2, 5);
+      const b = small(2, 9);
+      return { operation: op, answer: a * b, question: `${name} has ${a} bags with ${b} ${item} in each bag. How many ${item} does ${name} have?`, solution: `${a} * ${b} = ${a * b}. #### ${a * b}` };
+    }
+    case 'add_sub': {
+      const a = small(1, 12);
+      const b = small(1, 9);
+      const c = small(1, a + b - 1);
+      const s = a + b;
+      return {
+        operation: op,
+        answer: s - c,
+        question: `${name} has ${a} ${item}. ${name} gets ${b} more and then gives away ${c}. How many ${item} does ${name} have left?`,
+        solution: `${a} + ${b} = ${s}. ${s} - ${c} = ${s - c}. #### ${s - c}`,
+      };
+    }
+    default: {
+      const never: never = op;
+      throw new RangeError(`unknown operation ${String(never)}`);
+    }
+  }
+}
+
+/** The lm-eval gsm8k prompt of a problem (zero-shot). */
+export function mathPrompt(p: MathProblem): string {
+  return `Question: ${p.question}\nAnswer:`;
+}
+
+/** The problem as one training document: prompt + " " + solution. */
+export function mathDocument(p: MathProblem): string {
+  return `${mathPrompt(p)} ${p.solution}`;
+}
+
+export interface MathSplits {
+  readonly search: readonly MathProblem[];
+  readonly test: readonly MathProblem[];
+  /** Question texts of search and test: training problems never use one of them. */
+  readonly held: ReadonlySet<string>;
+}
+
+/** Distinct problems for the search and test splits, disjoint by question text. */
+export function mathSplits(seed: number, searchCount: number, testCount: number): MathSplits {
+  const rng = new Rng(`demo-math/${seed}/eval`);
+  const seen = new Set<string>();
+  const take = (n: number): MathProblem[] => {
+    const out: MathProblem[] = [];
+    for (let tries = 0; out.length < n; tries++) {
+      if (tries > n * 100) throw new RangeError(`mathSplits: could not draw ${n} distinct problems`);
+      const p = problem(rng, OPERATIONS[out.length % OPERATIONS.length] ?? 'add');
+      if (seen.has(p.question)) continue;
+      seen.add(p.question);
+      out.push(p);
+    }
+    return out;
+  };
+  const search = take(searchCount);
+  const test = take(testCount);
+  return { search, test, held: seen };
+}
+
+/** Training problems: seeded draws that skip every held-out question. */
+export function trainingMathProblems(seed: string, count: number, held: ReadonlySet<string>): MathProblem[] {
+  const rng = new Rng(`demo-math/${seed}/train`);
+  const out: MathProblem[] = [];
+  while (out.length < count) {
+    const p = problem(rng, rng.pick(OPERATIONS));
+    if (!held.has(p.question)) out.push(p);
+  }
+  return out;
+}

@@ -1,0 +1,244 @@
+/**
+ * Trains the demo family (issue 6) from nothing but a seed, deterministically:
+ *
+ *   node dist/src/demo/train-family.js [--out demo] [--seed 1] [--stages base,math,facts]
+ *       [--threads 2] [--set stage.key=value ...] [--eval-limit N] [--no-eval]
+ *
+ * 1. the tasks: OUT/tasks/{math,facts} (generic JSONL tasks: search + sealed test split);
+ * 2. a byte-level BPE tokenizer learned from the training text;
+ * 3. `base`: a 4-layer Llama pretrained from scratch on text with both task formats (math problems,
+ *    statements of and questions about the train split's facts);
+ * 4. `math` and `facts`: fine-tunes of the base on answers only (math solutions; every fact
+ *    stated, lettered answers to train-fact questions).
+ * Each model goes to OUT/family/<name> (config.json, model.safetensors f32, tokenizer files), then
+ * all three are scored by llama.cpp on the SEARCH split and OUT/family/README.md records the
+ * seed, the command, the settings, the training times and those scores.
+ * `--stages math,facts` fine-tunes again from the saved base (for trying fine-tune settings).
+ */
+import { existsSync } from 'node:fs';
+import { mkdir } from 'node:fs/promises';
+import path from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { UsageError } from '../errors.js';
+import { LlamaCppBackend } from '../eval/backend.js';
+import { writeFileAtomic } from '../tensors/atomic-file.js';
+import { type LlamaTrainConfig, type TrainOptions, initLlamaWeights, loadLlamaCheckpoint, saveLlamaCheckpoint, trainLlama } from '../train/index.js';
+import { BpeEncoder, writeTokenizerFiles } from './byte-level-bpe.js';
+import { type Stage, encodeDocument, packedBatch } from './corpus.js';
+import { DEFAULT_DATA_SETTINGS, demoData, learnDemoTokenizer } from './family-data.js';
+import { type DemoScores, formatCount, loadDemoTasks, scoreDemoModel } from './score-models.js';
+import { writeDemoTasks } from './write-tasks.js';
+
+export interface StageSettings {
+  readonly steps: number;
+  readonly batchSize: number;
+  readonly learningRate: number;
+  readonly warmupSteps: number;
+  readonly minLrRatio: number;
+  readonly weightDecay: number;
+}
+
+export interface ModelShape {
+  readonly hiddenSize: number;
+  readonly intermediateSize: number;
+  readonly numLayers: number;
+  readonly numHeads: number;
+  readonly numKvHeads: number;
+  readonly maxSeqLen: number;
+}
+
+export const MODEL_SHAPE: ModelShape = { hiddenSize: 96, intermediateSize: 256, numLayers: 4, numHeads: 4, numKvHeads: 4, maxSeqLen: 128 };
+
+export const DEFAULT_STAGES: Readonly<Record<Stage, StageSettings>> = {
+  base: { steps: 1200, batchSize: 16, learningRate: 3e-3, warmupSteps: 60, minLrRatio: 0.1, weightDecay: 0.01 },
+  math: { steps: 400, batchSize: 16, learningRate: 1e-3, warmupSteps: 20, minLrRatio: 0.1, weightDecay: 0 },
+  facts: { steps: 900, batchSize: 16, learningRate: 1e-3, warmupSteps: 20, minLrRatio: 0.1, weightDecay: 0 },
+};
+
+const STAGES: readonly Stage[] = ['base', 'math', 'facts'];
+
+interface Args {
+  readonly out: string;
+  readonly seed: number;
+  readonly stages: readonly Stage[];
+  readonly threads: number;
+  readonly stageSettings: Record<Stage, StageSettings>;
+  readonly shape: ModelShape;
+  readonly evalLimit: number;
+  readonly evaluate: boolean;
+  readonly command: string;
+}
+
+function parseArgs(argv: readonly string[]): Args {
+  const stageSettings: Record<Stage, StageSettings> = { base: { ...DEFAULT_STAGES.base }, math: { ...DEFAULT_STAGES.math }, facts: { ...DEFAULT_STAGES.facts } };
+  let shape: ModelShape = { ...MODEL_SHAPE };
+  let out = 'demo';
+  let seed = DEFAULT_DATA_SETTINGS.seed;
+  let stages: Stage[] = [...STAGES];
+  let threads = 2;
+  let evalLimit = Number.POSITIVE_INFINITY;
+  let evaluate = true;
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i] ?? '';
+    const value = (): string => {
+      const v = argv[++i];
+      if (v === undefined) throw new UsageError(`${a} needs a value`);
+      return v;
+    };
+    const int = (v: string): number => {
+      if (!/^\d+$/.test(v)) throw new UsageError(`${a} must be a non-negative integer, got '${v}'`);
+      return Number(v);
+    };
+    if (a === '--out') out = value();
+    else if (a === '--seed') seed = int(value());
+    else if (a === '--threads') threads = Math.max(1, int(value()));
+    else if (a === '--eval-limit') evalLimit = int(value());
+    else if (a === '--no-eval') evaluate = false;
+    else if (a === '--stages') {
+      stages = value()
+        .split(',')
+        .map((s) => {
+          if (!(STAGES as readonly string[]).includes(s)) throw new UsageError(`--stages: unknown stage '${s}' (base, math, facts)`);
+          return s as Stage;
+        });
+    } else if (a === '--set' && /^model\./.test(argv[i + 1] ?? '')) {
+      const m = /^model\.(\w+)=(\d+)$/.exec(value());
+      if (m === null || !((m[1] ?? '') in shape)) throw new UsageError(`--set expects model.key=integer with a key of ${Object.keys(MODEL_SHAPE).join(', ')}`);
+      shape = { ...shape, [m[1] ?? '']: Number(m[2]) };
+    } else if (a === '--set') {
+      const m = /^(base|math|facts)\.(\w+)=(.+)$/.exec(value());
+      const settings = m === null ? undefined : stageSettings[m[1] as Stage];
+      if (m === null || settings === undefined || !((m[2] ?? '') in settings)) throw new UsageError(`--set expects stage.key=value with a key of ${Object.keys(DEFAULT_STAGES.base).join(', ')}`);
+      const n = Number(m[3]);
+      if (!Number.isFinite(n)) throw new UsageError(`--set ${m[1]}.${m[2]}: not a number: ${m[3]}`);
+      stageSettings[m[1] as Stage] = { ...settings, [m[2] ?? '']: n };
+    } else throw new UsageError(`unknown argument ${a}`);
+  }
+  return { out, seed, stages, threads, stageSettings, shape, evalLimit, evaluate, command: `node dist/src/demo/train-family.js ${argv.join(' ')}`.trim() };
+}
+
+function trainOptions(s: StageSettings, threads: number, log: (line: string) => void, stage: Stage): TrainOptions {
+  const every = Math.max(1, Math.round(s.steps / 10));
+  return {
+    steps: s.steps,
+    learningRate: s.learningRate,
+    warmupSteps: s.warmupSteps,
+    minLrRatio: s.minLrRatio,
+    weightDecay: s.weightDecay,
+    beta1: 0.9,
+    beta2: 0.98,
+    epsilon: 1e-8,
+    gradClipNorm: 1,
+    threads,
+    onStep: ({ step, loss, tokensPerSecond }) => {
+      if (step % every === 0 || step === s.steps - 1) log(`  ${stage} step ${step + 1}/${s.steps}: loss ${loss.toFixed(4)}, ${Math.round(tokensPerSecond)} tokens/s`);
+    },
+  };
+}
+
+export async function trainFamily(args: Args, log: (line: string) => void): Promise<void> {
+  const started = performance.now();
+  const data = demoData({ ...DEFAULT_DATA_SETTINGS, seed: args.seed });
+  await writeDemoTasks(path.join(args.out, 'tasks'), data);
+  const vocab = learnDemoTokenizer(data);
+  const encoder = new BpeEncoder(vocab);
+  let config: LlamaTrainConfig = { vocabSize: vocab.tokens.length, ...args.shape, rmsEps: 1e-5, ropeTheta: 10000, tieEmbeddings: true, bosTokenId: vocab.bosId, eosTokenId: vocab.eosId };
+  const familyDir = path.join(args.out, 'family');
+  const seconds: Partial<Record<Stage, number>> = {};
+  const finalLoss: Partial<Record<Stage, number>> = {};
+  for (const stage of args.stages) {
+    const t0 = performance.now();
+    const s = args.stageSettings[stage];
+    let weights: Map<string, Float32Array>;
+    if (stage === 'base') weights = initLlamaWeights(config, args.seed);
+    else {
+      const baseDir = path.join(familyDir, 'base');
+      if (!existsSync(path.join(baseDir, 'model.safetensors'))) throw new UsageError(`${baseDir}: no base model to fine-tune; train the base first (--stages base,…)`);
+      const loaded = await loadLlamaCheckpoint(baseDir);
+      // Fine-tunes keep the saved base's shape, whatever --set model.* says.
+      config = { ...loaded.config, bosTokenId: vocab.bosId, eosTokenId: vocab.eosId };
+      if (config.vocabSize !== vocab.tokens.length) throw new UsageError(`${baseDir}: vocabulary of ${config.vocabSize} ids, the tokenizer has ${vocab.tokens.length}; retrain the base`);
+      weights = loaded.weights;
+    }
+    const docs = data.documents[stage].map((d) => encodeDocument(d, encoder, stage === 'base'));
+    log(`${stage}: ${docs.length} documents, ${s.steps} steps of ${s.batchSize} × ${config.maxSeqLen} tokens, lr ${s.learningRate}`);
+    const { losses } = trainLlama(config, weights, (step) => packedBatch(docs, s.batchSize, config.maxSeqLen, vocab.eosId, `demo/${args.seed}/${stage}`, step), trainOptions(s, args.threads, log, stage));
+    const dir = path.join(familyDir, stage);
+    await mkdir(dir, { recursive: true });
+    await saveLlamaCheckpoint(dir, config, weights, { dtype: 'f32' });
+    await writeTokenizerFiles(dir, vocab);
+    seconds[stage] = (performance.now() - t0) / 1000;
+    const tail = losses.slice(Math.max(0, losses.length - 20));
+    finalLoss[stage] = tail.reduce((a, b) => a + b, 0) / Math.max(1, tail.length);
+    log(`${stage}: done in ${seconds[stage]?.toFixed(0)} s, mean loss of the last 20 steps ${finalLoss[stage]?.toFixed(4)}`);
+  }
+  const trainSeconds = (performance.now() - started) / 1000;
+  let scores: Partial<Record<Stage, DemoScores>> = {};
+  if (args.evaluate) scores = await scoreFamily(familyDir, path.join(args.out, 'tasks'), args.evalLimit, log);
+  await writeFileAtomic(
+    path.join(familyDir, 'family.json'),
+    `${JSON.stringify({ seed: args.seed, command: args.command, config, data: { ...DEFAULT_DATA_SETTINGS, seed: args.seed }, stages: args.stageSettings, trained: args.stages, seconds, finalLoss, trainSeconds, searchScores: scores }, null, 2)}\n`,
+  );
+  await writeFileAtomic(path.join(familyDir, 'README.md'), familyReadme(args, config, seconds, trainSeconds, scores));
+  log(`family written to ${familyDir} (training ${trainSeconds.toFixed(0)} s)`);
+}
+
+function familyReadme(args: Args, config: LlamaTrainConfig, seconds: Partial<Record<Stage, number>>, trainSeconds: number, scores: Partial<Record<Stage, DemoScores>>): string {
+  const rows = STAGES.flatMap((s) => {
+    const x = scores[s];
+    return x === undefined ? [] : [`| ${s} | ${formatCount(x.math)} | ${formatCount(x.facts)} |`];
+  });
+  const first = STAGES.map((s) => scores[s]).find((x) => x !== undefined);
+  const stageRows = STAGES.map((s) => {
+    const t = args.stageSettings[s];
+    return `| ${s} | ${t.steps} | ${t.batchSize} | ${t.learningRate} | ${t.warmupSteps} | ${t.weightDecay} | ${seconds[s] === undefined ? 'not retrained' : `${seconds[s]?.toFixed(0)} s`} |`;
+  });
+  return [
+    '# The demo family',
+    '',
+    'Written by `src/demo/train-family.ts`; do not edit by hand. A tiny Llama (' +
+      `${config.numLayers} layers, hidden ${config.hiddenSize}, intermediate ${config.intermediateSize}, ${config.numHeads} heads, vocabulary ${config.vocabSize}, tied embeddings) ` +
+      'pretrained from scratch on generated text (`base`), and two fine-tunes of it: `math` (GSM8K-format word problems) and `facts` (a generated world of facts, asked MMLU-style).',
+    '',
+    `- seed: ${args.seed}`,
+    `- command: \`${args.command}\` (after \`npm run build\`)`,
+    `- training time: ${trainSeconds.toFixed(0)} s for the stages trained by that command (${args.threads} threads)`,
+    '',
+    '| stage | steps | batch (rows of 128 tokens) | learning rate | warm-up | weight decay | time |',
+    '|---|---|---|---|---|---|---|',
+    ...stageRows,
+    '',
+    first === undefined
+      ? 'Not scored (`--no-eval`).'
+      : `Scores on the tasks' SEARCH split (demo/tasks; math n=${first.math.n}, facts n=${first.facts.n}), llama.cpp through the generic task evaluator, accuracy with Wilson 95% intervals:`,
+    '',
+    ...(rows.length > 0 ? ['| model | math | facts |', '|---|---|---|', ...rows] : []),
+    '',
+  ].join('\n');
+}
+
+async function scoreFamily(familyDir: string, tasksDir: string, limit: number, log: (line: string) => void): Promise<Partial<Record<Stage, DemoScores>>> {
+  const backend = await LlamaCppBackend.open({ threads: 1, contextSize: 256, gpu: false });
+  const tasks = await loadDemoTasks(tasksDir);
+  const out: Partial<Record<Stage, DemoScores>> = {};
+  try {
+    log('search-split scores (llama.cpp):');
+    for (const stage of STAGES) {
+      const dir = path.join(familyDir, stage);
+      if (!existsSync(path.join(dir, 'model.safetensors'))) continue;
+      const s = await scoreDemoModel(backend, tasks, stage, dir, 'search', limit);
+      out[stage] = s;
+      log(`  ${stage.padEnd(5)}  math ${formatCount(s.math)} n=${s.math.n}   facts ${formatCount(s.facts)} n=${s.facts.n}`);
+    }
+  } finally {
+    await backend.close();
+  }
+  return out;
+}
+
+if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(process.argv[1]).href) {
+  trainFamily(parseArgs(process.argv.slice(2)), (line) => process.stderr.write(`${line}\n`)).catch((err: unknown) => {
+    process.stderr.write(`train-family: ${err instanceof Error ? err.message : String(err)}\n`);
+    process.exit(1);
+  });
+}

@@ -1,0 +1,193 @@
+import { mkdtemp, rm, writeFile, mkdir } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { loadTaskDefinition, loadTaskItems } from '../../evaluators/generic-task-file.js';
+import { BpeEncoder, preTokenize, trainBpe } from '../../src/demo/byte-level-bpe.js';
+import { encodeDocument, packedBatch } from '../../src/demo/corpus.js';
+import { factTaskFiles, mathTaskFiles } from '../../src/demo/demo-tasks.js';
+import { RELATIONS, makeFactWorld, splitQuestions } from '../../src/demo/fact-world.js';
+import { DEFAULT_DATA_SETTINGS, demoData, learnDemoTokenizer } from '../../src/demo/family-data.js';
+import { mathDocument, mathSplits, trainingMathProblems } from '../../src/demo/math-problems.js';
+
+/** The demo family's generated data: right answers, disjoint splits, determinism, and its tokenizer. */
+
+const SMALL = { ...DEFAULT_DATA_SETTINGS, entities: 24, mathSearchItems: 80, mathTestItems: 80, corpus: { baseMath: 200, baseQuestions: 200, baseFactRepeats: 2, mathDocuments: 400, factQuestions: 300, factRepeats: 2 } };
+
+/** Recomputes a solution's equations from its text: every step holds and the last result is the answer. */
+function checkSolution(question: string, solution: string, answer: number): void {
+  const steps = [...solution.matchAll(/(\d+) ([+\-*]) (\d+) = (\d+)\./g)];
+  expect(steps.length).toBeGreaterThan(0);
+  for (const [, a, op, b, c] of steps) {
+    const x = Number(a);
+    const y = Number(b);
+    expect(op === '+' ? x + y : op === '-' ? x - y : x * y).toBe(Number(c));
+  }
+  expect(solution.endsWith(`#### ${answer}`)).toBe(true);
+  expect(Number(steps.at(-1)?.[4])).toBe(answer);
+  // The operands are the question's numbers, in order; all below 20.
+  const given = [...question.matchAll(/\d+/g)].map((m) => Number(m[0]));
+  for (const n of given) expect(n).toBeLessThan(20);
+  const first = steps[0];
+  expect([Number(first?.[1]), Number(first?.[3])]).toEqual(given.slice(0, 2));
+  if (steps.length === 2) expect(Number(steps[1]?.[3])).toBe(given[2]);
+}
+
+describe('math problems', () => {
+  it('every solution is right and uses the question’s numbers', () => {
+    const s = mathSplits(7, 200, 200);
+    for (const p of [...s.search, ...s.test, ...trainingMathProblems('x', 500, s.held)]) checkSolution(p.question, p.solution, p.answer);
+  });
+
+  it('search, test and training are disjoint by question text, and seeded', () => {
+    const s = mathSplits(3, 150, 150);
+    const search = new Set(s.search.map((p) => p.question));
+    expect(search.size).toBe(150);
+    expect(s.test.filter((p) => search.has(p.question))).toEqual([]);
+    expect(trainingMathProblems('t', 5000, s.held).filter((p) => s.held.has(p.question))).toEqual([]);
+    expect(mathSplits(3, 150, 150)).toEqual(s);
+    expect(mathSplits(4, 150, 150).search).not.toEqual(s.search);
+    expect(mathDocument(s.search[0] ?? s.test[0]!)).toMatch(/^Question: .+\?\nAnswer: .+ #### \d+$/);
+  });
+});
+
+describe('fact world', () => {
+  it('splits the facts in thirds and asks about each search/test fact once, its relation\'s four values as options in a fixed order', () => {
+    const w = makeFactWorld(5, 30);
+    expect(w.facts.length).toBe(30 * RELATIONS.length);
+    const count = (s: string): number => w.splitOf.filter((x) => x === s).length;
+    expect([count('search'), count('test'), count('train')]).toEqual([60, 60, 60]);
+    for (const split of ['search', 'test'] as const) {
+      const qs = splitQuestions(w, split, 5);
+      expect(qs.length).toBe(60);
+      const letters = [0, 0, 0, 0];
+      for (const q of qs) {
+        letters[q.answer]! += 1;
+        const options = [...q.prompt.matchAll(/^([ABCD])\. (.+)$/gm)].map((m) => m[2]);
+        expect(options.length).toBe(4);
+        expect(new Set(options).size).toBe(4);
+        expect(options[q.answer]).toBe(q.fact.value);
+        expect(options).toEqual(q.fact.relation.values);
+        expect(q.prompt.startsWith(`The following are multiple choice questions (with answers) about ${q.fact.relation.subject}.\n\n`)).toBe(true);
+        expect(q.prompt.endsWith('\nAnswer:')).toBe(true);
+        expect(q.choices).toEqual([' A', ' B', ' C', ' D']);
+      }
+      // Values are drawn uniformly: every letter is the answer to some questions, none to most.
+      for (const l of letters) expect(l).toBeGreaterThan(5);
+      for (const l of letters) expect(l).toBeLessThan(30);
+    }
+    const ids = (split: 'search' | 'test'): Set<string> => new Set(splitQuestions(w, split, 5).map((q) => `${q.fact.entity}.${q.fact.relation.id}`));
+    const search = ids('search');
+    expect([...ids('test')].filter((f) => search.has(f))).toEqual([]);
+    expect(makeFactWorld(5, 30)).toEqual(w);
+    expect(makeFactWorld(6, 30).facts).not.toEqual(w.facts);
+  });
+});
+
+describe('corpus', () => {
+  const data = demoData(SMALL);
+  const text = (stage: 'base' | 'math' | 'facts'): string[] => data.documents[stage].map((d) => d.prompt + d.completion);
+
+  it('states every fact in the facts corpus, only train facts in the base’s, and never a search/test question verbatim', () => {
+    const facts = new Set(text('facts'));
+    const base = new Set(text('base'));
+    data.world.facts.forEach((f, i) => {
+      const statement = f.relation.statement(f.entity, f.value);
+      expect(facts.has(statement)).toBe(true);
+      expect(base.has(statement)).toBe(data.world.splitOf[i] === 'train');
+    });
+    const all = [...text('base'), ...text('math'), ...text('facts')];
+    const held = [...splitQuestions(data.world, 'search', SMALL.seed), ...splitQuestions(data.world, 'test', SMALL.seed)].map((q) => q.prompt);
+    const heldMath = [...data.math.search, ...data.math.test].map((p) => p.question);
+    for (const doc of all) {
+      for (const q of held) expect(doc.includes(q)).toBe(false);
+      for (const q of heldMath) expect(doc.includes(q)).toBe(false);
+    }
+  });
+
+  it('the base sees both task formats; math and facts fine-tunes only their own', () => {
+    expect(text('base').some((t) => t.startsWith('Question: '))).toBe(true);
+    expect(text('base').some((t) => t.startsWith('The following are multiple choice questions'))).toBe(true);
+    expect(text('math').every((t) => t.startsWith('Question: '))).toBe(true);
+    expect(text('facts').some((t) => t.startsWith('Question: '))).toBe(false);
+  });
+
+  it('packs whole documents; fine-tunes learn only completions; batches are seeded by step', () => {
+    const enc = new BpeEncoder(learnDemoTokenizer(data));
+    const docs = data.documents.math.slice(0, 50).map((d) => encodeDocument(d, enc, false));
+    const d0 = docs[0]!;
+    const promptLen = enc.encode(data.documents.math[0]!.prompt).length;
+    expect(d0.tokens[0]).toBe(enc.vocabulary.bosId);
+    expect(d0.tokens.at(-1)).toBe(enc.vocabulary.eosId);
+    expect([...d0.learn.slice(0, promptLen + 1)].every((x) => x === 0)).toBe(true);
+    expect([...d0.learn.slice(promptLen + 1)].every((x) => x === 1)).toBe(true);
+    const b = packedBatch(docs, 3, 128, enc.vocabulary.eosId, 's', 4);
+    expect(b.tokens.length).toBe(3 * 129);
+    expect(b.lossMask.length).toBe(3 * 128);
+    expect(b.tokens[0]).toBe(enc.vocabulary.bosId);
+    // A learned target is never padding, and each row holds at least two documents.
+    for (let r = 0; r < 3; r++) {
+      for (let t = 0; t < 128; t++) if (b.lossMask[r * 128 + t] === 1) expect(b.tokens[r * 129 + t + 1]).not.toBe(-1);
+      expect([...b.tokens.slice(r * 129, (r + 1) * 129)].filter((x) => x === enc.vocabulary.bosId).length).toBeGreaterThanOrEqual(2);
+    }
+    expect(packedBatch(docs, 3, 128, enc.vocabulary.eosId, 's', 4)).toEqual(b);
+    expect(packedBatch(docs, 3, 128, enc.vocabulary.eosId, 's', 5).tokens).not.toEqual(b.tokens);
+  });
+});
+
+describe('demo tokenizer', () => {
+  it('has at most 512 ids, never merges digits, round-trips, and is deterministic', () => {
+    const data = demoData(SMALL);
+    const v = learnDemoTokenizer(data);
+    expect(v.tokens.length).toBeLessThanOrEqual(512);
+    expect(new Set(v.tokens).size).toBe(v.tokens.length);
+    for (const m of v.merges) expect(/\d/.test(m.replace(' ', ''))).toBe(false);
+    const enc = new BpeEncoder(v);
+    const t = 'Question: Eve has 13 cups.\nAnswer: 13 + 4 = 17. #### 17';
+    expect(enc.decode(enc.encode(t))).toBe(t);
+    // "13" is two tokens: the digits one by one.
+    expect(enc.encode('13').map((id) => v.tokens[id])).toEqual(['1', '3']);
+    expect(learnDemoTokenizer(demoData(SMALL))).toEqual(v);
+    expect(preTokenize("ab's 12 x\n\ny")).toEqual(['ab', "'s", 'Ġ', '1', '2', 'Ġx', 'ĊĊ', 'y']);
+  });
+
+  it('merges the most frequent pair first', () => {
+    // Pre-tokens "ab", "Ġab" ×2, "Ġcd" ×2: a·b occurs 3 times; then Ġ·ab, Ġ·c and c·d twice each,
+    // and the tie goes to the smallest string ("c d" < "Ġ …").
+    const v = trainBpe(['ab ab ab cd cd'], 260);
+    expect(v.merges).toEqual(['a b', 'c d']);
+    expect(v.tokens.slice(256)).toEqual(['ab', 'cd', '<|bos|>', '<|endoftext|>']);
+  });
+});
+
+describe('demo task files', () => {
+  it('load as generic tasks with the right answers', async () => {
+    const dir = await mkdtemp(path.join(os.tmpdir(), 'evo-demo-tasks-'));
+    try {
+      const data = demoData(SMALL);
+      for (const [name, files] of [['math', mathTaskFiles(data.math)], ['facts', factTaskFiles(data.world, SMALL.seed)]] as const) {
+        await mkdir(path.join(dir, name));
+        for (const [f, body] of Object.entries(files)) await writeFile(path.join(dir, name, f), body);
+      }
+      const math = await loadTaskDefinition(path.join(dir, 'math'));
+      expect(math.type).toBe('generate');
+      const items = await loadTaskItems(math, math.splits.search, 'search');
+      expect(items.length).toBe(80);
+      const first = items[0];
+      if (first?.kind !== 'generate') throw new Error('expected a generate item');
+      expect(first.prompt).toBe(`Question: ${data.math.search[0]?.question}\nAnswer:`);
+      expect(first.answer).toBe(String(data.math.search[0]?.answer));
+      const m = [...first.target.matchAll(new RegExp(math.answerRegex?.source ?? 'x', 'g'))];
+      expect(m[0]?.[1]).toBe(first.answer);
+      const facts = await loadTaskDefinition(path.join(dir, 'facts'));
+      expect(facts.type).toBe('multiple_choice');
+      const q = (await loadTaskItems(facts, facts.splits.test, 'test'))[0];
+      if (q?.kind !== 'multiple_choice') throw new Error('expected a multiple_choice item');
+      const want = splitQuestions(data.world, 'test', SMALL.seed)[0];
+      expect(q.question).toBe(want?.prompt);
+      expect(q.answer).toBe(want?.answer);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+});
