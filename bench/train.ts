@@ -64,5 +64,5 @@ export async function run(args: readonly string[]): Promise<void> {
   const tsMs = time(() => gemmReference(g), 2);
   process.stdout.write(`gemm ${m}×${k}·${k}×${n}: ${kernels.native ? 'native' : 'twin'} ${(flops / nativeMs / 1e6).toFixed(1)} GFLOP/s, TypeScript twin ${(flops / tsMs / 1e6).toFixed(2)} GFLOP/s, ratio ${(tsMs / nativeMs).toFixed(1)}×\n`);
   const stepFlops = 6 * m * (4 * (4 * k * k + 3 * k * n) + config.vocabSize * k);
-  process.stdout.write(`projection FLOPs per step ≈ ${(stepFlops / 1e9).toFixed(1)} G: at the gemm rate they take ${((stepFlops / (flops / nativeMs)) ).toFixed(0)} ms of the ${msPerStep.toFixed(0)} ms step\n`);
+  process.stdout.write(`projection FLOPs per step ≈ ${(stepFlops / 1e9).toFixed(1)} G: at the gemm rate they take ${(stepFlops / (flops / nativeMs)).toFixed(0)} ms of the ${msPerStep.toFixed(0)} ms step\n`);
 }

@@ -3,8 +3,8 @@
  * keys and model.safetensors (f32, f16 or bf16), both written atomically. Reading goes through the
  * project's checkpoint reader, so any dtype and sharding it knows loads into f32.
  */
-import path from 'node:path';
 import { mkdir } from 'node:fs/promises';
+import path from 'node:path';
 import { UsageError } from '../errors.js';
 import { writeFileAtomic } from '../tensors/atomic-file.js';
 import { openCheckpoint, readCheckpointTensorF32 } from '../tensors/checkpoint.js';

@@ -47,12 +47,7 @@ class Args {
 
   // A Float32Array of which elements [offset, offset + extent) are touched.
   float* f32(size_t i, const char* name, int64_t offset, int64_t extent) const {
-    if (!info_[i].IsTypedArray() || info_[i].As<Napi::TypedArray>().TypedArrayType() != napi_float32_array) fail(std::string(name) + " must be a Float32Array");
-    Napi::Float32Array a = info_[i].As<Napi::Float32Array>();
-    if (extent > 0 && offset + extent > static_cast<int64_t>(a.ElementLength())) {
-      fail(std::string(name) + " holds " + std::to_string(a.ElementLength()) + " elements, needs " + std::to_string(offset + extent));
-    }
-    return a.Data() + offset;
+    return f32n(i, name, extent > 0 ? offset + extent : 0) + offset;
   }
 
  private:
