@@ -37,6 +37,8 @@ export interface TrainOptions {
   readonly gradClipNorm: number;
   /** Kernel threads (default: min(2, the machine's cores)). */
   readonly threads?: number;
+  /** Which tensors the optimizer updates (default: all); the rest stay frozen, e.g. an MLP-only fine-tune. */
+  readonly trainable?: (tensorName: string) => boolean;
   readonly onStep?: (info: { step: number; loss: number; learningRate: number; tokensPerSecond: number; gradNorm: number }) => void;
 }
 
@@ -104,7 +106,9 @@ export function trainLlama(config: LlamaTrainConfig, weights: Map<string, Float3
   const kernels = loadTrainKernels();
   const threads = options.threads ?? defaultThreads();
   const tensors = weightTensors(config, weights, true);
-  const params: AdamWParameter[] = [...tensors].map(([name, t]) => ({ name, data: t.data, grad: t.grad, decay: t.rows > 1 }));
+  const trainable = options.trainable ?? ((): boolean => true);
+  const params: AdamWParameter[] = [...tensors].filter(([name]) => trainable(name)).map(([name, t]) => ({ name, data: t.data, grad: t.grad, decay: t.rows > 1 }));
+  if (params.length === 0) throw new UsageError('train options: trainable leaves no tensor to train');
   const adam = new AdamW(options);
   const losses = new Float64Array(options.steps);
   for (let step = 0; step < options.steps; step++) {

@@ -2,7 +2,7 @@ import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { type LlamaTrainConfig, type TrainBatch, evaluateLoss, initLlamaWeights, learningRateAt, llamaForward, loadLlamaCheckpoint, lossAndGradients, saveLlamaCheckpoint, trainLlama } from '../../src/train/index.js';
+import { type LlamaTrainConfig, type TrainBatch, evaluateLoss, initLlamaWeights, learningRateAt, llamaForward, loadLlamaCheckpoint, lossAndGradients, greedyContinuation, saveLlamaCheckpoint, trainLlama } from '../../src/train/index.js';
 import { loadReferenceModel, referenceLogits } from '../model/reference-forward.js';
 
 const GQA: LlamaTrainConfig = { vocabSize: 13, hiddenSize: 8, intermediateSize: 12, numLayers: 2, numHeads: 2, numKvHeads: 1, maxSeqLen: 6, rmsEps: 1e-5, ropeTheta: 10000, tieEmbeddings: false, bosTokenId: 1, eosTokenId: 2 };
@@ -159,6 +159,37 @@ describe('training', () => {
     expect(firstOnly).not.toBeCloseTo(all, 4);
     // Position 0 predicts token 3 from BOS in row 0 and token 10 in row 1: different losses, each a single term.
     expect(firstOnly).not.toBeCloseTo(other, 4);
+  });
+
+  it('trainable: frozen tensors keep their bytes, trained ones move, and the loss still falls', () => {
+    const weights = initLlamaWeights(config, 5);
+    const before = new Map([...weights].map(([k, w]) => [k, Float32Array.from(w)]));
+    const { losses } = trainLlama(config, weights, () => batchOf(rows), { ...options, steps: 150, learningRate: 2e-2, threads: 1, trainable: (name) => name.includes('.mlp.') });
+    for (const [k, w] of weights) {
+      const same = Buffer.from(w.buffer).equals(Buffer.from((before.get(k) ?? new Float32Array(0)).buffer));
+      expect(same, k).toBe(!k.includes('.mlp.'));
+    }
+    expect(losses[149]).toBeLessThan((losses[0] ?? 0) - 0.1);
+    expect(() => trainLlama(config, weights, () => batchOf(rows), { ...options, trainable: () => false })).toThrow(/trainable leaves no tensor to train/);
+  });
+
+  it('greedyContinuation emits the argmax of the forward pass at each step and stops at a stop id', () => {
+    const weights = initLlamaWeights(config, 6);
+    const prompt = [1, 3, 4];
+    const free = greedyContinuation(config, weights, prompt, { maxNewTokens: 4, stopIds: [], threads: 1 });
+    expect(free).toHaveLength(4);
+    const ids = [...prompt];
+    for (const next of free) {
+      const logits = llamaForward(config, weights, Int32Array.from(ids), 1);
+      const last = [...logits.subarray((ids.length - 1) * config.vocabSize)];
+      expect(next).toBe(last.indexOf(Math.max(...last)));
+      ids.push(next);
+    }
+    const first = free[0] ?? -1;
+    expect(greedyContinuation(config, weights, prompt, { maxNewTokens: 4, stopIds: [first], threads: 1 })).toEqual([first]);
+    // Never past the model's context.
+    expect(greedyContinuation(config, weights, [1, 3, 4, 5, 6, 7], { maxNewTokens: 10, stopIds: [], threads: 1 })).toHaveLength(2);
+    expect(() => greedyContinuation(config, weights, [], { maxNewTokens: 1, stopIds: [] })).toThrow(/empty prompt/);
   });
 
   it('rejects bad batches and options, naming the problem', () => {
