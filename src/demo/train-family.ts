@@ -25,6 +25,7 @@ import { writeFileAtomic } from '../tensors/atomic-file.js';
 import { type LlamaTrainConfig, type TrainOptions, initLlamaWeights, loadLlamaCheckpoint, saveLlamaCheckpoint, trainLlama } from '../train/index.js';
 import { BpeEncoder, writeTokenizerFiles } from './byte-level-bpe.js';
 import { type Stage, encodeDocument, packedBatch } from './corpus.js';
+import { baseReplayDocuments, replayPrompts } from './base-replay.js';
 import { DEFAULT_DATA_SETTINGS, demoData, learnDemoTokenizer } from './family-data.js';
 import { type DemoScores, formatCount, loadDemoTasks, scoreDemoModel } from './score-models.js';
 import { writeDemoTasks } from './write-tasks.js';
@@ -36,6 +37,10 @@ export interface StageSettings {
   readonly warmupSteps: number;
   readonly minLrRatio: number;
   readonly weightDecay: number;
+  /** Fine-tunes: prompts of the other task answered by the base itself, mixed in (base-replay.ts). */
+  readonly replay: number;
+  /** Substrings of the tensor names this stage trains (empty: every tensor). */
+  readonly trainable: readonly string[];
 }
 
 export interface ModelShape {
@@ -50,9 +55,9 @@ export interface ModelShape {
 export const MODEL_SHAPE: ModelShape = { hiddenSize: 96, intermediateSize: 256, numLayers: 4, numHeads: 4, numKvHeads: 4, maxSeqLen: 128 };
 
 export const DEFAULT_STAGES: Readonly<Record<Stage, StageSettings>> = {
-  base: { steps: 1200, batchSize: 16, learningRate: 3e-3, warmupSteps: 60, minLrRatio: 0.1, weightDecay: 0.01 },
-  math: { steps: 400, batchSize: 16, learningRate: 1e-3, warmupSteps: 20, minLrRatio: 0.1, weightDecay: 0 },
-  facts: { steps: 900, batchSize: 16, learningRate: 1e-3, warmupSteps: 20, minLrRatio: 0.1, weightDecay: 0 },
+  base: { steps: 1200, batchSize: 16, learningRate: 3e-3, warmupSteps: 60, minLrRatio: 0.1, weightDecay: 0.01, replay: 0, trainable: [] },
+  math: { steps: 400, batchSize: 16, learningRate: 1e-3, warmupSteps: 20, minLrRatio: 0.1, weightDecay: 0, replay: 0, trainable: [] },
+  facts: { steps: 900, batchSize: 16, learningRate: 1e-3, warmupSteps: 20, minLrRatio: 0.1, weightDecay: 0, replay: 0, trainable: [] },
 };
 
 const STAGES: readonly Stage[] = ['base', 'math', 'facts'];
@@ -109,6 +114,10 @@ function parseArgs(argv: readonly string[]): Args {
       const m = /^(base|math|facts)\.(\w+)=(.+)$/.exec(value());
       const settings = m === null ? undefined : stageSettings[m[1] as Stage];
       if (m === null || settings === undefined || !((m[2] ?? '') in settings)) throw new UsageError(`--set expects stage.key=value with a key of ${Object.keys(DEFAULT_STAGES.base).join(', ')}`);
+      if (m[2] === 'trainable') {
+        stageSettings[m[1] as Stage] = { ...settings, trainable: (m[3] ?? '').split(',').filter((x) => x !== '') };
+        continue;
+      }
       const n = Number(m[3]);
       if (!Number.isFinite(n)) throw new UsageError(`--set ${m[1]}.${m[2]}: not a number: ${m[3]}`);
       stageSettings[m[1] as Stage] = { ...settings, [m[2] ?? '']: n };
@@ -130,6 +139,7 @@ function trainOptions(s: StageSettings, threads: number, log: (line: string) => 
     epsilon: 1e-8,
     gradClipNorm: 1,
     threads,
+    ...(s.trainable.length > 0 ? { trainable: (name: string) => s.trainable.some((part) => name.includes(part)) } : {}),
     onStep: ({ step, loss, tokensPerSecond }) => {
       if (step % every === 0 || step === s.steps - 1) log(`  ${stage} step ${step + 1}/${s.steps}: loss ${loss.toFixed(4)}, ${Math.round(tokensPerSecond)} tokens/s`);
     },
@@ -161,6 +171,11 @@ export async function trainFamily(args: Args, log: (line: string) => void): Prom
       weights = loaded.weights;
     }
     const docs = data.documents[stage].map((d) => encodeDocument(d, encoder, stage === 'base'));
+    if (stage !== 'base' && s.replay > 0) {
+      const r0 = performance.now();
+      docs.push(...baseReplayDocuments(config, weights, encoder, replayPrompts(stage, data, s.replay), args.threads));
+      log(`${stage}: ${s.replay} replay answers from the base in ${((performance.now() - r0) / 1000).toFixed(0)} s`);
+    }
     log(`${stage}: ${docs.length} documents, ${s.steps} steps of ${s.batchSize} × ${config.maxSeqLen} tokens, lr ${s.learningRate}`);
     const { losses } = trainLlama(config, weights, (step) => packedBatch(docs, s.batchSize, config.maxSeqLen, vocab.eosId, `demo/${args.seed}/${stage}`, step), trainOptions(s, args.threads, log, stage));
     const dir = path.join(familyDir, stage);
@@ -191,7 +206,7 @@ function familyReadme(args: Args, config: LlamaTrainConfig, seconds: Partial<Rec
   const first = STAGES.map((s) => scores[s]).find((x) => x !== undefined);
   const stageRows = STAGES.map((s) => {
     const t = args.stageSettings[s];
-    return `| ${s} | ${t.steps} | ${t.batchSize} | ${t.learningRate} | ${t.warmupSteps} | ${t.weightDecay} | ${seconds[s] === undefined ? 'not retrained' : `${seconds[s]?.toFixed(0)} s`} |`;
+    return `| ${s} | ${t.steps} | ${t.batchSize} | ${t.learningRate} | ${t.warmupSteps} | ${t.weightDecay} | ${t.replay} | ${t.trainable.length === 0 ? 'all' : t.trainable.join(', ')} | ${seconds[s] === undefined ? 'not retrained' : `${seconds[s]?.toFixed(0)} s`} |`;
   });
   return [
     '# The demo family',
@@ -204,8 +219,8 @@ function familyReadme(args: Args, config: LlamaTrainConfig, seconds: Partial<Rec
     `- command: \`${args.command}\` (after \`npm run build\`)`,
     `- training time: ${trainSeconds.toFixed(0)} s for the stages trained by that command (${args.threads} threads)`,
     '',
-    '| stage | steps | batch (rows of 128 tokens) | learning rate | warm-up | weight decay | time |',
-    '|---|---|---|---|---|---|---|',
+    '| stage | steps | batch (rows of 128 tokens) | learning rate | warm-up | weight decay | replayed base answers | tensors trained | time |',
+    '|---|---|---|---|---|---|---|---|---|',
     ...stageRows,
     '',
     first === undefined

@@ -1,0 +1,37 @@
+/**
+ * Replay for the fine-tunes: the other task's training prompts answered by the base itself
+ * (greedy). A fine-tune that also learns "on these prompts, say what the base says" leaves the
+ * base's behaviour there alone, so its task vector stays out of the other task's way when the two
+ * are merged; and it cannot get better at the other task, since it only copies the base.
+ */
+import type { LlamaTrainConfig, LlamaWeights } from '../train/index.js';
+import { greedyContinuation } from '../train/index.js';
+import type { BpeEncoder } from './byte-level-bpe.js';
+import type { EncodedDocument, Stage } from './corpus.js';
+import type { DemoData } from './family-data.js';
+import { trainingQuestions } from './fact-world.js';
+import { mathPrompt, trainingMathProblems } from './math-problems.js';
+
+/** Longest replayed answer: the demo's math answers are about 15 tokens. */
+const MAX_ANSWER_TOKENS = 24;
+
+/** `count` training prompts of the task that is not `stage`'s (never a search or test item). */
+export function replayPrompts(stage: Exclude<Stage, 'base'>, data: DemoData, count: number): string[] {
+  const seed = `${data.settings.seed}/replay-${stage}`;
+  return stage === 'facts'
+    ? trainingMathProblems(seed, count, data.math.held).map(mathPrompt)
+    : trainingQuestions(data.world, seed, count).map((q) => q.prompt);
+}
+
+/** Each prompt with the base's greedy answer; only the answer is learned. */
+export function baseReplayDocuments(config: LlamaTrainConfig, base: LlamaWeights, encoder: BpeEncoder, prompts: readonly string[], threads: number): EncodedDocument[] {
+  const { bosId, eosId } = encoder.vocabulary;
+  return prompts.map((prompt) => {
+    const p = [bosId, ...encoder.encode(prompt)];
+    const answer = greedyContinuation(config, base, p, { maxNewTokens: MAX_ANSWER_TOKENS, stopIds: [eosId], threads });
+    const tokens = Int32Array.from([...p, ...answer]);
+    const learn = new Uint8Array(tokens.length);
+    learn.fill(1, p.length);
+    return { tokens, learn };
+  });
+}

@@ -1,0 +1,36 @@
+import { describe, expect, it } from 'vitest';
+import { baseReplayDocuments, replayPrompts } from '../../src/demo/base-replay.js';
+import { BpeEncoder } from '../../src/demo/byte-level-bpe.js';
+import { DEFAULT_DATA_SETTINGS, demoData, learnDemoTokenizer } from '../../src/demo/family-data.js';
+import { greedyContinuation, initLlamaWeights, type LlamaTrainConfig } from '../../src/train/index.js';
+
+const SMALL = { ...DEFAULT_DATA_SETTINGS, entities: 24, mathSearchItems: 80, mathTestItems: 80, vocabSize: 300, corpus: { baseMath: 200, baseQuestions: 200, baseFactRepeats: 2, mathDocuments: 400, factQuestions: 300, factRepeats: 2 } };
+
+describe('base replay for the fine-tunes', () => {
+  const data = demoData(SMALL);
+  const vocab = learnDemoTokenizer(data);
+  const encoder = new BpeEncoder(vocab);
+
+  it('asks each fine-tune the other task’s training prompts, never a search or test item', () => {
+    const forFacts = replayPrompts('facts', data, 50);
+    const forMath = replayPrompts('math', data, 50);
+    expect(forFacts.every((p) => p.startsWith('Question: ') && p.endsWith('\nAnswer:'))).toBe(true);
+    expect(forMath.every((p) => p.startsWith('The following are multiple choice questions') && p.endsWith('\nAnswer:'))).toBe(true);
+    const heldMath = new Set([...data.math.search, ...data.math.test].map((p) => `Question: ${p.question}\nAnswer:`));
+    expect(forFacts.filter((p) => heldMath.has(p))).toEqual([]);
+    expect(replayPrompts('facts', data, 50)).toEqual(forFacts);
+  });
+
+  it('answers with the base’s own greedy continuation and learns only the answer', () => {
+    const config: LlamaTrainConfig = { vocabSize: vocab.tokens.length, hiddenSize: 16, intermediateSize: 32, numLayers: 1, numHeads: 2, numKvHeads: 2, maxSeqLen: 128, rmsEps: 1e-5, ropeTheta: 10000, tieEmbeddings: true, bosTokenId: vocab.bosId, eosTokenId: vocab.eosId };
+    const base = initLlamaWeights(config, 3);
+    const prompts = replayPrompts('math', data, 3);
+    const docs = baseReplayDocuments(config, base, encoder, prompts, 1);
+    docs.forEach((d, i) => {
+      const p = [vocab.bosId, ...encoder.encode(prompts[i] ?? '')];
+      const answer = greedyContinuation(config, base, p, { maxNewTokens: 24, stopIds: [vocab.eosId], threads: 1 });
+      expect([...d.tokens]).toEqual([...p, ...answer]);
+      expect([...d.learn]).toEqual([...p.map(() => 0), ...answer.map(() => 1)]);
+    });
+  });
+});
