@@ -7,6 +7,7 @@ import type { KernelChoice } from '../merge/worker-protocol.js';
 import type { JsonValue, NewCandidate, ResultRecord, RunStore, SlotRecord } from '../store/types.js';
 import { CandidateBuilder, CheckpointCache, decodeCandidate } from './candidate-builder.js';
 import { buildGenomeSchema, type GenomeSchema } from './genome.js';
+import { initialGenomes } from './initial-genomes.js';
 import { createOptimizer, optimizerFromState, recipeKeyHooks } from './optimizer-factory.js';
 import type { Evaluated, Optimizer, OptimizerState } from './optimizer.js';
 import { paretoFront } from './pareto.js';
@@ -89,7 +90,7 @@ function toldOf(slot: SlotRecord, objectives: readonly ObjectiveSpec[]): Evaluat
 
 function restoreOptimizer(space: SearchSpace, schema: GenomeSchema, saved: JsonValue | undefined, runName: string): Optimizer {
   const hooks = recipeKeyHooks(schema);
-  if (saved === undefined) return createOptimizer(schema, new RngStreams(space.optimizer.seed), { hooks });
+  if (saved === undefined) return createOptimizer(schema, new RngStreams(space.optimizer.seed), { hooks, initial: initialGenomes(schema, space.optimizer.initial) });
   const state = saved as unknown as OptimizerState;
   const same = state.shape.continuous === schema.shape.continuous && JSON.stringify(state.shape.categorical) === JSON.stringify(schema.shape.categorical);
   if (state.kind !== space.optimizer.kind || !same) {

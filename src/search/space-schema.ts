@@ -5,6 +5,9 @@ import type { SpaceIssueCode } from './space-issue.js';
 
 export const DTYPES = ['float32', 'float16', 'bfloat16'] as const;
 export const KINDS = ['ga', 'nsga2', 'cmaes', 'random'] as const;
+/** optimizer.initial entries (initial-genomes.ts builds them). */
+export const INITIAL_KINDS = ['sources', 'uniform'] as const;
+export type InitialKind = (typeof INITIAL_KINDS)[number];
 export const RACING_RULES = ['halving', 'race'] as const;
 
 const rangeSchema = z.strictObject({ min: z.number(), max: z.number() });
@@ -68,6 +71,7 @@ export const SCHEMA = z.strictObject({
       mutation_eta: z.number().min(0).default(20),
       sigma0: z.number().gt(0).default(0.3),
       method: nonEmpty.optional(),
+      initial: z.array(z.enum(INITIAL_KINDS)).default([]),
     })
     .default({
       kind: 'ga',
@@ -79,6 +83,7 @@ export const SCHEMA = z.strictObject({
       sbx_eta: 15,
       mutation_eta: 20,
       sigma0: 0.3,
+      initial: [],
     }),
   dtype: z.enum(DTYPES).default('bfloat16'),
   out_dtype: z.enum(DTYPES).optional(),

@@ -6,7 +6,7 @@ import type { MergekitDType } from '../tensors/dtype.js';
 import { geneParamSpec, type GeneParam } from './method-genes.js';
 import { semanticIssues } from './space-checks.js';
 import { SpaceError, type SpaceIssue } from './space-issue.js';
-import { describe, pathString, SCHEMA, zodIssues, type PathSeg, type RawSpace } from './space-schema.js';
+import { describe, pathString, SCHEMA, zodIssues, type InitialKind, type PathSeg, type RawSpace } from './space-schema.js';
 import { stableHash } from './stable-json.js';
 
 /**
@@ -107,6 +107,8 @@ export interface OptimizerConfig {
   readonly sigma0: number;
   /** cmaes: the method used for every group (categorical genes are frozen). Default: genome.methods[0]. */
   readonly method: MethodId | null;
+  /** Genomes asked before any random one: each source alone, all sources at weight 1 (initial-genomes.ts). Default: none. */
+  readonly initial: readonly InitialKind[];
 }
 
 export interface SearchSpace {
@@ -192,6 +194,7 @@ function toSpace(raw: RawSpace): SearchSpace {
       mutationEta: o.mutation_eta,
       sigma0: o.sigma0,
       method: (o.method as MethodId | undefined) ?? null,
+      initial: o.initial,
     },
     dtype: raw.dtype,
     outDtype: raw.out_dtype ?? null,

@@ -163,6 +163,8 @@ export interface SpaceOptions {
   readonly density?: readonly [number, number];
   /** Add a second objective, minimized: the sum of the weight genes (the test evaluator's weightSum). */
   readonly heft?: boolean;
+  /** optimizer.initial entries. Default: none. */
+  readonly initial?: readonly string[];
   /** optimizer.max_evaluations. Default: none. */
   readonly maxEvaluations?: number;
   /**
@@ -198,6 +200,7 @@ export async function writeSpace(family: Family, o: SpaceOptions): Promise<strin
     `  generations: ${o.generations ?? 4}`,
     ...(kind === 'ga' ? [`  elitism: ${o.elitism ?? 2}`] : []),
     ...(o.maxEvaluations !== undefined ? [`  max_evaluations: ${o.maxEvaluations}`] : []),
+    ...(o.initial !== undefined ? [`  initial: [${o.initial.join(', ')}]`] : []),
     `  seed: ${o.seed ?? 3}`,
     'dtype: float32',
     `merge_seed: ${o.mergeSeed ?? 0}`,

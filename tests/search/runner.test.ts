@@ -179,6 +179,18 @@ describe('a GA search toward a hidden target', () => {
 });
 
 describe('runner rules', () => {
+  it('asks optimizer.initial genomes first: each source alone, then both at weight 1, scored as those merges', async () => {
+    const spaceFile = await writeSpace(family, { name: 'seeded', population: 6, generations: 2, weight: [0, 1.5], initial: ['sources', 'uniform'] });
+    const runsDir = path.join(dir, 'runs-seeded');
+    const { done } = await search({ spaceFile, runsDir });
+    expect(done.status).toBe('finished');
+    const results = await withStore(runsDir, 'seeded', (s) => s.results());
+    const first = [...results].sort((a, b) => a.candidateId - b.candidateId).slice(0, 3);
+    const want = [await expectedScore(1, 0), await expectedScore(0, 1), await expectedScore(1, 1)];
+    expect(first).toHaveLength(3);
+    first.forEach((r, i) => expect(r.scores['closeness']?.value).toBeCloseTo(want[i] ?? Number.NaN, 5));
+  });
+
   it('evaluates identical recipes once (store dedupe by recipe hash)', async () => {
     // A zero-width weight range: every genome decodes to the same config.
     const spaceFile = await writeSpace(family, { name: 'one-recipe', kind: 'cmaes', population: 4, generations: 2, weight: [0.5, 0.5], evaluatorOptions: { log: path.join(dir, 'log-one') } });

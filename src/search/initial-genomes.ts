@@ -1,0 +1,57 @@
+import type { Genome } from './genome-vector.js';
+import { GenomeError, type ContinuousGene, type GenomeSchema } from './genome.js';
+import { methodGenes } from './method-genes.js';
+import type { InitialKind } from './space-schema.js';
+
+/**
+ * Genomes a search starts from besides random ones (`optimizer.initial`), so that the first
+ * generation already holds the models a user would try by hand and the optimizer can only improve
+ * on them: `sources` is each source model alone (weight 1 for it, 0 for the others, no
+ * sparsification), `uniform` every source at weight 1 (plain task arithmetic, or linear's mean).
+ */
+
+/** The normalized gene value for `value`, which must lie in the gene's search range. */
+function geneValue(gene: ContinuousGene, value: number, kind: InitialKind): number {
+  const lo = Math.min(gene.min, gene.max);
+  const hi = Math.max(gene.min, gene.max);
+  if (value < lo - 1e-12 || value > hi + 1e-12) {
+    throw new GenomeError('NOT_REPRESENTABLE', `optimizer.initial '${kind}': gene ${gene.name} needs ${gene.param} ${value}, outside its search range [${lo}, ${hi}] (widen genome.${gene.param})`);
+  }
+  return gene.max === gene.min ? 0 : (value - gene.min) / (gene.max - gene.min);
+}
+
+/** One genome with every group on `method`, source weights from `weightOf`, densities at their most. */
+function weightedGenome(schema: GenomeSchema, method: string, weightOf: (source: number | 'base') => number, kind: InitialKind): Genome {
+  const categorical = schema.categorical.map((c) => (c.role === 'method' ? c.choices.indexOf(method) : 0));
+  const continuous = schema.continuous.map((gene) => {
+    switch (gene.param) {
+      case 'weight':
+        return geneValue(gene, weightOf(gene.source ?? 'base'), kind);
+      case 'density':
+        // Density 1 keeps the whole task vector: the source exactly, not a sparsified copy.
+        return geneValue(gene, Math.max(gene.min, gene.max), kind);
+      default:
+        return 0.5; // t: read by slerp only, which these genomes never use
+    }
+  });
+  return { continuous, categorical };
+}
+
+/** The genomes of `kinds`, in order (sources in the space's model order); [] for none. */
+export function initialGenomes(schema: GenomeSchema, kinds: readonly InitialKind[]): Genome[] {
+  if (kinds.length === 0) return [];
+  const methods = schema.space.genome.methods;
+  const method = methods.find((m) => {
+    const g = methodGenes(m);
+    return g.weight && !g.t;
+  });
+  if (method === undefined) {
+    throw new GenomeError('NOT_REPRESENTABLE', `optimizer.initial: needs a method with per-model weights (linear, task_arithmetic, ties, ...) in genome.methods, got ${methods.join(', ')}`);
+  }
+  const out: Genome[] = [];
+  for (const kind of kinds) {
+    if (kind === 'sources') schema.space.models.forEach((_, k) => out.push(weightedGenome(schema, method, (s) => (s === k ? 1 : 0), kind)));
+    else out.push(weightedGenome(schema, method, (s) => (s === 'base' ? 0 : 1), kind));
+  }
+  return out;
+}
