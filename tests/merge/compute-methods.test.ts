@@ -76,6 +76,20 @@ describe.each(KERNELS)('hand-computed results (%s kernels)', (kernels) => {
     expectClose(run({ method: 'nearswap', inputs: [data(a), data(b)], baseIndex: 0, params: { t: -1 } }, kernels), a, 6);
   });
 
+  it('nearswap in bf16 rounds the blend as torch does', () => {
+    // |a − b| = 2⁻⁷, t = 2⁻⁸: w = 0.5; 0.5·1.0078125 + 0.5·1 = 1.00390625 lies halfway between the
+    // bf16 neighbours 1 and 1.0078125 and rounds to even (1); f32 keeps it.
+    const spec = (dtype: FloatDType): TaskSpec => ({
+      method: 'nearswap',
+      inputs: [data([1, 1], dtype), data([1.0078125, 1.0078125], dtype)],
+      baseIndex: 0,
+      params: { t: 2 ** -8 },
+      computeDType: dtype,
+    });
+    expect(Array.from(run(spec('BF16'), kernels))).toEqual([1, 1]);
+    expect(Array.from(run(spec('F32'), kernels))).toEqual([1.00390625, 1.00390625]);
+  });
+
   it('multislerp of two models at a right angle: the normalised weighted mean of the directions, times the mean norm', () => {
     const x0 = data([1, 0]);
     const x1 = data([0, 2]);
@@ -153,6 +167,14 @@ describe.each(KERNELS)('hand-computed results (%s kernels)', (kernels) => {
     expectClose(sce({}), [2.4, 2, 0, 1], 6);
   });
 
+  it('sce in bf16 rounds the weights and every product as torch does', () => {
+    // c = bf16(0.3) = 0.30078125, bf16(0.7) = 0.69921875 (their sum is exactly 1). Position 0:
+    // bf16(3·c₂) = bf16(2.09765625) = 2.09375; bf16(c₁ + 2.09375) = bf16(2.39453125) = 2.390625.
+    const bf = (v: readonly number[]): TensorData => data(v, 'BF16');
+    const out = run({ method: 'sce', inputs: [bf([0, 0, 0, 0]), bf([1, 2, 0, -1]), bf([3, -2, 0, 1])], baseIndex: 0, computeDType: 'BF16', outDType: 'F32' }, kernels);
+    expect(Array.from(out)).toEqual([2.390625, 2, 0, 1]);
+  });
+
   it('sce with select_topk < 1 keeps the positions of largest variance', () => {
     // Variances 1, 4, 0, 1: three non-zero. select_topk 0.5 keeps int(3·0.5) = 1 position (index 1):
     // τ₁ = (0, 2, 0, 0), τ₂ = (0, −2, 0, 0), c = (0.5, 0.5), sum 0 elects +: τ₁ alone → 2.
@@ -166,8 +188,12 @@ describe.each(KERNELS)('hand-computed results (%s kernels)', (kernels) => {
     expectClose(sce({ select_topk: 0.2 }), [0, 0, 0, 0], 7);
   });
 
-  it('sce without models besides the base returns the base', () => {
+  it('with a single input to mix, each method returns it as mergekit does', () => {
     expectClose(run({ method: 'sce', inputs: [data([1, 2])], baseIndex: 0 }, kernels), [1, 2], 7);
+    expectClose(run({ method: 'nearswap', inputs: [data([1, 2])], baseIndex: 0, params: { t: 0.1 } }, kernels), [1, 2], 7);
+    expectClose(run({ method: 'karcher', inputs: [data([1, 2])] }, kernels), [1, 2], 7);
+    // multislerp with a base and one other model returns that model itself, not base + its delta.
+    expectClose(run({ method: 'multislerp', inputs: [data([5, 5]), data([1, 2])], baseIndex: 0, modelParams: [{}, { weight: 0.3 }] }, kernels), [1, 2], 7);
   });
 });
 
