@@ -20,6 +20,7 @@ import {
   commonShapes,
   dtypeCodes,
   elementCount,
+  f32Scratch,
   globalNumber,
   MergeComputeError,
   outputBuffer,
@@ -57,8 +58,8 @@ export function computeKarcher(ctx: FamilyContext): TensorData {
   const vNorms = Float32Array.from(valid, ({ v }) => v);
   const m = vs.length;
   // u holds the direction before its pending division by uDiv; t the tangent sum (zero at first).
-  let u = new Float32Array(n);
-  let t = new Float32Array(n);
+  let u = f32Scratch(ctx, n);
+  let t = f32Scratch(ctx, n);
   const sums = new Float64Array(1);
   const tangent = (inputs: readonly Uint8Array[], dtypes: Int32Array, nrm: Float32Array, coefs: Float32Array, dots: Float32Array, uDiv: number): number => {
     kernels.karcherTangent({ inputs, dtypes, computeDType: c, count: n, norms: nrm, coefs, dots, u, uDiv, t, out: sums });

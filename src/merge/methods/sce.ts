@@ -19,6 +19,7 @@ import {
   castOut,
   dtypeCodes,
   elementCount,
+  f32Scratch,
   globalNumber,
   kernelCode,
   outputBuffer,
@@ -34,7 +35,7 @@ function varianceMask(ctx: FamilyContext, base: TensorData, tvs: readonly Tensor
   const n = elementCount(base.shape);
   const mask = ctx.alloc(n);
   if (topk <= 0) return mask.fill(0);
-  const variance = new Float32Array(n);
+  const variance = f32Scratch(ctx, n);
   const stats = new Float64Array(1);
   const baseDType = kernelCode(ctx, base.dtype);
   ctx.kernels.sceVariance({

@@ -197,6 +197,13 @@ export function outByteSize(code: KernelDType): number {
   return code === KERNEL_DTYPE.F64 ? 8 : code === KERNEL_DTYPE.F32 ? 4 : 2;
 }
 
+/** n zeroed f32 elements of task scratch (from the worker's arena when it is aligned). */
+export function f32Scratch(ctx: FamilyContext, n: number): Float32Array {
+  const bytes = ctx.alloc(n * 4);
+  if (bytes.byteOffset % 4 !== 0) return new Float32Array(n);
+  return new Float32Array(bytes.buffer, bytes.byteOffset, n).fill(0);
+}
+
 /** A fresh output buffer for `shape` in the task's output dtype. */
 export function outputBuffer(ctx: FamilyContext, shape: readonly number[]): TensorData {
   return { dtype: ctx.task.outDType, shape, bytes: ctx.alloc(elementCount(shape) * outByteSize(ctx.outCode)) };
