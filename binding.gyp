@@ -12,7 +12,11 @@
         "src/merge/native/masked-l1.cc",
         "src/merge/native/gram.cc",
         "src/merge/native/slerp-mix.cc",
-        "src/merge/native/model-stock-mix.cc"
+        "src/merge/native/model-stock-mix.cc",
+        "src/merge/native/nearswap.cc",
+        "src/merge/native/sce-variance.cc",
+        "src/merge/native/multislerp.cc",
+        "src/merge/native/karcher.cc"
       ],
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
       "defines": ["NAPI_VERSION=8", "NAPI_CPP_EXCEPTIONS"],

@@ -5,9 +5,13 @@
  * bf16 outputs bit for bit; the result is then cast to the output dtype. Integer and BOOL tensors
  * are copied untouched. The caller reads the inputs (and computes stage inputs) first.
  */
+import { computeKarcher } from './methods/karcher.js';
 import { computeLinear } from './methods/linear.js';
 import { computeModelStock } from './methods/model-stock.js';
+import { computeMultislerp } from './methods/multislerp.js';
+import { computeNearswap } from './methods/nearswap.js';
 import { computePassthrough } from './methods/passthrough.js';
+import { computeSce } from './methods/sce.js';
 import { computeNuslerp, computeSlerp } from './methods/slerp.js';
 import {
   elementCount,
@@ -53,7 +57,8 @@ const COMPUTE_CODE: Readonly<Record<FloatDType, ComputeCode>> = {
 
 type Family = (ctx: FamilyContext) => TensorData;
 
-const FAMILIES: Readonly<Partial<Record<MethodId, Family>>> = {
+// Every MethodId must have its arithmetic here (the type says so).
+const FAMILIES: Readonly<Record<MethodId, Family>> = {
   linear: computeLinear,
   slerp: computeSlerp,
   nuslerp: computeNuslerp,
@@ -67,9 +72,13 @@ const FAMILIES: Readonly<Partial<Record<MethodId, Family>>> = {
   della_linear: computeTaskVector,
   model_stock: computeModelStock,
   passthrough: computePassthrough,
+  sce: computeSce,
+  karcher: computeKarcher,
+  multislerp: computeMultislerp,
+  nearswap: computeNearswap,
 };
 
-/** The methods computeTask implements (sce, karcher, multislerp and nearswap are not yet). */
+/** The methods computeTask implements: every method of the registry. */
 export const COMPUTABLE_METHODS: readonly MethodId[] = Object.keys(FAMILIES) as MethodId[];
 
 /** The kernel table computeTask uses for `options` (the addon unless 'ts' is asked or it is missing). */
@@ -111,7 +120,8 @@ export function computeTask(task: TensorTask, inputs: readonly TensorData[], opt
     }
     return { dtype: source.dtype, shape: source.shape, bytes: source.bytes.slice() };
   }
-  const family = FAMILIES[task.method];
+  // A task built by hand (not by plan.ts) may name a method the registry does not know.
+  const family: Family | undefined = FAMILIES[task.method];
   if (family === undefined) {
     throw new MergeComputeError('UNSUPPORTED_METHOD', task.output, `merge_method ${task.method} is not implemented yet`);
   }

@@ -4,7 +4,7 @@
  * policy is tested on its own (tests/merge/memory-budget.test.ts).
  */
 import { dtypeByteSize } from '../tensors/dtype.js';
-import type { TensorTask } from './task.js';
+import type { MethodId, TensorTask } from './task.js';
 
 /** A task let in by the scheduler; hand it back to `release` when it has finished. */
 export interface Admission<T> {
@@ -140,6 +140,31 @@ export class LargestFirstScheduler<T> implements MemoryScheduler<T> {
 }
 
 /**
+ * Whole-tensor scratch bytes per element some methods hold besides the common allowance:
+ * karcher's f32 direction and tangent sum; sce's f32 variance, its keep mask and a zero f16 base
+ * for the rank-mask kernel.
+ */
+const METHOD_SCRATCH_BYTES: Readonly<Record<MethodId, number>> = {
+  linear: 0,
+  slerp: 0,
+  nuslerp: 0,
+  task_arithmetic: 0,
+  ties: 0,
+  dare_ties: 0,
+  dare_linear: 0,
+  breadcrumbs: 0,
+  breadcrumbs_ties: 0,
+  della: 0,
+  della_linear: 0,
+  model_stock: 0,
+  passthrough: 0,
+  sce: 7,
+  karcher: 8,
+  multislerp: 0,
+  nearswap: 0,
+};
+
+/**
  * Estimated peak working set of one task in a worker, in bytes:
  * - every file input in its stored dtype (read whole into memory),
  * - every stage input at its own estimate (computed in the same worker, held until the task ends),
@@ -147,7 +172,7 @@ export class LargestFirstScheduler<T> implements MemoryScheduler<T> {
  * - (inputs + 4) bytes per element of the largest input: the kernels stream in small blocks and
  *   allocate whole-tensor only a 1-byte keep mask per DELLA input (or per input of a test's mask
  *   override; TIES, DARE and breadcrumbs pass rules instead), embedding crops, and in the TS twins
- *   one 4-byte rank key per element.
+ *   one 4-byte rank key per element; plus METHOD_SCRATCH_BYTES for karcher and sce.
  * It errs high (stage inputs are counted as if all peaked at once) so the budget is kept.
  */
 export function estimateWorkingSetBytes(task: TensorTask): number {
@@ -162,7 +187,7 @@ export function estimateWorkingSetBytes(task: TensorTask): number {
       maxElements = Math.max(maxElements, elementCount(input.task.outShape));
     }
   }
-  const scratch = (task.inputs.length + 4) * maxElements;
+  const scratch = (task.inputs.length + 4 + METHOD_SCRATCH_BYTES[task.method]) * maxElements;
   return inputs + scratch + elementCount(task.outShape) * dtypeByteSize(task.outDType);
 }
 

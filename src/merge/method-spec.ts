@@ -67,7 +67,8 @@ export type OtherShapeRule = 'error' | 'skip';
  * Checks beyond a single parameter's range, run by the planner per tensor with resolved values:
  * `topk-nonzero`: magnitude sparsification needs k = int(density·numel) ≥ 1 (semantics §0.5);
  * `della-window`: density ± epsilon must lie in (0, 1) when density < 1 (§0.7);
- * `weights-sum-nonzero`: with `normalize`, Σ weight must not be 0 (mergekit writes inf/NaN, §0.8);
+ * `weights-sum-nonzero`: with `normalize` (multislerp: `normalize_weights`), Σ weight over the
+ *   non-base models must not be 0 (mergekit writes inf/NaN, §0.8);
  * `breadcrumbs-empty-slice`: int(gamma·numel) = 0 drops the whole delta — reproduced, but warned (§0.6).
  */
 export type MethodRule = 'topk-nonzero' | 'della-window' | 'weights-sum-nonzero' | 'breadcrumbs-empty-slice';

@@ -245,12 +245,14 @@ function checkRules(
         });
         break;
       case 'weights-sum-nonzero': {
-        if (params['normalize'] !== true) break;
-        const sum = modelParams.reduce((acc, p) => acc + roundTo(computeDType, num(p, 'weight', 0)), 0);
+        // linear's flag is `normalize`, multislerp's `normalize_weights`; a base carries no weight.
+        const flag = ctx.spec.params.some((p) => p.name === 'normalize_weights') ? 'normalize_weights' : 'normalize';
+        if (params[flag] !== true) break;
+        const sum = modelParams.reduce((acc, p, i) => (i === baseIndex ? acc : acc + roundTo(computeDType, num(p, 'weight', 0))), 0);
         if (sum === 0) {
           ctx.issues.push({
             code: 'WEIGHTS_SUM_ZERO',
-            message: `${ctx.spec.id}: the weights of ${output} sum to 0 with normalize: true (mergekit would write inf/NaN); change a weight or set normalize: false`,
+            message: `${ctx.spec.id}: the weights of ${output} sum to 0 with ${flag}: true (mergekit would write inf/NaN); change a weight or set ${flag}: false`,
           });
         }
         break;

@@ -176,4 +176,39 @@ describe('evo merge (writing a model)', () => {
     check('model.layers.0.mlp.down_proj.weight', 1);
     check('model.embed_tokens.weight', 1);
   }, 120_000);
+
+  it('computes nearswap (checked against hand arithmetic) and sce, karcher, multislerp with the same bytes for --jobs 1 and 4', async () => {
+    const swap = await config('nearswap.yml', 'merge_method: nearswap\nbase_model: base\nmodels: [{model: ft}]\nparameters: {t: 0.02}\ndtype: float32\n');
+    const out = path.join(dir, 'out-nearswap');
+    const r = await run('merge', swap, '--out', out, '--jobs', '2', '--json');
+    expect(r.code, r.err).toBe(0);
+    const model = await readModel(out);
+    const name = 'model.layers.1.mlp.down_proj.weight';
+    const a = base.values.get(name);
+    const b = ft.values.get(name);
+    const got = model.get(name)?.values;
+    if (!a || !b || !got) throw new Error(`missing ${name}`);
+    for (let i = 0; i < a.length; i++) {
+      const ai = a[i] ?? 0;
+      const bi = b[i] ?? 0;
+      const w = Math.min(1, Math.max(0, 0.02 / Math.max(Math.abs(ai - bi), 1e-6)));
+      const want = w * bi + (1 - w) * ai;
+      expect(Math.abs((got[i] ?? 0) - want)).toBeLessThanOrEqual(1e-6 + 1e-6 * Math.abs(want));
+    }
+    const others = {
+      sce: 'merge_method: sce\nbase_model: base\nmodels: [{model: ft}, {model: base}]\nparameters: {select_topk: 0.5}\ndtype: bfloat16\n',
+      karcher: 'merge_method: karcher\nmodels: [{model: base}, {model: ft}]\ndtype: bfloat16\n',
+      multislerp: 'merge_method: multislerp\nmodels: [{model: base, parameters: {weight: 0.3}}, {model: ft, parameters: {weight: 0.7}}]\n',
+    };
+    for (const [method, yaml] of Object.entries(others)) {
+      const file = await config(`${method}.yml`, yaml);
+      const bytes = async (jobs: string): Promise<Buffer> => {
+        const o = path.join(dir, `out-${method}-${jobs}`);
+        const res = await run('merge', file, '--out', o, '--jobs', jobs, '--json');
+        expect(res.code, `${method}: ${res.err}`).toBe(0);
+        return readFile(path.join(o, 'model.safetensors'));
+      };
+      expect((await bytes('1')).equals(await bytes('4')), method).toBe(true);
+    }
+  }, 240_000);
 });

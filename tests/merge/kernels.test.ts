@@ -96,7 +96,7 @@ describe.skipIf(NATIVE === undefined)('native kernels agree bit for bit with the
         computeArb,
         dtypeArb,
         fc.integer({ min: 1, max: 1500 }),
-        fc.record({ consensus: fc.boolean(), normalize: fc.boolean(), specials: fc.boolean() }),
+        fc.record({ consensus: fc.boolean(), electOnRaw: fc.boolean(), sce: fc.boolean(), normalize: fc.boolean(), specials: fc.boolean() }),
         (seed, bd, dts, c, sd, out, n, f) => {
           const r = seeded(seed);
           const base = tensor(r, n, bd, f.specials);
@@ -111,6 +111,8 @@ describe.skipIf(NATIVE === undefined)('native kernels agree bit for bit with the
           // Drawn once, outside the call: both kernel tables must see the same arguments.
           const divisor = r() < 0.5 ? 1 : 0.7;
           const lambda = r() < 0.5 ? 1 : 0.8;
+          // SCE's clamp of the divisor (1e-6, or a large floor so that it bites), or TIES's 0 → 1.
+          const minDivisor = f.sce ? (r() < 0.5 ? 1e-6 : 0.3) : 0;
           agree(
             () => new Uint8Array(n * kernelDTypeSize(out)),
             (k, o) =>
@@ -124,6 +126,8 @@ describe.skipIf(NATIVE === undefined)('native kernels agree bit for bit with the
                 sparsifyDType: sd,
                 weights,
                 consensus: f.consensus,
+                electOnRaw: f.electOnRaw,
+                minDivisor,
                 normalize: f.normalize,
                 divisor,
                 lambda,
@@ -219,19 +223,131 @@ describe.skipIf(NATIVE === undefined)('native kernels agree bit for bit with the
         computeArb,
         fc.tuple(fc.integer({ min: 1, max: 5 }), fc.integer({ min: 1, max: 200 }), fc.integer({ min: 1, max: 4 })),
         fc.boolean(),
-        (seed, dts, c, [outer, len, inner], withBase) => {
+        fc.boolean(),
+        (seed, dts, c, [outer, len, inner], withBase, withMask) => {
           const r = seeded(seed);
           const n = outer * len * inner;
           const ins = dts.map((d) => tensor(r, n, d, false));
           const base = withBase ? tensor(r, n, 1, false) : undefined;
+          const mask = withMask ? Uint8Array.from({ length: n }, () => (r() < 0.6 ? 1 : 0)) : null;
           const m = dts.length;
           agree(
             () => new Float64Array(outer * inner * ((m * (m + 1)) / 2)),
             (k, out) =>
-              k.gramStats({ inputs: ins.map((t) => t.bytes), dtypes: Int32Array.from(dts), base: base?.bytes ?? null, baseDType: 1, computeDType: c, outer, len, inner, out }),
+              k.gramStats({ inputs: ins.map((t) => t.bytes), dtypes: Int32Array.from(dts), base: base?.bytes ?? null, baseDType: 1, computeDType: c, mask, outer, len, inner, out }),
           );
         },
       ),
+      RUNS,
+    );
+  });
+
+  it('nearswapMerge', () => {
+    fc.assert(
+      fc.property(seedArb, dtypeArb, dtypeArb, computeArb, dtypeArb, fc.integer({ min: 1, max: 1500 }), fc.boolean(), (seed, da, db, c, out, n, specials) => {
+        const r = seeded(seed);
+        const av = values(r, n, { specials });
+        const a = { bytes: encode(av, da), dtype: da };
+        // b near a so that every branch of the clamp is taken: swapped, blended and kept.
+        const b = tensor(r, n, db, specials, av);
+        const t = [0.001, 0.05, 1e-7, -0.01][Math.floor(r() * 4)] ?? 0.001;
+        const start = Math.floor(r() * n);
+        agree(
+          () => new Uint8Array(n * kernelDTypeSize(out)),
+          (k, o) => k.nearswapMerge({ a: a.bytes, aDType: da, b: b.bytes, bDType: db, t, computeDType: c, out: o, outDType: out, start, end: n }),
+        );
+      }),
+      RUNS,
+    );
+  });
+
+  it('sceVariance', () => {
+    fc.assert(
+      fc.property(seedArb, dtypeArb, fc.array(dtypeArb, { minLength: 1, maxLength: 4 }), computeArb, fc.integer({ min: 0, max: 1500 }), fc.boolean(), (seed, bd, dts, c, n, specials) => {
+        const r = seeded(seed);
+        const base = tensor(r, n, bd, specials);
+        const ins = dts.map((d) => tensor(r, n, d, specials));
+        const args = { base: base.bytes, baseDType: bd, inputs: ins.map((t) => t.bytes), dtypes: Int32Array.from(dts), computeDType: c, count: n };
+        agree(() => new Float64Array(1), (k, out) => k.sceVariance({ ...args, variance: new Float32Array(n), out }));
+        agree(
+          () => new Uint8Array(n * 4),
+          (k, v) => k.sceVariance({ ...args, variance: new Float32Array(v.buffer), out: new Float64Array(1) }),
+        );
+      }),
+      RUNS,
+    );
+  });
+
+  it('multislerpTangent and multislerpMix', () => {
+    fc.assert(
+      fc.property(
+        seedArb,
+        fc.array(dtypeArb, { minLength: 1, maxLength: 4 }),
+        computeArb,
+        dtypeArb,
+        fc.integer({ min: 1, max: 1500 }),
+        fc.boolean(),
+        fc.boolean(),
+        (seed, dts, c, out, n, withBase, specials) => {
+          const r = seeded(seed);
+          const ins = dts.map((d) => tensor(r, n, d, specials));
+          const base = withBase ? tensor(r, n, 2, false) : undefined;
+          const m = dts.length;
+          const common = {
+            inputs: ins.map((t) => t.bytes),
+            dtypes: Int32Array.from(dts),
+            base: base?.bytes ?? null,
+            baseDType: 2 as const,
+            computeDType: c,
+            count: n,
+            divisors: Float32Array.from({ length: m }, () => 0.5 + r() * 3),
+            weights: Float32Array.from({ length: m }, () => r() * 1.2 - 0.1),
+            dots: Float32Array.from({ length: m }, () => r()),
+            meanNorm: 0.3 + r(),
+          };
+          agree(() => new Float64Array(1), (k, o) => k.multislerpTangent({ ...common, out: o }));
+          const start = Math.floor(r() * n);
+          const mix = { cosT: r(), sincT: r(), scale: 0.5 + r() * 4, start, end: n };
+          agree(() => new Uint8Array(n * kernelDTypeSize(out)), (k, o) => k.multislerpMix({ ...common, ...mix, out: o, outDType: out }));
+        },
+      ),
+      RUNS,
+    );
+  });
+
+  it('karcherTangent and karcherStep', () => {
+    fc.assert(
+      fc.property(seedArb, fc.array(dtypeArb, { minLength: 1, maxLength: 4 }), computeArb, fc.integer({ min: 1, max: 1500 }), fc.boolean(), fc.boolean(), (seed, dts, c, n, specials, withT) => {
+        const r = seeded(seed);
+        const ins = dts.map((d) => tensor(r, n, d, specials));
+        const m = dts.length;
+        const u0 = values(r, n);
+        const uDiv = r() < 0.5 ? 1 : 0.5 + r() * 3;
+        const args = {
+          inputs: ins.map((t) => t.bytes),
+          dtypes: Int32Array.from(dts),
+          computeDType: c,
+          count: n,
+          norms: Float32Array.from({ length: m }, () => 0.5 + r() * 3),
+          coefs: Float32Array.from({ length: m }, () => r()),
+          dots: Float32Array.from({ length: m }, () => r() * 2 - 1),
+          uDiv,
+        };
+        agree(() => new Float64Array(1), (k, out) => k.karcherTangent({ ...args, u: u0.slice(), t: new Float32Array(n), out }));
+        agree(
+          () => new Uint8Array(n * 4),
+          (k, t) => k.karcherTangent({ ...args, u: u0.slice(), t: new Float32Array(t.buffer), out: new Float64Array(1) }),
+        );
+        const t = values(r, n);
+        const step = { computeDType: c, count: n, uDiv, t: withT ? t : null, cosN: r(), sinN: r(), normT: 0.2 + r() };
+        agree(
+          () => new Uint8Array(n * 4),
+          (k, u) => {
+            new Float32Array(u.buffer).set(u0);
+            k.karcherStep({ ...step, u: new Float32Array(u.buffer) });
+          },
+        );
+      }),
       RUNS,
     );
   });
@@ -349,7 +465,7 @@ describe('mask rules give the same results as the masks they stand for', () => {
             const out = new Uint8Array(n * 2);
             k.taskVectorMerge({
               base: base.bytes, baseDType: d, inputs: xs.map((x) => x.bytes), dtypes: Int32Array.from(xs, () => d), masks: m,
-              scales: Float32Array.of(1, 1.5, 1), sparsifyDType: c, weights: Float32Array.of(0.5, 0.3, 0.2), consensus, normalize: true,
+              scales: Float32Array.of(1, 1.5, 1), sparsifyDType: c, weights: Float32Array.of(0.5, 0.3, 0.2), consensus, electOnRaw: false, minDivisor: 0, normalize: true,
               divisor: 1, lambda: 1, computeDType: c, out, outDType: 2, start: 0, end: n,
             });
             return out;
@@ -377,7 +493,7 @@ describe('mask rules give the same results as the masks they stand for', () => {
       expect(() =>
         k.taskVectorMerge({
           base: t, baseDType: 0, inputs: [t], dtypes: Int32Array.of(0), masks: [rule], scales: Float32Array.of(1), sparsifyDType: 0,
-          weights: Float32Array.of(1), consensus: false, normalize: false, divisor: 1, lambda: 1, computeDType: 0, out: new Uint8Array(n * 4), outDType: 0, start: 2, end: n,
+          weights: Float32Array.of(1), consensus: false, electOnRaw: false, minDivisor: 0, normalize: false, divisor: 1, lambda: 1, computeDType: 0, out: new Uint8Array(n * 4), outDType: 0, start: 2, end: n,
         }),
       ).toThrow(/rank mask rule needs start = 0/);
     }

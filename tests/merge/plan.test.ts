@@ -283,6 +283,9 @@ describe('bad inputs fail before anything is written, with named errors', () => 
     ['TENSOR_NOT_FOUND', /holey.*model\.layers\.1\.mlp\.up_proj\.weight/, 'merge_method: linear\nmodels: [{model: ft1, parameters: {weight: 1}}, {model: holey, parameters: {weight: 1}}]\n'],
     ['SHAPE_MISMATCH', /model\.layers\.0\.mlp\.up_proj\.weight: linear needs equal shapes/, 'merge_method: linear\nmodels: [{model: ft1, parameters: {weight: 1}}, {model: wide, parameters: {weight: 1}}]\n'],
     ['SHAPE_MISMATCH', /smallvocab smaller than the base/, 'merge_method: ties\nbase_model: base\nmodels: [{model: smallvocab, parameters: {weight: 1}}]\n'],
+    // easy_define methods never rectify embeddings (semantics §1.4): a vocab mismatch is an error.
+    ['SHAPE_MISMATCH', /model\.embed_tokens\.weight: sce needs equal shapes/, 'merge_method: sce\nbase_model: base\nmodels: [{model: smallvocab}]\n'],
+    ['SHAPE_MISMATCH', /model\.embed_tokens\.weight: nearswap needs equal shapes/, 'merge_method: nearswap\nbase_model: base\nmodels: [{model: smallvocab}]\nparameters: {t: 0.01}\n'],
     ['LAYER_RANGE', /slices\[0\]\.sources\[1\]\.layer_range \[2, 6\] is outside model .*ft1.* 4 layers/, 'merge_method: linear\nslices: [{sources: [{model: deep, layer_range: [2, 6], parameters: {weight: 1}}, {model: ft1, layer_range: [2, 6], parameters: {weight: 1}}]}]\n'],
     ['SLICE_LENGTHS', /deep: 6 layers/, 'merge_method: linear\nmodels: [{model: deep, parameters: {weight: 1}}, {model: ft1, parameters: {weight: 1}}]\n'],
     ['MISSING_PARAMETER', /^.*Missing required parameter weight for ft2\.model\.layers\.0\.mlp\.up_proj\.weight$/m, 'merge_method: linear\nmodels: [{model: ft1, parameters: {weight: 1}}, {model: ft2, parameters: {weight: [{filter: self_attn, value: 1}]}}]\n'],
@@ -290,6 +293,9 @@ describe('bad inputs fail before anything is written, with named errors', () => 
     ['DENSITY_TOO_SMALL', /density 0\.05 keeps int\(0\.05·16\) = 0 elements of model\.layers\.0\.input_layernorm\.weight for ft1/, 'merge_method: ties\nbase_model: base\nmodels: [{model: ft1, parameters: {weight: 1, density: 0.05}}]\n'],
     ['DELLA_WINDOW', /density 0\.1, epsilon 0\.15 for ft1\.model\.embed_tokens\.weight/, 'merge_method: della\nbase_model: base\nmodels: [{model: ft1, parameters: {weight: 1, density: 0.1}}]\n'],
     ['WEIGHTS_SUM_ZERO', /weights of model\.embed_tokens\.weight sum to 0/, 'merge_method: linear\nmodels: [{model: ft1, parameters: {weight: 0.5}}, {model: ft2, parameters: {weight: -0.5}}]\n'],
+    ['WEIGHTS_SUM_ZERO', /multislerp: the weights of model\.\S+ sum to 0 with normalize_weights: true/, 'merge_method: multislerp\nbase_model: base\nmodels: [{model: ft1, parameters: {weight: 0.5}}, {model: ft2, parameters: {weight: -0.5}}]\n'],
+    ['MISSING_PARAMETER', /Missing required parameter t for model\./, 'merge_method: nearswap\nbase_model: base\nmodels: [{model: ft1}]\n'],
+    ['MISSING_PARAMETER', /Missing required parameter weight for ft2\.model\./, 'merge_method: multislerp\nmodels: [{model: ft1, parameters: {weight: 1}}, {model: ft2}]\n'],
     ['UNSUPPORTED', /bigvocab.*different.*tokenizer\.json/, 'merge_method: linear\ntokenizer_source: base\nbase_model: base\nmodels: [{model: base, parameters: {weight: 1}}, {model: bigvocab, parameters: {weight: 1}}]\n'],
   ])('%s', async (code, pattern, yaml) => {
     const err = await planError(yaml);

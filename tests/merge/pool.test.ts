@@ -1,6 +1,7 @@
 /**
  * The merge pool with real Piscina workers running the real kernels: the output's bytes do not
- * depend on the thread count, the order of the plan's tasks or row chunking.
+ * depend on the thread count, the order of the plan's tasks or row chunking (for every method
+ * family: linear, dare_ties, ties, task_arithmetic, sce, karcher, multislerp, nearswap).
  */
 import fs from 'node:fs';
 import path from 'node:path';
@@ -11,6 +12,7 @@ import type { MergePlan } from '../../src/merge/task.js';
 import { planYaml, readDir, readTensors, shuffleTasks, tempFilesIn, writeTinyModels } from './merge-fixtures.js';
 import type { TinyModels } from './merge-fixtures.js';
 import { ensureMergeWorkerBuilt } from './merge-worker-build.js';
+import { decodeToF32, type FloatDType } from '../../src/tensors/dtype.js';
 
 let models: TinyModels;
 let outCount = 0;
@@ -147,5 +149,67 @@ describe('merge pool (real workers)', () => {
     await expect(failure).rejects.toMatchObject({ code: 'MERGE_SHAPE' });
     await expect(failure).rejects.toThrow(first.output);
     expect(fs.existsSync(outDir)).toBe(false);
+  });
+});
+
+// sce, karcher, multislerp and nearswap: whole-tensor statistics (nearswap is elementwise).
+const EXTRA_METHODS: Readonly<Record<string, string>> = {
+  sce: `merge_method: sce
+base_model: base
+models: [{model: ft1}, {model: ft2}, {model: ft3}]
+parameters: {select_topk: 0.6}
+dtype: bfloat16
+`,
+  karcher: `merge_method: karcher
+models: [{model: ft1}, {model: ft2}, {model: ft3}]
+parameters: {max_iter: 20}
+dtype: bfloat16
+`,
+  multislerp: `merge_method: multislerp
+base_model: base
+models:
+  - {model: ft1, parameters: {weight: 0.5}}
+  - {model: ft2, parameters: {weight: 0.3}}
+  - {model: ft3, parameters: {weight: [0.2, 0.6]}}
+dtype: float32
+`,
+  nearswap: `merge_method: nearswap
+base_model: base
+models: [{model: ft1}]
+parameters: {t: 0.05}
+dtype: bfloat16
+`,
+};
+
+describe('sce, karcher, multislerp, nearswap through the merge pool', () => {
+  for (const [method, yaml] of Object.entries(EXTRA_METHODS)) {
+    it(`${method}: identical bytes for 1 and 4 threads and a shuffled task order; finite, and off the base`, async () => {
+      const plan = await planYaml(models.root, yaml);
+      expect(plan.tasks.every((t) => t.method === method)).toBe(true);
+      const one = await merge(plan, { jobs: 1 });
+      const oneDir = path.join(models.root, `out-${outCount - 1}`);
+      expectSameFiles(one, await merge(plan, { jobs: 4 }));
+      expectSameFiles(one, await merge(shuffleTasks(plan, 17), { jobs: 4 }));
+      // Finite everywhere, and not the base copied through: most tensors moved away from it.
+      const out = readTensors(oneDir);
+      expect(out.size).toBe(models.base.tensorNames.length);
+      let changed = 0;
+      for (const name of models.base.tensorNames) {
+        const got = out.get(name);
+        const base = models.base.values.get(name);
+        if (got === undefined || base === undefined) throw new Error(`missing ${name}`);
+        const v = decodeToF32(got.dtype as FloatDType, got.bytes);
+        expect(v.every((x) => Number.isFinite(x)), name).toBe(true);
+        if (v.some((x, i) => Math.abs(x - (base[i] ?? 0)) > 1e-2 * Math.max(1, Math.abs(base[i] ?? 0)))) changed++;
+      }
+      expect(changed).toBeGreaterThan(models.base.tensorNames.length / 2);
+    });
+  }
+
+  it('nearswap in row chunks gives the bytes of whole tensors', async () => {
+    const plan = await planYaml(models.root, EXTRA_METHODS.nearswap ?? '');
+    const whole = await merge(plan, { jobs: 2, rowChunkBytes: 1 << 30 });
+    expectSameFiles(whole, await merge(plan, { jobs: 2, rowChunkBytes: 1024 }));
+    expectSameFiles(whole, await merge(shuffleTasks(plan, 5), { jobs: 4, rowChunkBytes: 1024 }));
   });
 });

@@ -34,5 +34,5 @@ export const MULTISLERP_SPEC: MethodSpec = {
   embedShapes: 'exact',
   otherShapes: 'error',
   randomized: false,
-  rules: [],
+  rules: ['weights-sum-nonzero'],
 };

@@ -157,6 +157,26 @@ export function commonShapes(ctx: FamilyContext, tensors: readonly TensorData[])
   return [...tensors];
 }
 
+/** The base input and its index; MERGE_INPUT naming the method when the task has none. */
+export function requireBase(ctx: { readonly task: TensorTask; readonly inputs: readonly TensorData[] }): { base: TensorData; index: number } {
+  const index = ctx.task.baseIndex;
+  const base = index === null ? undefined : ctx.inputs[index];
+  if (index === null || base === undefined) throw new MergeComputeError('MERGE_INPUT', ctx.task.output, `${ctx.task.method} needs a base model`);
+  return { base, index };
+}
+
+/**
+ * mergekit's easy_define methods (sce, multislerp, nearswap) never rectify embedding sizes
+ * (semantics §1.4): every shape must equal the first's, embeddings included.
+ */
+export function requireEqualShapes(ctx: { readonly task: TensorTask }, tensors: readonly TensorData[]): void {
+  const first = tensors[0];
+  const bad = tensors.find((t) => first !== undefined && !sameShape(t.shape, first.shape));
+  if (first !== undefined && bad !== undefined) {
+    throw new MergeComputeError('MERGE_SHAPE', ctx.task.output, `tensor size mismatch: ${shapeText(first.shape)} vs ${shapeText(bad.shape)}`);
+  }
+}
+
 /** `t` cast to the compute dtype and then to the output dtype (a tensor the method leaves unchanged). */
 export function castOut(ctx: FamilyContext, t: TensorData): TensorData {
   const n = elementCount(t.shape);
@@ -175,6 +195,13 @@ export function castOut(ctx: FamilyContext, t: TensorData): TensorData {
 
 export function outByteSize(code: KernelDType): number {
   return code === KERNEL_DTYPE.F64 ? 8 : code === KERNEL_DTYPE.F32 ? 4 : 2;
+}
+
+/** n zeroed f32 elements of task scratch (from the worker's arena when it is aligned). */
+export function f32Scratch(ctx: FamilyContext, n: number): Float32Array {
+  const bytes = ctx.alloc(n * 4);
+  if (bytes.byteOffset % 4 !== 0) return new Float32Array(n);
+  return new Float32Array(bytes.buffer, bytes.byteOffset, n).fill(0);
 }
 
 /** A fresh output buffer for `shape` in the task's output dtype. */

@@ -249,6 +249,8 @@ export function computeTaskVector(ctx: FamilyContext): TensorData {
     sparsifyDType: spec.sparsifier === undefined ? compute : sparsifyDType(spec.sparsifier, compute),
     weights,
     consensus: spec.consensus !== undefined,
+    electOnRaw: false,
+    minDivisor: 0,
     normalize: globalFlag(task, 'normalize'),
     divisor,
     lambda: globalNumber(task, 'lambda'),

@@ -231,6 +231,8 @@ Napi::Value TaskVectorMerge(const Napi::CallbackInfo& info) {
   p.sparsify_dtype = a.compute_dtype("sparsifyDType");
   p.weights = a.f32("weights", n);
   p.consensus = a.boolean("consensus");
+  p.elect_raw = a.boolean("electOnRaw");
+  p.min_divisor = static_cast<float>(a.number("minDivisor"));
   p.normalize = a.boolean("normalize");
   p.divisor = static_cast<float>(a.number("divisor"));
   p.lambda = static_cast<float>(a.number("lambda"));
@@ -327,6 +329,7 @@ Napi::Value GramStats(const Napi::CallbackInfo& info) {
   const int64_t count = p.outer * p.len * p.inner;
   p.inputs = a.tensors("inputs", "dtypes", count);
   p.base = a.tensor("base", "baseDType", count, true);
+  p.mask = a.bytes(a.get("mask"), "mask", count, true);
   p.compute = a.compute_dtype("computeDType");
   const int64_t m = static_cast<int64_t>(p.inputs.size());
   if (m < 1) a.fail("inputs must not be empty");
@@ -372,6 +375,112 @@ Napi::Value ModelStockMix(const Napi::CallbackInfo& info) {
   p.out_dtype = a.dtype("outDType");
   p.out = a.bytes(a.get("out"), "out", p.end * dtype_size(p.out_dtype), false);
   model_stock_mix(p);
+  return info.Env().Undefined();
+}
+
+Napi::Value NearswapMerge(const Napi::CallbackInfo& info) {
+  Args a(info, "nearswapMerge");
+  NearswapParams p;
+  a.range(&p.start, &p.end, -1);
+  p.a = a.tensor("a", "aDType", p.end);
+  p.b = a.tensor("b", "bDType", p.end);
+  p.t = static_cast<float>(a.number("t"));
+  p.compute = a.compute_dtype("computeDType");
+  p.out_dtype = a.dtype("outDType");
+  p.out = a.bytes(a.get("out"), "out", p.end * dtype_size(p.out_dtype), false);
+  nearswap_merge(p);
+  return info.Env().Undefined();
+}
+
+Napi::Value SceVariance(const Napi::CallbackInfo& info) {
+  Args a(info, "sceVariance");
+  SceVarianceParams p;
+  p.count = a.integer("count");
+  p.base = a.tensor("base", "baseDType", p.count);
+  p.inputs = a.tensors("inputs", "dtypes", p.count);
+  if (p.inputs.empty()) a.fail("inputs must not be empty");
+  p.compute = a.compute_dtype("computeDType");
+  p.var = a.typed<float, napi_float32_array>("variance", p.count, "Float32Array");
+  double* out = a.f64("out", 1);
+  sce_variance(p);
+  out[0] = p.nonzero;
+  return info.Env().Undefined();
+}
+
+// The arguments multislerpTangent and multislerpMix share.
+MultislerpParams multislerp_params(const Args& a, int64_t* count) {
+  MultislerpParams p;
+  *count = a.integer("count");
+  p.inputs = a.tensors("inputs", "dtypes", *count);
+  if (p.inputs.empty()) a.fail("inputs must not be empty");
+  p.base = a.tensor("base", "baseDType", *count, true);
+  p.compute = a.compute_dtype("computeDType");
+  const int64_t m = static_cast<int64_t>(p.inputs.size());
+  p.divisors = a.f32("divisors", m);
+  p.weights = a.f32("weights", m);
+  p.dots = a.f32("dots", m);
+  p.mean_norm = static_cast<float>(a.number("meanNorm"));
+  return p;
+}
+
+Napi::Value MultislerpTangent(const Napi::CallbackInfo& info) {
+  Args a(info, "multislerpTangent");
+  int64_t count = 0;
+  MultislerpParams p = multislerp_params(a, &count);
+  p.start = 0;
+  p.end = count;
+  double* out = a.f64("out", 1);
+  multislerp_tangent(p);
+  out[0] = p.tangent_sq;
+  return info.Env().Undefined();
+}
+
+Napi::Value MultislerpMix(const Napi::CallbackInfo& info) {
+  Args a(info, "multislerpMix");
+  int64_t count = 0;
+  MultislerpParams p = multislerp_params(a, &count);
+  a.range(&p.start, &p.end, count);
+  p.cos_t = static_cast<float>(a.number("cosT"));
+  p.sinc_t = static_cast<float>(a.number("sincT"));
+  p.scale = static_cast<float>(a.number("scale"));
+  p.out_dtype = a.dtype("outDType");
+  p.out = a.bytes(a.get("out"), "out", p.end * dtype_size(p.out_dtype), false);
+  multislerp_mix(p);
+  return info.Env().Undefined();
+}
+
+Napi::Value KarcherTangent(const Napi::CallbackInfo& info) {
+  Args a(info, "karcherTangent");
+  KarcherParams p;
+  p.count = a.integer("count");
+  p.inputs = a.tensors("inputs", "dtypes", p.count);
+  p.compute = a.compute_dtype("computeDType");
+  const int64_t m = static_cast<int64_t>(p.inputs.size());
+  p.norms = a.f32("norms", m);
+  p.coefs = a.f32("coefs", m);
+  p.dots = a.f32("dots", m);
+  p.u = a.typed<float, napi_float32_array>("u", p.count, "Float32Array");
+  p.u_div = static_cast<float>(a.number("uDiv"));
+  p.t = a.typed<float, napi_float32_array>("t", p.count, "Float32Array");
+  double* out = a.f64("out", 1);
+  karcher_tangent(p);
+  out[0] = p.t_sq;
+  return info.Env().Undefined();
+}
+
+Napi::Value KarcherStep(const Napi::CallbackInfo& info) {
+  Args a(info, "karcherStep");
+  KarcherParams p;
+  p.count = a.integer("count");
+  p.compute = a.compute_dtype("computeDType");
+  p.u = a.typed<float, napi_float32_array>("u", p.count, "Float32Array");
+  p.u_div = static_cast<float>(a.number("uDiv"));
+  Napi::Value t = a.get("t");
+  p.t = t.IsNull() || t.IsUndefined() ? nullptr : a.typed<float, napi_float32_array>("t", p.count, "Float32Array");
+  p.cos_n = static_cast<float>(a.number("cosN"));
+  p.sin_n = static_cast<float>(a.number("sinN"));
+  p.norm_t = static_cast<float>(a.number("normT"));
+  karcher_step(p);
   return info.Env().Undefined();
 }
 
@@ -445,7 +554,7 @@ Napi::Value ReleasePages(const Napi::CallbackInfo& info) {
 }
 
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
-  exports.Set("abiVersion", Napi::Number::New(env, 2));
+  exports.Set("abiVersion", Napi::Number::New(env, 3));
   exports.Set("allocPages", Napi::Function::New(env, AllocPages, "allocPages"));
   exports.Set("releasePages", Napi::Function::New(env, ReleasePages, "releasePages"));
   exports.Set("convertDType", Napi::Function::New(env, ConvertDType, "convertDType"));
@@ -459,6 +568,12 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("gramStats", Napi::Function::New(env, GramStats, "gramStats"));
   exports.Set("slerpMix", Napi::Function::New(env, SlerpMix, "slerpMix"));
   exports.Set("modelStockMix", Napi::Function::New(env, ModelStockMix, "modelStockMix"));
+  exports.Set("nearswapMerge", Napi::Function::New(env, NearswapMerge, "nearswapMerge"));
+  exports.Set("sceVariance", Napi::Function::New(env, SceVariance, "sceVariance"));
+  exports.Set("multislerpTangent", Napi::Function::New(env, MultislerpTangent, "multislerpTangent"));
+  exports.Set("multislerpMix", Napi::Function::New(env, MultislerpMix, "multislerpMix"));
+  exports.Set("karcherTangent", Napi::Function::New(env, KarcherTangent, "karcherTangent"));
+  exports.Set("karcherStep", Napi::Function::New(env, KarcherStep, "karcherStep"));
   return exports;
 }
 

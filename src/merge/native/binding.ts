@@ -15,6 +15,10 @@ import { modelStockMix } from './model-stock-mix.js';
 import type { ComputeCode, KernelDType } from './numeric.js';
 import { bernoulliMask, dellaMask } from './random-mask.js';
 import { rankWindowBounds, rankWindowMask } from './rank-mask.js';
+import { karcherStep, karcherTangent } from './karcher.js';
+import { multislerpMix, multislerpTangent } from './multislerp.js';
+import { nearswapMerge } from './nearswap.js';
+import { sceVariance } from './sce-variance.js';
 import { slerpMix } from './slerp-mix.js';
 import { taskVectorMerge } from './task-vector.js';
 
@@ -98,6 +102,10 @@ export interface TaskVectorArgs extends Range {
   readonly weights: Float32Array;
   /** TIES sign election (sum of weighted deltas) with the per-element agreeing-weight divisor. */
   readonly consensus: boolean;
+  /** SCE: the election and the agreement use the unweighted deltas' signs. */
+  readonly electOnRaw: boolean;
+  /** > 0: consensus divisors clamp to at least this (SCE's 1e-6); 0: a zero divisor becomes 1 (TIES). */
+  readonly minDivisor: number;
   readonly normalize: boolean;
   /** Divisor without consensus: R(Σ w), set to 1 by the caller when |Σ w| < 1e-8. */
   readonly divisor: number;
@@ -174,6 +182,8 @@ export interface GramArgs extends Layout {
   readonly base: Uint8Array | null;
   readonly baseDType: KernelDType;
   readonly computeDType: ComputeCode;
+  /** Positions counted (1 = counted, whole-tensor indexed); absent or null = every position. */
+  readonly mask?: Uint8Array | null;
   /** vectors × m(m+1)/2 sums, pairs in the order (0,0), (0,1), …, (m−1,m−1). */
   readonly out: Float64Array;
 }
@@ -211,6 +221,97 @@ export interface ModelStockMixArgs extends Layout, Range {
   readonly outDType: KernelDType;
 }
 
+export interface NearswapArgs extends Range {
+  /** The base model's tensor. */
+  readonly a: Uint8Array;
+  readonly aDType: KernelDType;
+  readonly b: Uint8Array;
+  readonly bDType: KernelDType;
+  /** Distance scale (rounded to f32 by the kernel). */
+  readonly t: number;
+  readonly computeDType: ComputeCode;
+  readonly out: Uint8Array;
+  readonly outDType: KernelDType;
+}
+
+export interface SceVarianceArgs {
+  readonly base: Uint8Array;
+  readonly baseDType: KernelDType;
+  readonly inputs: readonly Uint8Array[];
+  readonly dtypes: Int32Array;
+  readonly computeDType: ComputeCode;
+  readonly count: number;
+  /** Receives the per-element variance across inputs of R(x − base), rounded to the compute dtype. */
+  readonly variance: Float32Array;
+  /** Receives [how many variances are non-zero (NaN counts)]. */
+  readonly out: Float64Array;
+}
+
+/** What both multislerp passes recompute per element (multislerp.cc). */
+export interface MultislerpArgs {
+  readonly inputs: readonly Uint8Array[];
+  readonly dtypes: Int32Array;
+  /** When given, the inputs are taken relative to it and it is added back. */
+  readonly base: Uint8Array | null;
+  readonly baseDType: KernelDType;
+  readonly computeDType: ComputeCode;
+  readonly count: number;
+  /** Per input: R(‖δᵢ‖ + eps), the divisor of the unit vector. */
+  readonly divisors: Float32Array;
+  /** Per input, rounded (and normalised) as mergekit does. */
+  readonly weights: Float32Array;
+  /** Per input: R(uᵢ·m). */
+  readonly dots: Float32Array;
+  /** R(‖Σ wᵢuᵢ‖). */
+  readonly meanNorm: number;
+}
+
+export interface MultislerpTangentArgs extends MultislerpArgs {
+  /** Receives [Σ τ²]. */
+  readonly out: Float64Array;
+}
+
+export interface MultislerpMixArgs extends MultislerpArgs, Range {
+  readonly cosT: number;
+  /** R(R(sin T) / T). */
+  readonly sincT: number;
+  /** R(Σ wᵢ‖δᵢ‖). */
+  readonly scale: number;
+  readonly out: Uint8Array;
+  readonly outDType: KernelDType;
+}
+
+export interface KarcherTangentArgs {
+  readonly inputs: readonly Uint8Array[];
+  readonly dtypes: Int32Array;
+  readonly computeDType: ComputeCode;
+  readonly count: number;
+  /** Per input: its f32 norm (unitᵢ = R(xᵢ / normᵢ)). */
+  readonly norms: Float32Array;
+  readonly coefs: Float32Array;
+  readonly dots: Float32Array;
+  /** The current mean direction (compute-dtype values); read as R(u / uDiv) unless uDiv = 1. */
+  readonly u: Float32Array;
+  readonly uDiv: number;
+  /** Receives the tangent sum. */
+  readonly t: Float32Array;
+  /** Receives [Σ t²]. */
+  readonly out: Float64Array;
+}
+
+export interface KarcherStepArgs {
+  readonly computeDType: ComputeCode;
+  readonly count: number;
+  /** Updated in place. */
+  readonly u: Float32Array;
+  readonly uDiv: number;
+  /** null: u = R(cosN·ū) (the final scaling). */
+  readonly t: Float32Array | null;
+  readonly cosN: number;
+  readonly sinN: number;
+  readonly normT: number;
+}
+
 /**
  * A zeroed buffer of `byteLength` bytes for scratch that lives across tasks. The addon maps it for
  * transparent huge pages on Linux (a fault per 2 MiB instead of per 4 KiB when first touched);
@@ -241,6 +342,12 @@ export interface KernelBinding {
   readonly gramStats: (a: GramArgs) => void;
   readonly slerpMix: (a: SlerpMixArgs) => void;
   readonly modelStockMix: (a: ModelStockMixArgs) => void;
+  readonly nearswapMerge: (a: NearswapArgs) => void;
+  readonly sceVariance: (a: SceVarianceArgs) => void;
+  readonly multislerpTangent: (a: MultislerpTangentArgs) => void;
+  readonly multislerpMix: (a: MultislerpMixArgs) => void;
+  readonly karcherTangent: (a: KarcherTangentArgs) => void;
+  readonly karcherStep: (a: KarcherStepArgs) => void;
 }
 
 /** The TypeScript twins, used when the addon is missing or `kernels: 'ts'` is asked for. */
@@ -258,12 +365,18 @@ export const TS_KERNELS: KernelBinding = {
   gramStats,
   slerpMix,
   modelStockMix,
+  nearswapMerge,
+  sceVariance,
+  multislerpTangent,
+  multislerpMix,
+  karcherTangent,
+  karcherStep,
 };
 
 const KERNEL_NAMES = Object.keys(TS_KERNELS) as readonly (keyof KernelBinding)[];
 
 /** The addon's interface version; binding.cc exports the same number as `abiVersion`. */
-const ADDON_ABI_VERSION = 2;
+const ADDON_ABI_VERSION = 3;
 const ADDON_NAME = 'evomerge_kernels';
 
 export interface LoadedKernels {

@@ -27,6 +27,10 @@ void gram_impl(const GramParams& p) {
         if (p.base.data) {
           for (int64_t k = 0; k < n; ++k) va[k] = R::r(va[k] - b[k]);
         }
+        if (p.mask) {
+          // Masked-out positions count as 0 (SCE's energies after its variance selection).
+          for (int64_t k = 0; k < n; ++k) va[k] = p.mask[j + k] != 0 ? va[k] : 0.0f;
+        }
       }
       for (int64_t k = 0; k < n; ++k) {
         const int64_t vec = vec0 + step * (j + k - j0);

@@ -6,7 +6,7 @@ import { BLOCK, dtypeAt, elementReader, loadBlock, roundBlock, scratch, type Scr
  * TypeScript twin of gram.cc: per vector of the layout, Σ v_a·v_b for every pair a <= b (in the
  * order (0,0), (0,1), …, (1,1), …), with v = R(x − base) when a base is given, else x. Products
  * are exact in f64; sums run in four lanes by position in the vector (mod 4), combined as
- * (l0 + l1) + (l2 + l3).
+ * (l0 + l1) + (l2 + l3). With a mask, positions whose mask byte is 0 count as 0.
  */
 export function gramStats(a: GramArgs): void {
   const { outer, len, inner } = a;
@@ -19,6 +19,8 @@ export function gramStats(a: GramArgs): void {
   if (a.out.length < vectors * pairs) throw new TypeError(`out holds ${a.out.length} elements, needs ${vectors * pairs}`);
   const readers = a.inputs.map((bytes, i) => elementReader(bytes, dtypeAt(a.dtypes, i), count, `inputs[${i}]`));
   const base = a.base === null ? undefined : elementReader(a.base, a.baseDType, count, 'base');
+  const mask = a.mask ?? undefined;
+  if (mask && mask.length < count) throw new TypeError(`mask holds ${mask.length} bytes, needs ${count}`);
   const lanes = new Float64Array(vectors * pairs * 4);
   const b = scratch();
   const v: Scratch[] = readers.map(() => scratch());
@@ -34,6 +36,7 @@ export function gramStats(a: GramArgs): void {
           for (let k = 0; k < n; k++) s.f[k] = (s.f[k] ?? 0) - (b.f[k] ?? 0);
           roundBlock(c, s.f, n);
         }
+        if (mask) for (let k = 0; k < n; k++) if ((mask[j + k] ?? 0) === 0) s.f[k] = 0;
       });
       for (let k = 0; k < n; k++) {
         const vec = vec0 + step * (j + k - j0);

@@ -46,6 +46,10 @@ struct TaskVectorParams {
   int sparsify_dtype = 0;             // dtype the rescale product rounds in first
   const float* weights = nullptr;     // rounded to the compute dtype
   bool consensus = false;
+  // SCE: elect and agree on the unweighted deltas' signs instead of the weighted deltas'.
+  bool elect_raw = false;
+  // > 0: consensus divisors clamp to at least this (SCE); 0: a zero divisor becomes 1 (TIES).
+  float min_divisor = 0.0f;
   bool normalize = false;
   float divisor = 1.0f;  // Σw for the no-consensus case, already guarded
   float lambda = 1.0f;
@@ -108,10 +112,12 @@ struct MaskedL1Params {
 };
 void masked_l1(const MaskedL1Params& p);
 
-// gram.cc: per vector, Σ v_a·v_b for a <= b (f64, 4 lanes by position), v = R(x − base) or x.
+// gram.cc: per vector, Σ v_a·v_b for a <= b (f64, 4 lanes by position), v = R(x − base) or x,
+// counting only positions whose mask byte is non-zero when a mask is given.
 struct GramParams {
   std::vector<TensorRef> inputs;
-  TensorRef base;  // data == null: no base
+  TensorRef base;                // data == null: no base
+  const uint8_t* mask = nullptr;  // whole-tensor indexed; null = every position
   int compute = 0;
   int64_t outer = 1, len = 0, inner = 1;
   double* out = nullptr;  // vectors × pairs
@@ -147,5 +153,70 @@ struct ModelStockMixParams {
   int64_t start = 0, end = 0;
 };
 void model_stock_mix(const ModelStockMixParams& p);
+
+// nearswap.cc: w = clamp(R(R(1 / max(R(|a − b|), 1e-6)) · t), 0, 1) (torch's t / x is
+// reciprocal(x)·t); out = R(R(w·b) + R(R(1 − w)·a)), a the base.
+struct NearswapParams {
+  TensorRef a, b;
+  float t = 0;
+  int compute = 0;
+  uint8_t* out = nullptr;
+  int out_dtype = 0;
+  int64_t start = 0, end = 0;
+};
+void nearswap_merge(const NearswapParams& p);
+
+// sce-variance.cc: var[j] = R(f32(population variance over i of R(x_i − base)[j])), computed in
+// f64 (mean first, then the mean squared deviation); nonzero = how many var[j] != 0 (NaN counts).
+struct SceVarianceParams {
+  TensorRef base;
+  std::vector<TensorRef> inputs;
+  int compute = 0;
+  int64_t count = 0;
+  float* var = nullptr;
+  double nonzero = 0;  // out
+};
+void sce_variance(SceVarianceParams& p);
+
+// multislerp.cc, per element: δ_i = R(x_i − base) (or x_i), u_i = R(δ_i / divisors_i),
+// mean = R(Σ_f32 R(u_i·w_i)), m = R(mean / mean_norm), τ = R(Σ_f32 R(R(u_i − R(dots_i·m))·w_i)).
+// multislerp_tangent: *tangent_sq = Σ τ² (f64, 4 lanes by index). multislerp_mix:
+// out = R(R(R(m·cos_t) + R(τ·sinc_t))·scale), then R(base + out) with a base.
+struct MultislerpParams {
+  std::vector<TensorRef> inputs;
+  TensorRef base;  // data == null: no base
+  int compute = 0;
+  const float* divisors = nullptr;
+  const float* weights = nullptr;
+  const float* dots = nullptr;
+  float mean_norm = 1;
+  float cos_t = 1, sinc_t = 0, scale = 1;
+  uint8_t* out = nullptr;
+  int out_dtype = 0;
+  int64_t start = 0, end = 0;
+  double tangent_sq = 0;  // out of multislerp_tangent
+};
+void multislerp_tangent(MultislerpParams& p);
+void multislerp_mix(const MultislerpParams& p);
+
+// karcher.cc. ū = u, or R(u / u_div) unless u_div == 1. karcher_tangent:
+// t = Σ_i (sequentially rounded) R(coefs_i · R(R(x_i / norms_i) − R(dots_i · ū))), *t_sq = Σ t²
+// (f64, 4 lanes by index). karcher_step: u = R(R(cos_n·ū) + R(sin_n·R(t / norm_t))), or
+// R(cos_n·ū) when t is null.
+struct KarcherParams {
+  std::vector<TensorRef> inputs;
+  int compute = 0;
+  int64_t count = 0;
+  const float* norms = nullptr;
+  const float* coefs = nullptr;
+  const float* dots = nullptr;
+  float* u = nullptr;
+  float u_div = 1;
+  float* t = nullptr;
+  float cos_n = 1, sin_n = 0, norm_t = 1;
+  double t_sq = 0;  // out of karcher_tangent
+};
+void karcher_tangent(KarcherParams& p);
+void karcher_step(const KarcherParams& p);
 
 }  // namespace evomerge

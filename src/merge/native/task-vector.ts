@@ -19,7 +19,9 @@ export function taskVectorMerge(a: TaskVectorArgs): void {
   const acc = scratch();
   const res = scratch();
   const div = new Float32Array(BLOCK);
+  const raw = scratch();
   const wd = readers.map(() => new Float32Array(BLOCK));
+  const rd = a.electOnRaw ? readers.map(() => new Float32Array(BLOCK)) : [];
   const weights = Float32Array.from(a.weights);
   const scales = Float32Array.from(a.scales);
   const divisor = Math.fround(a.divisor);
@@ -28,6 +30,7 @@ export function taskVectorMerge(a: TaskVectorArgs): void {
     const n = Math.min(BLOCK, a.end - j);
     loadBlock(base, j, n, b.f, b.u, c);
     acc.f.fill(0, 0, n);
+    if (a.electOnRaw) raw.f.fill(0, 0, n);
     for (let i = 0; i < readers.length; i++) {
       const r = readers[i];
       const wi = wd[i];
@@ -44,31 +47,46 @@ export function taskVectorMerge(a: TaskVectorArgs): void {
       if (s !== 1) {
         for (let k = 0; k < n; k++) x.f[k] = roundTo(c, roundTo(a.sparsifyDType, (x.f[k] ?? 0) * s));
       }
+      const ri = rd[i];
+      if (ri !== undefined) {
+        for (let k = 0; k < n; k++) {
+          ri[k] = x.f[k] ?? 0;
+          raw.f[k] = (raw.f[k] ?? 0) + (x.f[k] ?? 0);
+        }
+      }
       const weight = weights[i] ?? 0;
       for (let k = 0; k < n; k++) wi[k] = weight * (x.f[k] ?? 0);
       roundBlock(c, wi, n);
       for (let k = 0; k < n; k++) acc.f[k] = (acc.f[k] ?? 0) + (wi[k] ?? 0);
     }
     if (a.consensus) {
-      roundBlock(c, acc.f, n);
+      const elect = a.electOnRaw ? raw : acc;
+      roundBlock(c, elect.f, n);
       for (let k = 0; k < n; k++) {
-        acc.f[k] = (acc.f[k] ?? 0) >= 0 ? 1 : -1;
+        acc.f[k] = (elect.f[k] ?? 0) >= 0 ? 1 : -1;
         res.f[k] = 0;
         div[k] = 0;
       }
       for (let i = 0; i < wd.length; i++) {
         const wi = wd[i];
         if (wi === undefined) continue;
+        const si = rd[i] ?? wi;
         const weight = weights[i] ?? 0;
         for (let k = 0; k < n; k++) {
-          const m = signOf(wi[k] ?? 0) === acc.f[k] ? 1 : 0;
+          const m = signOf(si[k] ?? 0) === acc.f[k] ? 1 : 0;
           res.f[k] = (res.f[k] ?? 0) + (wi[k] ?? 0) * m;
           div[k] = (div[k] ?? 0) + weight * m;
         }
       }
       roundBlock(c, res.f, n);
       roundBlock(c, div, n);
-      for (let k = 0; k < n; k++) if (div[k] === 0) div[k] = 1;
+      const lo = Math.fround(a.minDivisor);
+      if (lo > 0) {
+        const floor = roundTo(c, lo);
+        for (let k = 0; k < n; k++) if ((div[k] ?? 0) < lo) div[k] = floor;
+      } else {
+        for (let k = 0; k < n; k++) if (div[k] === 0) div[k] = 1;
+      }
     } else {
       for (let k = 0; k < n; k++) {
         res.f[k] = acc.f[k] ?? 0;

@@ -1,0 +1,99 @@
+#include <algorithm>
+#include <vector>
+
+#include "kernels.h"
+#include "numeric.h"
+
+namespace evomerge {
+namespace {
+
+// The normalised mean m and the weighted tangent sum τ of elements [j, j + n), as mergekit's
+// torch code rounds them: every elementwise operation to R, sums over models in f32.
+template <class R>
+struct MultislerpBlock {
+  std::vector<float> b, u, mean, tau;
+  explicit MultislerpBlock(size_t m) : b(kBlock), u(m * kBlock), mean(kBlock), tau(kBlock) {}
+
+  void compute(const MultislerpParams& p, int64_t j, int64_t n) {
+    const size_t m = p.inputs.size();
+    if (p.base.data) load_block(p.base.data, p.base.dtype, j, n, b.data(), R::kCode);
+    std::fill(mean.begin(), mean.begin() + n, 0.0f);
+    for (size_t i = 0; i < m; ++i) {
+      float* ui = u.data() + i * kBlock;
+      load_block(p.inputs[i].data, p.inputs[i].dtype, j, n, ui, R::kCode);
+      if (p.base.data) {
+        for (int64_t k = 0; k < n; ++k) ui[k] = R::r(ui[k] - b[k]);
+      }
+      const float dv = p.divisors[i];
+      const float w = p.weights[i];
+      for (int64_t k = 0; k < n; ++k) {
+        ui[k] = R::r(ui[k] / dv);
+        mean[k] = mean[k] + R::r(ui[k] * w);
+      }
+    }
+    const float mn = p.mean_norm;
+    for (int64_t k = 0; k < n; ++k) {
+      mean[k] = R::r(R::r(mean[k]) / mn);
+      tau[k] = 0.0f;
+    }
+    for (size_t i = 0; i < m; ++i) {
+      const float* ui = u.data() + i * kBlock;
+      const float di = p.dots[i];
+      const float w = p.weights[i];
+      for (int64_t k = 0; k < n; ++k) tau[k] = tau[k] + R::r(R::r(ui[k] - R::r(di * mean[k])) * w);
+    }
+    for (int64_t k = 0; k < n; ++k) tau[k] = R::r(tau[k]);
+  }
+};
+
+template <class R>
+void tangent_impl(MultislerpParams& p) {
+  MultislerpBlock<R> blk(p.inputs.size());
+  double lanes[4] = {0, 0, 0, 0};
+  for (int64_t j = p.start; j < p.end; j += kBlock) {
+    const int64_t n = std::min<int64_t>(kBlock, p.end - j);
+    blk.compute(p, j, n);
+    for (int64_t k = 0; k < n; ++k) {
+      const double t = blk.tau[k];
+      lanes[(j + k) & 3] += t * t;
+    }
+  }
+  p.tangent_sq = (lanes[0] + lanes[1]) + (lanes[2] + lanes[3]);
+}
+
+template <class R>
+void mix_impl(const MultislerpParams& p) {
+  MultislerpBlock<R> blk(p.inputs.size());
+  for (int64_t j = p.start; j < p.end; j += kBlock) {
+    const int64_t n = std::min<int64_t>(kBlock, p.end - j);
+    blk.compute(p, j, n);
+    float* r = blk.mean.data();
+    for (int64_t k = 0; k < n; ++k) {
+      r[k] = R::r(R::r(R::r(r[k] * p.cos_t) + R::r(blk.tau[k] * p.sinc_t)) * p.scale);
+    }
+    if (p.base.data) {
+      for (int64_t k = 0; k < n; ++k) r[k] = R::r(r[k] + blk.b[k]);
+    }
+    store_block(r, n, p.out, p.out_dtype, j);
+  }
+}
+
+}  // namespace
+
+EVOMERGE_MULTIVERSION void multislerp_tangent(MultislerpParams& p) {
+  switch (p.compute) {
+    case kBF16: tangent_impl<RoundBF16>(p); break;
+    case kF16: tangent_impl<RoundF16>(p); break;
+    default: tangent_impl<RoundF32>(p); break;
+  }
+}
+
+EVOMERGE_MULTIVERSION void multislerp_mix(const MultislerpParams& p) {
+  switch (p.compute) {
+    case kBF16: mix_impl<RoundBF16>(p); break;
+    case kF16: mix_impl<RoundF16>(p); break;
+    default: mix_impl<RoundF32>(p); break;
+  }
+}
+
+}  // namespace evomerge
