@@ -51,7 +51,7 @@ describe('parseSpace', () => {
     });
     expect(s.optimizer).toEqual({
       kind: 'ga', seed: 0, population: null, generations: 20, maxEvaluations: null, elitism: 2, tournamentSize: 3,
-      crossoverRate: 0.9, mutationRate: null, categoricalMutationRate: null, sbxEta: 15, mutationEta: 20, sigma0: 0.3, method: null,
+      crossoverRate: 0.9, mutationRate: null, categoricalMutationRate: null, sbxEta: 15, mutationEta: 20, sigma0: 0.3, method: null, initial: [],
     });
     expect(s.objectives).toEqual([{ name: 'acc', evaluator: { kind: 'builtin', name: 'gsm8k' }, limit: null, maximize: true, weight: 1, options: {} }]);
     expect(s.dtype).toBe('bfloat16');
