@@ -57,7 +57,9 @@ export const MODEL_SHAPE: ModelShape = { hiddenSize: 96, intermediateSize: 256, 
 export const DEFAULT_STAGES: Readonly<Record<Stage, StageSettings>> = {
   base: { steps: 1200, batchSize: 16, learningRate: 3e-3, warmupSteps: 60, minLrRatio: 0.1, weightDecay: 0.01, replay: 0, trainable: [] },
   math: { steps: 400, batchSize: 16, learningRate: 1e-3, warmupSteps: 20, minLrRatio: 0.1, weightDecay: 0, replay: 0, trainable: [] },
-  facts: { steps: 900, batchSize: 16, learningRate: 1e-3, warmupSteps: 20, minLrRatio: 0.1, weightDecay: 0, replay: 0, trainable: [] },
+  // MLP tensors only at a higher rate: 63.3% on the facts search split against 58.6% for every
+  // tensor at 1e-3 (n = 128), and the merges lose the math skill either way (README).
+  facts: { steps: 900, batchSize: 16, learningRate: 3e-3, warmupSteps: 20, minLrRatio: 0.1, weightDecay: 0, replay: 0, trainable: ['mlp'] },
 };
 
 const STAGES: readonly Stage[] = ['base', 'math', 'facts'];
