@@ -8,49 +8,56 @@
 namespace evomerge {
 namespace {
 
-// Four f64 lanes of ascending element index, lane (j + k) & 3 = k & 3 since blocks start at
-// multiples of 4. The block's |δ| and kept |δ| are computed first in f32 (exact: the f64 of an f32's
-// absolute value is the absolute value of its f64), then added lane by lane: the same additions in
-// the same order as one element at a time, in a shape the compiler vectorises.
-inline void add_lanes(double* __restrict acc, const float* __restrict v, int64_t n, int64_t j) {
-  double a0 = acc[0], a1 = acc[1], a2 = acc[2], a3 = acc[3];
-  int64_t k = 0;
-  for (; k + 4 <= n; k += 4) {
-    a0 += static_cast<double>(v[k]);
-    a1 += static_cast<double>(v[k + 1]);
-    a2 += static_cast<double>(v[k + 2]);
-    a3 += static_cast<double>(v[k + 3]);
+// Adds the significand of each |δ| of the block to its exponent's bin; four interleaved bin sets
+// (by k & 3) keep runs of equal exponents from serialising on one counter. A significand is below
+// 2^24, so a bin of int64 holds the sum of 2^39 of them.
+struct ExactBins {
+  int64_t bins[4][256] = {};
+  int64_t nan = 0, inf = 0;
+
+  void add(const uint32_t* __restrict u, int64_t n) {
+    for (int64_t k = 0; k < n; ++k) {
+      const uint32_t e = u[k] >> 23;
+      const uint32_t m = (u[k] & 0x7FFFFFu) | (e != 0 ? 0x800000u : 0u);
+      bins[k & 3][e] += m;
+      nan += u[k] > 0x7F800000u;
+      inf += u[k] == 0x7F800000u;
+    }
   }
-  acc[0] = a0;
-  acc[1] = a1;
-  acc[2] = a2;
-  acc[3] = a3;
-  for (; k < n; ++k) acc[(j + k) & 3] += static_cast<double>(v[k]);
-}
+
+  void write(int64_t* out) const {
+    for (int e = 0; e < 256; ++e) out[e] = e == 255 ? 0 : (bins[0][e] + bins[1][e]) + (bins[2][e] + bins[3][e]);
+    out[256] = nan;
+    out[257] = inf;
+  }
+};
 
 template <class R>
 void masked_l1_impl(const MaskedL1Params& p) {
-  std::vector<float> b(kBlock), x(kBlock), kept_abs(kBlock);
+  std::vector<float> b(kBlock), x(kBlock);
+  std::vector<uint32_t> abs_bits(kBlock), kept_bits(kBlock);
   std::vector<uint8_t> kept_flags(kBlock);
   BlockMasker masker(p.mask);
-  double all[4] = {0, 0, 0, 0}, kept[4] = {0, 0, 0, 0};
+  ExactBins all, kept;
   for (int64_t j = 0; j < p.count; j += kBlock) {
     const int64_t n = std::min<int64_t>(kBlock, p.count - j);
     load_block(p.base.data, p.base.dtype, j, n, b.data(), R::kCode);
     load_block(p.x.data, p.x.dtype, j, n, x.data(), R::kCode);
     float* __restrict d = x.data();
-    for (int64_t k = 0; k < n; ++k) d[k] = std::fabs(R::r(d[k] - b[k]));
-    add_lanes(all, d, n, j);
+    for (int64_t k = 0; k < n; ++k) {
+      d[k] = std::fabs(R::r(d[k] - b[k]));
+      abs_bits[k] = f32_bits(d[k]);
+    }
+    all.add(abs_bits.data(), n);
     if (masker.active()) {
-      // A dropped entry adds +0, which changes no sum: the sums are never −0.
+      // A dropped entry adds +0, which changes no sum.
       const uint8_t* m = masker.block(j, n, d, kept_flags.data());
-      float* __restrict kd = kept_abs.data();
-      for (int64_t k = 0; k < n; ++k) kd[k] = m[k] != 0 ? d[k] : 0.0f;
-      add_lanes(kept, kd, n, j);
+      for (int64_t k = 0; k < n; ++k) kept_bits[k] = m[k] != 0 ? abs_bits[k] : 0u;
+      kept.add(kept_bits.data(), n);
     }
   }
-  p.out[0] = (all[0] + all[1]) + (all[2] + all[3]);
-  p.out[1] = !masker.active() ? p.out[0] : (kept[0] + kept[1]) + (kept[2] + kept[3]);
+  all.write(p.out);
+  (masker.active() ? kept : all).write(p.out + kL1Bins);
 }
 
 }  // namespace
