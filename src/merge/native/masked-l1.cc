@@ -8,24 +8,43 @@
 namespace evomerge {
 namespace {
 
-// Adds the significand of each |δ| of the block to its exponent's bin; four interleaved bin sets
-// (by k & 3) keep runs of equal exponents from serialising on one counter. A significand is below
-// 2^24, so a bin of int64 holds the sum of 2^39 of them.
-struct ExactBins {
-  int64_t bins[4][256] = {};
-  int64_t nan = 0, inf = 0;
+// Exact sums: per f32 exponent field e, the sum of the significands (implicit bit included) of the
+// |δ| with that exponent; a significand is below 2^24, so an int64 bin holds 2^39 of them. Four
+// interleaved bin sets (by k & 3) keep runs of equal exponents from serialising on one counter;
+// the kept sum is updated in the same iteration with the significand masked to 0 when dropped.
+struct ExactSums {
+  int64_t all[4][256] = {};
+  int64_t kept[4][256] = {};
+  int64_t nan_all = 0, inf_all = 0, nan_kept = 0, inf_kept = 0;
 
-  void add(const uint32_t* __restrict u, int64_t n) {
+  static int64_t significand(uint32_t u) {
+    const uint32_t e = u >> 23;
+    return static_cast<int64_t>((u & 0x7FFFFFu) | (e != 0 ? 0x800000u : 0u));
+  }
+
+  // u: bits of |δ|; keep: all-ones (kept) or 0 per element, or null when there is no mask.
+  void add(const uint32_t* __restrict u, const int64_t* __restrict keep, int64_t n) {
+    for (int64_t k = 0; k < n; ++k) {
+      nan_all += u[k] > 0x7F800000u;
+      inf_all += u[k] == 0x7F800000u;
+    }
+    if (keep == nullptr) {
+      for (int64_t k = 0; k < n; ++k) all[k & 3][u[k] >> 23] += significand(u[k]);
+      return;
+    }
+    for (int64_t k = 0; k < n; ++k) {
+      nan_kept += (u[k] > 0x7F800000u) & (keep[k] != 0);
+      inf_kept += (u[k] == 0x7F800000u) & (keep[k] != 0);
+    }
     for (int64_t k = 0; k < n; ++k) {
       const uint32_t e = u[k] >> 23;
-      const uint32_t m = (u[k] & 0x7FFFFFu) | (e != 0 ? 0x800000u : 0u);
-      bins[k & 3][e] += m;
-      nan += u[k] > 0x7F800000u;
-      inf += u[k] == 0x7F800000u;
+      const int64_t m = significand(u[k]);
+      all[k & 3][e] += m;
+      kept[k & 3][e] += m & keep[k];
     }
   }
 
-  void write(int64_t* out) const {
+  static void write(const int64_t (&bins)[4][256], int64_t nan, int64_t inf, int64_t* out) {
     for (int e = 0; e < 256; ++e) out[e] = e == 255 ? 0 : (bins[0][e] + bins[1][e]) + (bins[2][e] + bins[3][e]);
     out[256] = nan;
     out[257] = inf;
@@ -35,10 +54,11 @@ struct ExactBins {
 template <class R>
 void masked_l1_impl(const MaskedL1Params& p) {
   std::vector<float> b(kBlock), x(kBlock);
-  std::vector<uint32_t> abs_bits(kBlock), kept_bits(kBlock);
+  std::vector<uint32_t> abs_bits(kBlock);
+  std::vector<int64_t> keep(kBlock);
   std::vector<uint8_t> kept_flags(kBlock);
   BlockMasker masker(p.mask);
-  ExactBins all, kept;
+  ExactSums sums;
   for (int64_t j = 0; j < p.count; j += kBlock) {
     const int64_t n = std::min<int64_t>(kBlock, p.count - j);
     load_block(p.base.data, p.base.dtype, j, n, b.data(), R::kCode);
@@ -48,16 +68,18 @@ void masked_l1_impl(const MaskedL1Params& p) {
       d[k] = std::fabs(R::r(d[k] - b[k]));
       abs_bits[k] = f32_bits(d[k]);
     }
-    all.add(abs_bits.data(), n);
     if (masker.active()) {
-      // A dropped entry adds +0, which changes no sum.
+      // A dropped entry adds nothing to the kept sum.
       const uint8_t* m = masker.block(j, n, d, kept_flags.data());
-      for (int64_t k = 0; k < n; ++k) kept_bits[k] = m[k] != 0 ? abs_bits[k] : 0u;
-      kept.add(kept_bits.data(), n);
+      for (int64_t k = 0; k < n; ++k) keep[k] = -static_cast<int64_t>(m[k] != 0);
+      sums.add(abs_bits.data(), keep.data(), n);
+    } else {
+      sums.add(abs_bits.data(), nullptr, n);
     }
   }
-  all.write(p.out);
-  (masker.active() ? kept : all).write(p.out + kL1Bins);
+  ExactSums::write(sums.all, sums.nan_all, sums.inf_all, p.out);
+  if (masker.active()) ExactSums::write(sums.kept, sums.nan_kept, sums.inf_kept, p.out + kL1Bins);
+  else ExactSums::write(sums.all, sums.nan_all, sums.inf_all, p.out + kL1Bins);
 }
 
 }  // namespace
