@@ -36,8 +36,9 @@ export interface MaterializeOptions {
   /**
    * A tensor that can be cut into rows (row-chunks.ts RowSplit) whose working set exceeds this is
    * computed in row chunks of about this size, in bytes (capped at maxMemoryBytes / jobs when that
-   * is at least 1 MiB); TIES / DARE / breadcrumbs / DELLA chunks first go through statistics
-   * passes. Default: 16 MiB.
+   * is at least 1 MiB). TIES / DARE / breadcrumbs / DELLA tensors are cut only when their working
+   * set also exceeds maxMemoryBytes / jobs, and their chunks first go through statistics passes
+   * (a second read). Default: 16 MiB.
    */
   rowChunkBytes?: number;
 }

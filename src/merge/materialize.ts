@@ -136,7 +136,10 @@ export async function materializePlan(plan: MergePlan, options: MaterializeOptio
     // Chunks follow the budget's share per thread, but a tiny budget must not cut tensors into
     // thousands of one-row units (an explicit rowChunkBytes still may, for tests).
     const chunkBytes = Math.min(opts.rowChunkBytes, Math.max(MIN_BUDGET_CHUNK_BYTES, Math.floor(opts.maxMemoryBytes / opts.jobs)));
-    const phaseUnits = phases.map((p) => planWorkUnits(p.tasks, p.out.slots, chunkBytes));
+    // A TIES / DARE tensor that fits a thread's share of the budget runs whole: chunking it would
+    // only add the statistics passes' second read.
+    const twoPassMinBytes = Math.max(chunkBytes, Math.floor(opts.maxMemoryBytes / opts.jobs));
+    const phaseUnits = phases.map((p) => planWorkUnits(p.tasks, p.out.slots, chunkBytes, twoPassMinBytes));
     let tensorsTotal = 0;
     let inputBytesTotal = 0;
     for (const phase of phaseUnits) {

@@ -45,9 +45,16 @@ export interface PhaseUnits {
 
 /**
  * The units of one phase: each task whole, or in row chunks of about chunkBytes when it can be cut
- * and is larger. Throws MergeComputeError when a two-pass task's parameters select nothing.
+ * and is larger. A two-pass task is cut only when its working set is above twoPassMinBytes as well:
+ * its statistics passes read the chunks again, which a task that fits a thread's share of the
+ * budget does not need. Throws MergeComputeError when a two-pass task's parameters select nothing.
  */
-export function planWorkUnits(tasks: readonly TensorTask[], slots: ReadonlyMap<string, TensorSlot>, chunkBytes: number): PhaseUnits {
+export function planWorkUnits(
+  tasks: readonly TensorTask[],
+  slots: ReadonlyMap<string, TensorSlot>,
+  chunkBytes: number,
+  twoPassMinBytes: number = chunkBytes,
+): PhaseUnits {
   const units: WorkUnit[] = [];
   const twoPass: TwoPassTensor[] = [];
   for (const task of tasks) {
@@ -55,10 +62,12 @@ export function planWorkUnits(tasks: readonly TensorTask[], slots: ReadonlyMap<s
     if (slot === undefined) throw new Error(`no output slot for ${task.output}`);
     const rows = task.outShape[0] ?? 1;
     const est = estimateWorkingSetBytes(task);
-    const targetRows = est > chunkBytes && task.outShape.length > 0 ? Math.max(1, Math.floor((rows * chunkBytes) / est)) : rows;
+    const split = rowSplitOf(task);
+    const cut = est > chunkBytes && task.outShape.length > 0 && (split !== 'two-pass' || est > twoPassMinBytes);
+    const targetRows = cut ? Math.max(1, Math.floor((rows * chunkBytes) / est)) : rows;
     const chunks = splitRows(task, targetRows);
     const rowBytes = task.outShape.length > 0 && rows > 0 ? slot.byteLength / rows : slot.byteLength;
-    const held = chunks.length > 1 && rowSplitOf(task) === 'two-pass';
+    const held = chunks.length > 1 && split === 'two-pass';
     const chunkUnits: WorkUnit[] = [];
     chunks.forEach((c, i) => {
       chunkUnits.push({
