@@ -20,9 +20,10 @@ import {
   type FamilyContext,
   type TensorData,
 } from './methods/task-inputs.js';
-import { computeTaskVector } from './methods/task-vector.js';
+import { computeTaskVector, computeTaskVectorStats } from './methods/task-vector.js';
+import type { ChunkSparsity, ChunkStats, StatPass } from './methods/task-vector-stats.js';
 import { loadKernels, TS_KERNELS, type KernelBinding, type KernelLogger } from './native/binding.js';
-import { KERNEL_DTYPE, kernelDTypeOf, type ComputeCode } from './native/numeric.js';
+import { KERNEL_DTYPE, kernelDTypeOf, type ComputeCode, type KernelDType } from './native/numeric.js';
 import type { MethodId, TensorTask } from './task.js';
 import { dtypeByteSize, type FloatDType } from '../tensors/dtype.js';
 
@@ -47,6 +48,11 @@ export interface ComputeOptions {
    * contents may be anything. Default: a fresh Uint8Array each time.
    */
   readonly alloc?: (byteLength: number) => Uint8Array;
+  /**
+   * The task is a row chunk of a tensor run in chunks, with the whole-tensor statistics its method
+   * needs (task-vector-stats.ts). Default: none (the task is a whole tensor).
+   */
+  readonly chunk?: ChunkSparsity;
 }
 
 const COMPUTE_CODE: Readonly<Record<FloatDType, ComputeCode>> = {
@@ -111,7 +117,8 @@ function checkInputs(task: TensorTask, inputs: readonly TensorData[]): void {
  */
 export function computeTask(task: TensorTask, inputs: readonly TensorData[], options: ComputeOptions = {}): TensorData {
   checkInputs(task, inputs);
-  if (inputs.some((t) => kernelDTypeOf(t.dtype) === undefined)) {
+  const floatInputs = !inputs.some((t) => kernelDTypeOf(t.dtype) === undefined);
+  if (!floatInputs) {
     // Integer / BOOL tensors (and F8) are not merged: the base's (or the first) copy is kept as is.
     const source = inputs[task.baseIndex ?? 0];
     if (source === undefined) throw new MergeComputeError('MERGE_INPUT', task.output, 'no input tensors');
@@ -129,17 +136,7 @@ export function computeTask(task: TensorTask, inputs: readonly TensorData[], opt
   if (outCode === undefined) {
     throw new MergeComputeError('UNSUPPORTED_DTYPE', task.output, `output dtype ${task.outDType} is not F32, F16, BF16 or F64`);
   }
-  const ctx: FamilyContext = {
-    task,
-    inputs,
-    kernels: selectKernels(options),
-    compute: COMPUTE_CODE[task.computeDType],
-    outCode,
-    maskOverride: options.maskOverride,
-    warn: options.warn ?? (() => undefined),
-    alloc: options.alloc ?? ((n) => new Uint8Array(n)),
-  };
-  const out = family(ctx);
+  const out = family(familyContext(task, inputs, outCode, options));
   if (elementCount(out.shape) !== elementCount(task.outShape) || out.shape.length !== task.outShape.length || out.shape.some((d, i) => d !== task.outShape[i])) {
     throw new MergeComputeError(
       'MERGE_SHAPE',
@@ -148,4 +145,31 @@ export function computeTask(task: TensorTask, inputs: readonly TensorData[], opt
     );
   }
   return { dtype: task.outDType, shape: task.outShape, bytes: out.bytes };
+}
+
+function familyContext(task: TensorTask, inputs: readonly TensorData[], outCode: KernelDType, options: ComputeOptions): FamilyContext {
+  return {
+    task,
+    inputs,
+    kernels: selectKernels(options),
+    compute: COMPUTE_CODE[task.computeDType],
+    outCode,
+    maskOverride: options.maskOverride,
+    warn: options.warn ?? (() => undefined),
+    alloc: options.alloc ?? ((n) => new Uint8Array(n)),
+    chunk: options.chunk,
+  };
+}
+
+/**
+ * One statistics pass (task-vector-stats.ts) over a row chunk of a task-vector task the pool runs
+ * in chunks; `options.chunk` carries what earlier passes found. Same errors as computeTask.
+ */
+export function computeTaskStats(task: TensorTask, inputs: readonly TensorData[], pass: StatPass, options: ComputeOptions): ChunkStats {
+  checkInputs(task, inputs);
+  const outCode = kernelDTypeOf(task.outDType);
+  if (FAMILIES[task.method] !== computeTaskVector || outCode === undefined || inputs.some((t) => kernelDTypeOf(t.dtype) === undefined)) {
+    throw new MergeComputeError('UNSUPPORTED_METHOD', task.output, `${task.method} on ${task.outDType} has no statistics passes`);
+  }
+  return computeTaskVectorStats(familyContext(task, inputs, outCode, options), pass);
 }

@@ -7,7 +7,7 @@ import path from 'node:path';
 import { EvoError } from '../errors.js';
 import { estimateWorkingSetBytes } from './memory-budget.js';
 import type { ProgressMode } from './progress.js';
-import { isRowSeparable } from './row-chunks.js';
+import { rowSplitOf } from './row-chunks.js';
 import type { MergePlan, TensorTask } from './task.js';
 import type { KernelChoice } from './worker-protocol.js';
 
@@ -34,8 +34,11 @@ export interface MaterializeOptions {
   /** 'native': the C++ kernels (the TS twins when the addon is not built); 'ts': the TS twins. Default: 'native'. */
   kernels?: KernelChoice;
   /**
-   * A row-separable tensor whose working set exceeds this is computed in row chunks of about this
-   * size, in bytes (capped at maxMemoryBytes / jobs when that is at least 1 MiB). Default: 16 MiB.
+   * A tensor that can be cut into rows (row-chunks.ts RowSplit) whose working set exceeds this is
+   * computed in row chunks of about this size, in bytes (capped at maxMemoryBytes / jobs when that
+   * is at least 1 MiB). TIES / DARE / breadcrumbs / DELLA tensors are cut only when their working
+   * set also exceeds maxMemoryBytes / jobs, and their chunks first go through statistics passes
+   * (a second read). Default: 16 MiB.
    */
   rowChunkBytes?: number;
 }
@@ -133,7 +136,7 @@ function largestUnitBytes(plan: MergePlan, rowChunkBytes: number): number {
   let largest = 0;
   for (const task of allTasks(plan)) {
     const est = estimateWorkingSetBytes(task);
-    largest = Math.max(largest, isRowSeparable(task) ? Math.min(est, 2 * rowChunkBytes) : est);
+    largest = Math.max(largest, rowSplitOf(task) !== 'whole' ? Math.min(est, 2 * rowChunkBytes) : est);
   }
   return largest;
 }

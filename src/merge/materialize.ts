@@ -3,7 +3,8 @@
  * (worker.ts); each worker reads its inputs with positional reads and writes its result at the
  * offset the safetensors layout fixed, so the output's bytes depend on the plan alone, not on the
  * pool size or the order tasks finish in. A memory budget decides how many tasks run at once, and
- * row-separable tensors are cut into row chunks, so memory depends on the budget, not on the model.
+ * large tensors are cut into row chunks (TIES / DARE / breadcrumbs / DELLA after statistics passes
+ * over the same chunks), so memory depends on the budget, not on the model or its largest tensor.
  */
 import fs from 'node:fs';
 import path from 'node:path';
@@ -17,7 +18,9 @@ import type { TensorSlot } from './output-dir.js';
 import { createMergeProgress } from './progress.js';
 import { MergeAbortedError, runUnits } from './task-pool.js';
 import type { FileTensorInput, MergePlan, TensorTask } from './task.js';
-import { planWorkUnits, readStagesFromFiles } from './work-units.js';
+import type { ChunkStats } from './methods/task-vector-stats.js';
+import { planWorkUnits, readStagesFromFiles, statPassUnits, twoPassMergeUnits } from './work-units.js';
+import type { WorkUnit } from './work-units.js';
 import { WORKER_FUNCTION } from './worker-protocol.js';
 
 export {
@@ -133,53 +136,72 @@ export async function materializePlan(plan: MergePlan, options: MaterializeOptio
     // Chunks follow the budget's share per thread, but a tiny budget must not cut tensors into
     // thousands of one-row units (an explicit rowChunkBytes still may, for tests).
     const chunkBytes = Math.min(opts.rowChunkBytes, Math.max(MIN_BUDGET_CHUNK_BYTES, Math.floor(opts.maxMemoryBytes / opts.jobs)));
-    const phaseUnits = phases.map((p) => planWorkUnits(p.tasks, p.out.slots, chunkBytes));
+    // A TIES / DARE tensor that fits a thread's share of the budget runs whole: chunking it would
+    // only add the statistics passes' second read.
+    const twoPassMinBytes = Math.max(chunkBytes, Math.floor(opts.maxMemoryBytes / opts.jobs));
+    const phaseUnits = phases.map((p) => planWorkUnits(p.tasks, p.out.slots, chunkBytes, twoPassMinBytes));
     let tensorsTotal = 0;
     let inputBytesTotal = 0;
-    for (const units of phaseUnits) {
-      for (const u of units) {
+    for (const phase of phaseUnits) {
+      for (const u of [...phase.units, ...phase.twoPass.flatMap((t) => t.chunks)]) {
         inputBytesTotal += u.inputBytes;
         if (u.completesTensor) tensorsTotal += 1;
       }
+      // Statistics passes read the chunks again (a 'rank-low' pass, needed only when keys differ in
+      // their low bits, is not foreseen and moves no bar).
+      for (const t of phase.twoPass) inputBytesTotal += t.collector.plannedPasses() * t.chunks.reduce((n, u) => n + u.inputBytes, 0);
     }
     progress.start({ tensors: tensorsTotal, inputBytes: inputBytesTotal });
 
     let bytesRead = 0;
     const workerMs = { read: 0, compute: 0, write: 0 };
     let warnedAlone = false;
-    for (const [i, units] of phaseUnits.entries()) {
+    for (const [i, phase] of phaseUnits.entries()) {
       const out = phases[i]?.out;
-      await runUnits(pool, units, {
-        jobs: opts.jobs,
-        maxMemoryBytes: opts.maxMemoryBytes,
-        kernels: opts.kernels,
-        fds,
-        scratchRetainBytes: Math.min(MAX_SCRATCH_RETAIN_BYTES, Math.floor(opts.maxMemoryBytes / opts.jobs)),
-        signal: opts.signal,
-        onDone: (unit, reply) => {
-          for (const w of reply.warnings) {
-            if (warnings.includes(w)) continue;
-            warnings.push(w);
-            progress.warn(`warning: ${w}`);
-          }
-          bytesRead += reply.bytesRead;
-          out?.noteWritten(unit.output.fd, reply.bytesWritten);
-          workerMs.read += reply.readMs;
-          workerMs.compute += reply.computeMs;
-          workerMs.write += reply.writeMs;
-          peakRssBytes = Math.max(peakRssBytes, reply.rssBytes);
-          progress.advance({ tensors: unit.completesTensor ? 1 : 0, inputBytes: reply.bytesRead });
-        },
-        onAlone: (unit) => {
-          if (warnedAlone || !opts.maxMemoryExplicit) return;
-          warnedAlone = true;
-          const message =
-            `warning: tensor ${unit.task.output} needs about ${formatBytes(unit.costBytes)}, more than the ` +
-            `${formatBytes(opts.maxMemoryBytes)} memory budget; such tensors run alone`;
-          warnings.push(message);
-          progress.warn(message);
-        },
-      });
+      const run = (units: readonly WorkUnit[], onStats: (unit: WorkUnit, stats: ChunkStats | null) => void): Promise<void> =>
+        runUnits(pool ?? fail('the pool is gone'), units, {
+          jobs: opts.jobs,
+          maxMemoryBytes: opts.maxMemoryBytes,
+          kernels: opts.kernels,
+          fds,
+          scratchRetainBytes: Math.min(MAX_SCRATCH_RETAIN_BYTES, Math.floor(opts.maxMemoryBytes / opts.jobs)),
+          signal: opts.signal,
+          onDone: (unit, reply) => {
+            for (const w of reply.warnings) {
+              if (warnings.includes(w)) continue;
+              warnings.push(w);
+              progress.warn(`warning: ${w}`);
+            }
+            bytesRead += reply.bytesRead;
+            out?.noteWritten(unit.output.fd, reply.bytesWritten);
+            workerMs.read += reply.readMs;
+            workerMs.compute += reply.computeMs;
+            workerMs.write += reply.writeMs;
+            peakRssBytes = Math.max(peakRssBytes, reply.rssBytes);
+            progress.advance({ tensors: unit.completesTensor ? 1 : 0, inputBytes: unit.pass === 'rank-low' ? 0 : reply.bytesRead });
+            onStats(unit, reply.stats);
+          },
+          onAlone: (unit) => {
+            if (warnedAlone || !opts.maxMemoryExplicit) return;
+            warnedAlone = true;
+            const message =
+              `warning: tensor ${unit.task.output} needs about ${formatBytes(unit.costBytes)}, more than the ` +
+              `${formatBytes(opts.maxMemoryBytes)} memory budget; such tensors run alone`;
+            warnings.push(message);
+            progress.warn(message);
+          },
+        });
+      // Statistics passes over the chunks of two-pass tensors (each pass of all of them at once),
+      // then every unit of the phase, those chunks included.
+      for (let owners = statPassUnits(phase.twoPass); owners.size > 0; owners = statPassUnits(phase.twoPass)) {
+        await run([...owners.keys()], (unit, stats) => {
+          const owner = owners.get(unit);
+          if (owner === undefined || stats === null) throw new EvoError('INTERNAL', `no statistics for ${unit.task.output}`);
+          owner.tensor.collector.absorb(owner.chunk, stats);
+        });
+        for (const tensor of new Set([...owners.values()].map((o) => o.tensor))) tensor.collector.finishPass();
+      }
+      await run([...phase.units, ...twoPassMergeUnits(phase.twoPass)], () => undefined);
     }
     await pool.destroy();
     pool = null;
@@ -209,6 +231,10 @@ export async function materializePlan(plan: MergePlan, options: MaterializeOptio
     clearInterval(rssTimer);
     inputs.close();
   }
+}
+
+function fail(message: string): never {
+  throw new EvoError('INTERNAL', message);
 }
 
 function formatBytes(bytes: number): string {

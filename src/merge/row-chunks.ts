@@ -1,4 +1,5 @@
 import { dtypeByteSize } from '../tensors/dtype.js';
+import { kernelDTypeOf } from './native/numeric.js';
 import { findMethodSpec } from './registry.js';
 import type { TensorInput, TensorTask } from './task.js';
 
@@ -27,44 +28,62 @@ function sameDims(a: readonly number[], b: readonly number[]): boolean {
 }
 
 /**
- * True when every output element depends only on the elements at the same position of the inputs,
- * so that computing row chunks separately gives the whole tensor's bytes. Methods with whole-tensor
- * statistics are not: slerp / nuslerp / multislerp / karcher / model_stock / sce (norms and dot
- * products), TIES / DARE / DELLA / breadcrumbs with sparsification (top-k over the flattened tensor,
- * L1 rescale per tensor, element-keyed random streams: semantics §0.4, §0.5).
+ * How a task may be cut into row chunks:
+ * - 'elementwise': every output element depends only on the elements at the same position of the
+ *   inputs, so chunks are computed on their own and give the whole tensor's bytes;
+ * - 'two-pass': the task-vector family with sparsification (TIES / breadcrumbs rank windows over
+ *   the flattened tensor, DARE / DELLA element-keyed draws, L1 rescale: semantics §0.4, §0.5).
+ *   Statistics passes over the chunks first gather what the whole tensor decides
+ *   (task-vector-stats.ts); each chunk is then merged on its own. DELLA ranks within rows (dim 1),
+ *   so it needs at least 2 dims for a row chunk to hold whole vectors;
+ * - 'whole': slerp / nuslerp / multislerp / karcher / model_stock / sce (norms and dot products),
+ *   tensors of more than 2^32 − 1 elements for the rank kernels, and inputs that are not floats.
  */
-export function isRowSeparable(task: TensorTask): boolean {
+export type RowSplit = 'elementwise' | 'two-pass' | 'whole';
+
+function methodSplit(task: TensorTask): RowSplit {
   const spec = findMethodSpec(task.method);
-  if (spec === undefined) return false;
-  let methodOk: boolean;
+  if (spec === undefined) return 'whole';
   switch (spec.family) {
     case 'linear':
     case 'passthrough':
     case 'nearswap':
-      methodOk = true;
-      break;
-    case 'task_vector':
+      return 'elementwise';
+    case 'task_vector': {
       // Without sparsification (no sparsifier, or density 1 for magnitude / random pruning) the
       // family is elementwise: delta, weighted sign election and per-element normalize.
       // compute.ts leaves a delta untouched when its density is >= 1.
-      methodOk =
-        spec.sparsifier === undefined ||
-        ((spec.sparsifier === 'magnitude' || spec.sparsifier === 'random') &&
-          task.modelParams.every((p, i) => i === task.baseIndex || Number(p['density'] ?? 1) >= 1));
-      break;
+      const dense = task.modelParams.every((p, i) => i === task.baseIndex || Number(p['density'] ?? 1) >= 1);
+      if (spec.sparsifier === undefined || ((spec.sparsifier === 'magnitude' || spec.sparsifier === 'random') && dense)) return 'elementwise';
+      if (spec.sparsifier === 'della_magprune' && task.outShape.length < 2) return 'whole';
+      if (product(task.outShape) >= 2 ** 32 || kernelDTypeOf(task.outDType) === undefined) return 'whole';
+      const floats = task.inputs.every((input) => kernelDTypeOf(input.kind === 'file' ? input.dtype : input.task.outDType) !== undefined);
+      return floats ? 'two-pass' : 'whole';
+    }
     default:
-      methodOk = false;
+      return 'whole';
   }
-  if (!methodOk || task.outShape.length < 1) return false;
+}
+
+/** The task's RowSplit: its method's, when every input can be cut into the same rows. */
+export function rowSplitOf(task: TensorTask): RowSplit {
+  const split = methodSplit(task);
+  if (split === 'whole' || task.outShape.length < 1) return 'whole';
   const rows = task.outShape[0] ?? 0;
   const trailing = task.outShape.slice(1);
-  return task.inputs.every((input) => {
+  const inputsOk = task.inputs.every((input) => {
     const shape = inputShape(input);
     // Embeddings may be cut to the output's leading rows (semantics §0.11); anything else must
     // match exactly, or a method that skips mismatched models would see a different set per chunk.
     const rowsOk = task.isEmbed ? (shape[0] ?? 0) >= rows : shape[0] === rows;
     return shape.length >= 1 && rowsOk && sameDims(shape.slice(1), trailing) && inputOk(input);
   });
+  return inputsOk ? split : 'whole';
+}
+
+/** True when the task's row chunks can be computed each on its own (RowSplit 'elementwise'). */
+export function isRowSeparable(task: TensorTask): boolean {
+  return rowSplitOf(task) === 'elementwise';
 }
 
 function inputShape(input: TensorInput): readonly number[] {
@@ -75,7 +94,7 @@ function inputOk(input: TensorInput): boolean {
   return input.kind === 'file' || isRowSeparable(input.task);
 }
 
-/** The task restricted to output rows [rowStart, rowStart + rows). Assumes isRowSeparable(task). */
+/** The task restricted to output rows [rowStart, rowStart + rows). Assumes rowSplitOf(task) is not 'whole'. */
 export function sliceRows(task: TensorTask, rowStart: number, rows: number): TensorTask {
   const total = task.outShape[0] ?? 0;
   if (!(Number.isInteger(rowStart) && Number.isInteger(rows) && rowStart >= 0 && rows > 0 && rowStart + rows <= total)) {
@@ -99,12 +118,13 @@ export function sliceRows(task: TensorTask, rowStart: number, rows: number): Ten
 
 /**
  * Row chunks of `task` of about `targetRows` rows each (the last one shorter), or the task whole
- * when it is not row-separable or has no more rows than that.
+ * when its RowSplit is 'whole' or it has no more rows than that. Chunks of a 'two-pass' task are
+ * merged only with the statistics gathered over all of them.
  */
 export function splitRows(task: TensorTask, targetRows: number): readonly RowChunk[] {
   const total = task.outShape[0] ?? 1;
   const step = Math.max(1, Math.floor(targetRows));
-  if (task.outShape.length === 0 || total <= step || !isRowSeparable(task)) {
+  if (task.outShape.length === 0 || total <= step || rowSplitOf(task) === 'whole') {
     return [{ task, rowStart: 0, rows: total }];
   }
   const chunks: RowChunk[] = [];

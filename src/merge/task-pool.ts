@@ -64,6 +64,8 @@ export function runUnits(pool: Piscina, units: readonly WorkUnit[], options: Run
         output: unit.output,
         kernels: options.kernels,
         scratchRetainBytes: options.scratchRetainBytes,
+        pass: unit.pass,
+        chunk: unit.chunk,
       };
       (pool.run(request, { name: WORKER_FUNCTION }) as Promise<TensorTaskReply>).then(
         (reply) => {

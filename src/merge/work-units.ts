@@ -1,11 +1,15 @@
 /**
  * How a phase of a merge is cut into work units for the pool: whole tasks, or row chunks of the
- * row-separable ones, each with its output slot, cost estimate and input bytes. Plain functions of
- * plain data.
+ * ones that can be cut (row-chunks.ts), each with its output slot, cost estimate and input bytes.
+ * Chunks of a 'two-pass' task are held back with the collector of their statistics
+ * (task-vector-stats.ts) until its passes have run.
  */
+import { taskVectorSparsity } from './methods/task-vector.js';
+import { TensorStatsCollector, type ChunkSparsity, type StatPass } from './methods/task-vector-stats.js';
 import { estimateWorkingSetBytes, inputBytesOf } from './memory-budget.js';
+import { KERNEL_DTYPE } from './native/numeric.js';
 import type { TensorSlot } from './output-dir.js';
-import { splitRows } from './row-chunks.js';
+import { rowSplitOf, splitRows } from './row-chunks.js';
 import type { TensorInput, TensorTask } from './task.js';
 import type { OutputSlot } from './worker-protocol.js';
 
@@ -19,21 +23,54 @@ export interface WorkUnit {
   readonly inputBytes: number;
   /** True on the last unit of a tensor, so progress counts each tensor once. */
   readonly completesTensor: boolean;
+  /** 'merge' computes and writes the unit; a statistics pass only counts over its rows. */
+  readonly pass: 'merge' | StatPass;
+  /** For a chunk of a 'two-pass' tensor: where it lies and the statistics gathered so far. */
+  readonly chunk: ChunkSparsity | null;
 }
 
-/** The units of one phase: each task whole, or in row chunks of about chunkBytes when it is separable and larger. */
-export function planWorkUnits(tasks: readonly TensorTask[], slots: ReadonlyMap<string, TensorSlot>, chunkBytes: number): WorkUnit[] {
+/** A tensor merged in row chunks after statistics passes over them. */
+export interface TwoPassTensor {
+  readonly task: TensorTask;
+  /** Its chunks' merge units in row order, without statistics yet (chunk: null). */
+  readonly chunks: readonly WorkUnit[];
+  readonly collector: TensorStatsCollector;
+}
+
+/** The units of one phase that can run at once, and the two-pass tensors whose chunks wait for statistics. */
+export interface PhaseUnits {
+  readonly units: readonly WorkUnit[];
+  readonly twoPass: readonly TwoPassTensor[];
+}
+
+/**
+ * The units of one phase: each task whole, or in row chunks of about chunkBytes when it can be cut
+ * and is larger. A two-pass task is cut only when its working set is above twoPassMinBytes as well:
+ * its statistics passes read the chunks again, which a task that fits a thread's share of the
+ * budget does not need. Throws MergeComputeError when a two-pass task's parameters select nothing.
+ */
+export function planWorkUnits(
+  tasks: readonly TensorTask[],
+  slots: ReadonlyMap<string, TensorSlot>,
+  chunkBytes: number,
+  twoPassMinBytes: number = chunkBytes,
+): PhaseUnits {
   const units: WorkUnit[] = [];
+  const twoPass: TwoPassTensor[] = [];
   for (const task of tasks) {
     const slot = slots.get(task.output);
     if (slot === undefined) throw new Error(`no output slot for ${task.output}`);
     const rows = task.outShape[0] ?? 1;
     const est = estimateWorkingSetBytes(task);
-    const targetRows = est > chunkBytes && task.outShape.length > 0 ? Math.max(1, Math.floor((rows * chunkBytes) / est)) : rows;
+    const split = rowSplitOf(task);
+    const cut = est > chunkBytes && task.outShape.length > 0 && (split !== 'two-pass' || est > twoPassMinBytes);
+    const targetRows = cut ? Math.max(1, Math.floor((rows * chunkBytes) / est)) : rows;
     const chunks = splitRows(task, targetRows);
     const rowBytes = task.outShape.length > 0 && rows > 0 ? slot.byteLength / rows : slot.byteLength;
+    const held = chunks.length > 1 && split === 'two-pass';
+    const chunkUnits: WorkUnit[] = [];
     chunks.forEach((c, i) => {
-      units.push({
+      chunkUnits.push({
         task: c.task,
         output: {
           fd: slot.fd,
@@ -43,10 +80,48 @@ export function planWorkUnits(tasks: readonly TensorTask[], slots: ReadonlyMap<s
         costBytes: chunks.length === 1 ? est : estimateWorkingSetBytes(c.task),
         inputBytes: inputBytesOf(c.task),
         completesTensor: i === chunks.length - 1,
+        pass: 'merge',
+        chunk: null,
       });
     });
+    if (!held) {
+      units.push(...chunkUnits);
+      continue;
+    }
+    const rowElements = elementCount(task.outShape.slice(1));
+    const { inputs, work } = taskVectorSparsity(task, KERNEL_DTYPE[task.computeDType], rows * rowElements);
+    const collector = new TensorStatsCollector(inputs, chunks.map((c) => c.rows * rowElements), work);
+    twoPass.push({ task, chunks: chunkUnits, collector });
   }
-  return units;
+  return { units, twoPass };
+}
+
+function elementCount(shape: readonly number[]): number {
+  let n = 1;
+  for (const d of shape) n *= d;
+  return n;
+}
+
+/** The units of one statistics pass of every two-pass tensor that still needs one (begun on its collector), by owner. */
+export function statPassUnits(twoPass: readonly TwoPassTensor[]): Map<WorkUnit, { readonly tensor: TwoPassTensor; readonly chunk: number }> {
+  const owners = new Map<WorkUnit, { readonly tensor: TwoPassTensor; readonly chunk: number }>();
+  for (const tensor of twoPass) {
+    const pass = tensor.collector.nextPass();
+    if (pass === null) continue;
+    tensor.collector.beginPass(pass);
+    tensor.chunks.forEach((u, chunk) => {
+      owners.set({ ...u, pass, chunk: tensor.collector.chunkSparsity(chunk), completesTensor: false }, { tensor, chunk });
+    });
+  }
+  return owners;
+}
+
+/** The merge units of two-pass tensors whose statistics are complete. */
+export function twoPassMergeUnits(twoPass: readonly TwoPassTensor[]): WorkUnit[] {
+  return twoPass.flatMap((t) => {
+    if (t.collector.nextPass() !== null) throw new Error(`${t.task.output}: statistics passes are not finished`);
+    return t.chunks.map((u, chunk) => ({ ...u, chunk: t.collector.chunkSparsity(chunk) }));
+  });
 }
 
 /**

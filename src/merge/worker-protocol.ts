@@ -1,3 +1,4 @@
+import type { ChunkSparsity, ChunkStats, StatPass } from './methods/task-vector-stats.js';
 import type { TensorTask } from './task.js';
 
 /**
@@ -35,6 +36,10 @@ export interface TensorTaskRequest {
    * needing more gets a buffer of its own that is dropped afterwards.
    */
   readonly scratchRetainBytes: number;
+  /** 'merge' computes the task and writes it to `output`; a statistics pass only counts and replies. */
+  readonly pass: 'merge' | StatPass;
+  /** For a row chunk of a two-pass tensor: where it lies and the statistics so far; else null. */
+  readonly chunk: ChunkSparsity | null;
 }
 
 export interface TensorTaskDone {
@@ -49,6 +54,8 @@ export interface TensorTaskDone {
   readonly writeMs: number;
   /** Non-fatal notes from the kernels (a model skipped for its shape, native kernels unavailable). */
   readonly warnings: readonly string[];
+  /** A statistics pass's counts (histograms and L1 bins: small); null for 'merge'. */
+  readonly stats: ChunkStats | null;
 }
 
 /** A failure, flattened so that the error code survives the thread boundary. */

@@ -8,7 +8,7 @@ import fs from 'node:fs';
 import v8 from 'node:v8';
 import vm from 'node:vm';
 import { EvoError } from '../errors.js';
-import { computeTask, selectKernels } from './compute.js';
+import { computeTask, computeTaskStats, selectKernels } from './compute.js';
 import { TS_KERNELS, type KernelBinding } from './native/binding.js';
 import { inputBytesOf } from './memory-budget.js';
 import type { TensorData } from './compute.js';
@@ -118,31 +118,60 @@ function computeAndWrite(request: TensorTaskRequest): TensorTaskDone {
   const counters: TaskCounters = { bytesRead: 0, readMs: 0, computeMs: 0, rssBytes: 0, warnings: [] };
   // Before the first read, so that the one-time "no addon" warning travels with this task's reply.
   arena.pages = selectKernels({ kernels: request.kernels, logger: (m) => counters.warnings.push(m) });
-  const result = computeRecursive(request.task, request, counters);
+  const { task } = request;
+  const inputs = readInputs(task, request, counters);
+  const t0 = performance.now();
+  const options = computeOptions(request, counters);
+  if (request.pass !== 'merge') {
+    // A statistics pass: counts over this chunk's rows go back; nothing is written.
+    const stats = computeTaskStats(task, inputs, request.pass, options);
+    counters.computeMs += performance.now() - t0;
+    return { ...doneOf(counters, 0, 0), stats };
+  }
+  const result = computeTask(task, inputs, options);
+  counters.computeMs += performance.now() - t0;
   const expected = request.output.byteLength;
-  if (result.dtype !== request.task.outDType || result.bytes.byteLength !== expected) {
+  if (result.dtype !== task.outDType || result.bytes.byteLength !== expected) {
     throw new EvoError(
       'COMPUTE_RESULT_MISMATCH',
-      `tensor ${request.task.output}: computed ${result.bytes.byteLength} bytes of ${result.dtype}, ` +
-        `expected ${expected} bytes of ${request.task.outDType}`,
+      `tensor ${task.output}: computed ${result.bytes.byteLength} bytes of ${result.dtype}, ` +
+        `expected ${expected} bytes of ${task.outDType}`,
     );
   }
   counters.rssBytes = Math.max(counters.rssBytes, process.memoryUsage.rss());
-  const t0 = performance.now();
-  writeFully(request.output.fd, result.bytes, request.output.byteOffset, request.task.output);
+  const t1 = performance.now();
+  writeFully(request.output.fd, result.bytes, request.output.byteOffset, task.output);
+  return { ...doneOf(counters, expected, performance.now() - t1), stats: null };
+}
+
+function doneOf(counters: TaskCounters, bytesWritten: number, writeMs: number): Omit<TensorTaskDone, 'stats'> {
   return {
     ok: true,
     bytesRead: counters.bytesRead,
-    bytesWritten: expected,
-    rssBytes: counters.rssBytes,
+    bytesWritten,
+    rssBytes: Math.max(counters.rssBytes, process.memoryUsage.rss()),
     readMs: counters.readMs,
     computeMs: counters.computeMs,
-    writeMs: performance.now() - t0,
+    writeMs,
     warnings: counters.warnings,
   };
 }
 
-function computeRecursive(task: TensorTask, request: TensorTaskRequest, counters: TaskCounters): TensorData {
+function computeOptions(request: TensorTaskRequest, counters: TaskCounters, chunk: boolean = true) {
+  const note = (message: string): void => {
+    counters.warnings.push(message);
+  };
+  return {
+    kernels: request.kernels,
+    warn: note,
+    logger: note,
+    alloc: (n: number) => arena.take(n),
+    ...(chunk && request.chunk !== null ? { chunk: request.chunk } : {}),
+  };
+}
+
+/** The task's inputs: files read, stage inputs computed in this thread (never chunk statistics: those are the top task's). */
+function readInputs(task: TensorTask, request: TensorTaskRequest, counters: TaskCounters): TensorData[] {
   const inputs: TensorData[] = [];
   for (const input of task.inputs) {
     if (input.kind === 'file') {
@@ -151,17 +180,14 @@ function computeRecursive(task: TensorTask, request: TensorTaskRequest, counters
       counters.readMs += performance.now() - t0;
       counters.bytesRead += input.byteLength;
     } else {
-      inputs.push(computeRecursive(input.task, request, counters));
+      const stageInputs = readInputs(input.task, request, counters);
+      const t0 = performance.now();
+      inputs.push(computeTask(input.task, stageInputs, computeOptions(request, counters, false)));
+      counters.computeMs += performance.now() - t0;
     }
   }
   counters.rssBytes = Math.max(counters.rssBytes, process.memoryUsage.rss());
-  const t0 = performance.now();
-  const note = (message: string): void => {
-    counters.warnings.push(message);
-  };
-  const out = computeTask(task, inputs, { kernels: request.kernels, warn: note, logger: note, alloc: (n) => arena.take(n) });
-  counters.computeMs += performance.now() - t0;
-  return out;
+  return inputs;
 }
 
 function readInput(input: FileTensorInput, fds: Readonly<Record<string, number>>): Uint8Array {

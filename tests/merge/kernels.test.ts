@@ -1,9 +1,12 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { loadKernels, TS_KERNELS, type KernelBinding, type MaskSource, type RankMaskArgs, type RankRule } from '../../src/merge/native/binding.js';
+import { chunkRankRules, selectBounds, selectTop, sparseCounts } from '../../src/merge/methods/rank-window.js';
+import { loadKernels, TS_KERNELS, type KernelBinding, type MaskSource, type RankHistogramArgs, type RankRule } from '../../src/merge/native/binding.js';
+import { L1_BINS } from '../../src/merge/native/masked-l1.js';
 import { kernelDTypeSize, type ComputeCode, type KernelDType } from '../../src/merge/native/numeric.js';
 import { keepThreshold } from '../../src/merge/random.js';
 import { ALL_DTYPES, COMPUTE_DTYPES, encode, firstDifference, seeded, values } from './kernels-inputs.js';
+import { deltaBits, referenceRankMask } from './rank-reference.js';
 
 // Every C++ kernel is compared with its TypeScript twin on random inputs; the arithmetic is the
 // same operation for operation, so the outputs must be bit-identical (no tolerance anywhere).
@@ -25,20 +28,42 @@ function tensor(rand: () => number, n: number, dtype: KernelDType, specials: boo
 }
 
 /** Runs `call` with both kernel tables on fresh outputs from `make` and compares them. */
-function agree<T extends Uint8Array | Float64Array>(make: () => T, call: (k: KernelBinding, out: T) => void): void {
+function agree<T extends Uint8Array | Float64Array | Uint32Array | BigInt64Array>(make: () => T, call: (k: KernelBinding, out: T) => void): void {
   if (NATIVE === undefined) return;
   const a = make();
   const b = make();
   call(NATIVE, a);
   call(TS_KERNELS, b);
-  expect(firstDifference(a, b)).toBe(-1);
+  expect(a.length).toBe(b.length);
+  let first = -1;
+  for (let i = 0; i < a.length && first < 0; i++) if (!Object.is(a[i], b[i])) first = i;
+  expect(first).toBe(-1);
 }
 
-/** The RankRule standing for rankWindowMask(args), from `k`'s rankWindowBounds. */
-function rankRuleOf(k: KernelBinding, args: Omit<RankMaskArgs, 'mask'>): RankRule {
-  const out = new Float64Array(4);
-  k.rankWindowBounds({ ...args, out });
-  return { kind: 'rank', lo: args.lo, hi: args.hi, descending: args.descending, keyLo: out[0] ?? 0, keyHi: out[1] ?? 0, beforeLo: out[2] ?? 0, beforeHi: out[3] ?? 0 };
+type RankArgs = Omit<RankHistogramArgs, 'top' | 'lowBits'> & { readonly lo: number; readonly hi: number };
+
+/** The whole-tensor RankRule of ranks [lo, hi), from `k`'s histograms (one chunk; rank-window.ts). */
+function rankRuleOf(k: KernelBinding, args: RankArgs): RankRule {
+  const w = { lo: args.lo, hi: args.hi, descending: args.descending };
+  if (w.lo >= w.hi) return chunkRankRules(w, null, [], null, 1)[0] as RankRule;
+  const top = new Uint32Array(65536);
+  const lowBits = new Uint32Array(2);
+  k.rankHistogram({ ...args, top, lowBits });
+  const counts = [{ top: sparseCounts(top), lowOr: lowBits[0] ?? 0, lowAnd: lowBits[1] ?? 0 }];
+  const sel = selectTop(w, counts);
+  let low = null;
+  if (sel.uniformLow === null) {
+    const lowLo = new Uint32Array(65536);
+    const lowHi = new Uint32Array(65536);
+    k.rankLowHistogram({ ...args, bucketLo: sel.bucketLo, bucketHi: sel.bucketHi, lowLo, lowHi });
+    low = [{ lowLo: sparseCounts(lowLo), lowHi: sparseCounts(lowHi) }];
+  }
+  return chunkRankRules(w, selectBounds(w, sel, low), counts, low, 1)[0] as RankRule;
+}
+
+/** The byte mask a rank rule stands for, by a full sort (rank-reference.ts). */
+function rankMaskOf(args: RankArgs): Uint8Array {
+  return referenceRankMask(deltaBits(args.base, args.baseDType, args.x, args.xDType, args.computeDType, args.count), args.lo, args.hi, args.descending);
 }
 
 /** A random mask source over n elements for input x of base: none, bytes, a Bernoulli or a rank rule. */
@@ -46,7 +71,9 @@ function maskSource(r: () => number, n: number, base: Tensor, x: Tensor, c: Comp
   const pick = r();
   if (pick < 0.25) return null;
   if (pick < 0.5) return Uint8Array.from({ length: n }, () => (r() < 0.6 ? 1 : 0));
-  if (pick < 0.75 || !allowRank) return { kind: 'bernoulli', key0: Math.floor(r() * 2 ** 32), key1: Math.floor(r() * 2 ** 32), threshold: keepThreshold(r() * 1.2 - 0.1) };
+  if (pick < 0.75 || !allowRank) {
+    return { kind: 'bernoulli', key0: Math.floor(r() * 2 ** 32), key1: Math.floor(r() * 2 ** 32), threshold: keepThreshold(r() * 1.2 - 0.1), indexOffset: Math.floor(r() * 2 ** 40) };
+  }
   const a = Math.floor(r() * (n + 1));
   const b = Math.floor(r() * (n + 1));
   const args = { base: base.bytes, baseDType: base.dtype, x: x.bytes, xDType: x.dtype, computeDType: c, count: n, lo: Math.min(a, b), hi: Math.max(a, b), descending: r() < 0.5 };
@@ -144,17 +171,17 @@ describe.skipIf(NATIVE === undefined)('native kernels agree bit for bit with the
     );
   });
 
-  it('rankWindowMask and rankWindowBounds, small and large tensors', () => {
+  it('rankHistogram and rankLowHistogram, small and large tensors', () => {
     fc.assert(
       fc.property(seedArb, dtypeArb, dtypeArb, computeArb, fc.integer({ min: 1, max: 9000 }), fc.boolean(), fc.boolean(), (seed, bd, xd, c, n, desc, specials) => {
         const r = seeded(seed);
         const base = tensor(r, n, bd, specials);
         const x = tensor(r, n, xd, specials);
-        const a = Math.floor(r() * (n + 1));
-        const b = Math.floor(r() * (n + 1));
-        const args = { base: base.bytes, baseDType: bd, x: x.bytes, xDType: xd, computeDType: c, count: n, lo: Math.min(a, b), hi: Math.max(a, b), descending: desc };
-        agree(() => new Uint8Array(n), (k, mask) => k.rankWindowMask({ ...args, mask }));
-        agree(() => new Float64Array(4), (k, out) => k.rankWindowBounds({ ...args, out }));
+        const args = { base: base.bytes, baseDType: bd, x: x.bytes, xDType: xd, computeDType: c, count: n, descending: desc };
+        agree(() => new Uint32Array(65538), (k, out) => k.rankHistogram({ ...args, top: out.subarray(0, 65536), lowBits: out.subarray(65536) }));
+        const bucketLo = Math.floor(r() * 65536);
+        const bucketHi = r() < 0.3 ? bucketLo : Math.floor(r() * 65536);
+        agree(() => new Uint32Array(2 * 65536), (k, out) => k.rankLowHistogram({ ...args, bucketLo, bucketHi, lowLo: out.subarray(0, 65536), lowHi: out.subarray(65536) }));
       }),
       { numRuns: 30 },
     );
@@ -191,7 +218,7 @@ describe.skipIf(NATIVE === undefined)('native kernels agree bit for bit with the
           agree(
             () => new Uint8Array(n),
             (k, mask) =>
-              k.dellaMask({ base: base.bytes, baseDType: d, x: x.bytes, xDType: d, computeDType: c, workDType: work, outer, len, inner, key0: seed, key1: 77, lowP: 0.3, eps: 0.2, mask }),
+              k.dellaMask({ base: base.bytes, baseDType: d, x: x.bytes, xDType: d, computeDType: c, workDType: work, outer, len, inner, key0: seed, key1: 77, indexOffset: seed % 5000, lowP: 0.3, eps: 0.2, mask }),
           );
         },
       ),
@@ -207,7 +234,7 @@ describe.skipIf(NATIVE === undefined)('native kernels agree bit for bit with the
         const x = tensor(r, n, xd, false);
         const mask = withMask ? maskSource(r, n, base, x, c, true) : null;
         agree(
-          () => new Float64Array(2),
+          () => new BigInt64Array(2 * L1_BINS),
           (k, out) => k.maskedL1({ base: base.bytes, baseDType: bd, x: x.bytes, xDType: xd, computeDType: c, mask, count: n, out }),
         );
       }),
@@ -426,8 +453,11 @@ describe.skipIf(NATIVE === undefined)('native kernels agree bit for bit with the
       k.linearMerge({ inputs: [tiny], dtypes: Int32Array.of(0), weights: Float32Array.of(1), divisor: 1, computeDType: 0, out: new Uint8Array(400), outDType: 0, start: 0, end: 100 }),
     ).toThrow(/inputs\[0\] holds 8 bytes, needs 400/);
     expect(() =>
-      k.rankWindowMask({ base: tiny, baseDType: 0, x: tiny, xDType: 0, computeDType: 0, count: 2, lo: 0, hi: 3, descending: true, mask: new Uint8Array(2) }),
-    ).toThrow(/lo <= hi <= count/);
+      k.rankHistogram({ base: tiny, baseDType: 0, x: tiny, xDType: 0, computeDType: 0, count: 3, descending: true, top: new Uint32Array(65536), lowBits: new Uint32Array(2) }),
+    ).toThrow(/holds 8 bytes, needs 12/);
+    expect(() =>
+      k.rankHistogram({ base: tiny, baseDType: 0, x: tiny, xDType: 0, computeDType: 0, count: 2, descending: true, top: new Uint32Array(100), lowBits: new Uint32Array(2) }),
+    ).toThrow(/top holds 100 elements, needs 65536/);
   });
 });
 
@@ -453,11 +483,15 @@ describe('mask rules give the same results as the masks they stand for', () => {
               const b = Math.floor(r() * (n + 1));
               const args = { base: base.bytes, baseDType: d, x: x.bytes, xDType: d, computeDType: c, count: n, lo: Math.min(a, b), hi: Math.max(a, b), descending: r() < 0.5 };
               rules.push(rankRuleOf(k, args));
-              k.rankWindowMask({ ...args, mask });
+              mask.set(rankMaskOf(args));
             } else {
-              const rule = { kind: 'bernoulli' as const, key0: Math.floor(r() * 2 ** 32), key1: Math.floor(r() * 2 ** 32), threshold: keepThreshold(r()) };
+              // A chunk's rule draws at its offset in the whole tensor: the mask of those elements.
+              const offset = r() < 0.5 ? 0 : Math.floor(r() * 5000);
+              const rule = { kind: 'bernoulli' as const, key0: Math.floor(r() * 2 ** 32), key1: Math.floor(r() * 2 ** 32), threshold: keepThreshold(r()), indexOffset: offset };
               rules.push(rule);
-              k.bernoulliMask({ ...rule, start: 0, end: n, mask });
+              const whole = new Uint8Array(offset + n);
+              k.bernoulliMask({ ...rule, start: offset, end: offset + n, mask: whole });
+              mask.set(whole.subarray(offset));
             }
             masks.push(mask);
           }
@@ -472,12 +506,12 @@ describe('mask rules give the same results as the masks they stand for', () => {
           };
           expect(firstDifference(merge(rules), merge(masks))).toBe(-1);
           xs.forEach((x, i) => {
-            const l1 = (mask: MaskSource): Float64Array => {
-              const out = new Float64Array(2);
+            const l1 = (mask: MaskSource): BigInt64Array => {
+              const out = new BigInt64Array(2 * L1_BINS);
               k.maskedL1({ base: base.bytes, baseDType: d, x: x.bytes, xDType: d, computeDType: c, mask, count: n, out });
               return out;
             };
-            expect(firstDifference(l1(rules[i] ?? null), l1(masks[i] ?? null))).toBe(-1);
+            expect(l1(rules[i] ?? null)).toEqual(l1(masks[i] ?? null));
           });
         }),
         { numRuns: 25 },

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { isRowSeparable, sliceRows, splitRows } from '../../src/merge/row-chunks.js';
+import { isRowSeparable, rowSplitOf, sliceRows, splitRows } from '../../src/merge/row-chunks.js';
 import type { FileTensorInput, MethodId, ResolvedParams, TensorTask } from '../../src/merge/task.js';
 
 function input(model: string, shape: number[], byteOffset = 100): FileTensorInput {
@@ -79,5 +79,25 @@ describe('row chunks', () => {
     expect(isRowSeparable({ ...narrower, isEmbed: true })).toBe(false);
     const short = task('linear', [input('a', [3, 4]), input('b', [4, 4])], [4, 4]);
     expect(isRowSeparable({ ...short, isEmbed: true })).toBe(false);
+  });
+
+  it('runs sparsified task-vector methods in two passes over row chunks, where chunks can hold what they rank', () => {
+    const two = [input('base', [4, 4]), input('ft', [4, 4])];
+    const sparse: ResolvedParams[] = [{ weight: 1 }, { weight: 1, density: 0.5 }];
+    for (const m of ['ties', 'dare_ties', 'dare_linear', 'breadcrumbs', 'breadcrumbs_ties', 'della', 'della_linear'] as const) {
+      expect(rowSplitOf(task(m, two, [4, 4], sparse)), m).toBe('two-pass');
+      expect(splitRows(task(m, two, [4, 4], sparse), 1), m).toHaveLength(4);
+    }
+    expect(rowSplitOf(task('ties', two, [4, 4], [{ weight: 1 }, { weight: 1, density: 1 }]))).toBe('elementwise');
+    // DELLA ranks along dim 1: a 1-d tensor is one vector, which a row chunk would cut.
+    const flat = [input('base', [16]), input('ft', [16])];
+    expect(rowSplitOf(task('della', flat, [16], sparse))).toBe('whole');
+    expect(rowSplitOf(task('ties', flat, [16], sparse))).toBe('two-pass');
+    // Integer tensors are copied, not merged: nothing to gather statistics on.
+    const ints = two.map((i) => ({ ...i, dtype: 'I32' as const, byteLength: i.byteLength * 2 }));
+    expect(rowSplitOf(task('ties', ints, [4, 4], sparse))).toBe('whole');
+    expect(rowSplitOf(task('slerp', two, [4, 4], [{}, {}]))).toBe('whole');
+    // Shapes: the same rule as elementwise chunks.
+    expect(rowSplitOf(task('ties', [input('base', [4, 4]), input('ft', [6, 4])], [4, 4], sparse))).toBe('whole');
   });
 });

@@ -9,12 +9,14 @@
  *   elected sign = sign of Σᵢ τᵢ (unweighted, 0 counts as +); eᵢ = sign(τᵢ) == elected;
  *   out = base + Σ cᵢeᵢτᵢ / max(Σ cᵢeᵢ, 1e-6).
  *
- * The variance is the sce-variance kernel, the selection the rank-mask kernel, the energies the
+ * The variance is the sce-variance kernel, the selection the TIES rank rule (rank-window.ts), the energies the
  * gram kernel (exact f64 products, where torch rounds each square first) and the rest the
  * task-vector kernel with its SCE election and divisor clamp.
  */
 import { flatLayout } from '../native/layout.js';
-import { KERNEL_DTYPE, roundTo } from '../native/numeric.js';
+import { BLOCK, KERNEL_DTYPE, roundTo } from '../native/numeric.js';
+import { blockMasker } from '../native/mask-rule.js';
+import { chunkRankRules, type RankLowCounts, selectBounds, selectTop, sparseCounts } from './rank-window.js';
 import {
   castOut,
   dtypeCodes,
@@ -51,20 +53,40 @@ function varianceMask(ctx: FamilyContext, base: TensorData, tvs: readonly Tensor
   // int(count_nonzero(var) * select_topk): an int64 0-d tensor times a float is an f32 product.
   const k = Math.trunc(Math.fround(Math.fround(stats[0] ?? 0) * Math.fround(topk)));
   if (k === 0) return mask.fill(0);
-  // The rank-mask kernel orders |R(x − base)|: against a zero base that is the variance itself.
+  // The rank rule orders |R(x − base)|: against a zero base that is the variance itself, so the
+  // selection is the one TIES uses (rank-window.ts), ties at the cut by lower index.
   const zeros = ctx.alloc(n * 2).fill(0);
-  ctx.kernels.rankWindowMask({
+  const args = {
     base: zeros,
     baseDType: KERNEL_DTYPE.F16,
     x: new Uint8Array(variance.buffer, variance.byteOffset, variance.byteLength),
     xDType: KERNEL_DTYPE.F32,
     computeDType: KERNEL_DTYPE.F32,
     count: n,
-    lo: 0,
-    hi: k,
     descending: true,
-    mask,
-  });
+  };
+  const window = { lo: 0, hi: k, descending: true };
+  const top = new Uint32Array(65536);
+  const lowBits = new Uint32Array(2);
+  ctx.kernels.rankHistogram({ ...args, top, lowBits });
+  const topCounts = [{ top: sparseCounts(top), lowOr: lowBits[0] ?? 0, lowAnd: lowBits[1] ?? 0 }];
+  const selection = selectTop(window, topCounts);
+  let low: RankLowCounts[] | null = null;
+  if (selection.uniformLow === null) {
+    const lowLo = new Uint32Array(65536);
+    const lowHi = new Uint32Array(65536);
+    ctx.kernels.rankLowHistogram({ ...args, bucketLo: selection.bucketLo, bucketHi: selection.bucketHi, lowLo, lowHi });
+    low = [{ lowLo: sparseCounts(lowLo), lowHi: sparseCounts(lowHi) }];
+  }
+  const [rule] = chunkRankRules(window, selectBounds(window, selection, low), topCounts, low, 1);
+  if (rule === undefined) throw new Error('no rank rule for the variance selection');
+  // The rule evaluated over the variance (its own |δ| against the zero base), block by block.
+  const bits = new Uint32Array(variance.buffer, variance.byteOffset, n);
+  const masker = blockMasker(rule, 0, n, 'sce variance mask');
+  for (let j = 0; j < n; j += BLOCK) {
+    const m = Math.min(BLOCK, n - j);
+    mask.set(masker.block(j, m, bits.subarray(j, j + m)).subarray(0, m), j);
+  }
   return mask;
 }
 

@@ -8,6 +8,10 @@
  *   δᵢ ← sparsify(δᵢ) as a kept-positions mask, times the L1 rescale factor when `rescale`
  *   Wᵢ = R(R(wᵢ)·δᵢ); consensus or plain sum; / divisor if `normalize`; · lambda; + base
  *
+ * Sparsification needs whole-tensor statistics (rank windows, L1 sums): task-vector-stats.ts
+ * gathers them in passes, over the row chunks of a large tensor in the pool or in-process over a
+ * whole one, so both paths share every rule below and give the same bytes.
+ *
  * Selection rules where mergekit's unstable sorts leave ties implementation-defined:
  * - magnitude (TIES) keeps the k = int(density·n) largest |δ| over the flattened tensor; among
  *   equal |δ| at the cut, LOWER indices are kept first.
@@ -16,12 +20,23 @@
  *   delta is dropped and the output is the base (semantics §0.6); reproduced deliberately.
  * - della ranks |δ| per vector along dim 1 (a 1-d tensor is one row), ties by lower index first.
  */
-import { keepThreshold, streamKey } from '../random.js';
 import { getMethodSpec } from '../registry.js';
 import { layoutAlong, type VectorLayout } from '../native/layout.js';
-import { KERNEL_DTYPE, roundTo, type ComputeCode } from '../native/numeric.js';
-import type { MaskSource, RankMaskArgs, RankRule } from '../native/binding.js';
-import type { Sparsifier } from '../method-spec.js';
+import { L1_BINS } from '../native/masked-l1.js';
+import { roundTo, type ComputeCode } from '../native/numeric.js';
+import type { MaskSource } from '../native/binding.js';
+import type { TensorTask } from '../task.js';
+import { sparseCounts } from './rank-window.js';
+import {
+  sparsifyDType,
+  sparsityPlan,
+  TensorStatsCollector,
+  type ChunkInput,
+  type ChunkSparsity,
+  type ChunkStats,
+  type InputSparsity,
+  type StatPass,
+} from './task-vector-stats.js';
 import {
   castOut,
   cropMatrix,
@@ -31,7 +46,6 @@ import {
   globalNumber,
   kernelCode,
   MergeComputeError,
-  modelParam,
   outputBuffer,
   requiredModelNumber,
   sameShape,
@@ -44,11 +58,6 @@ interface TaskVector {
   /** Index in task.inputs (the random stream's model index). */
   readonly index: number;
   readonly data: TensorData;
-}
-
-interface Sparsified {
-  readonly mask: MaskSource;
-  readonly scale: number;
 }
 
 /** The task vectors that take part: every non-base input, cut or skipped per semantics §0.11. */
@@ -79,160 +88,184 @@ function taskVectors(ctx: FamilyContext, base: TensorData, baseIndex: number): T
   return out;
 }
 
-/** The dtype mergekit's sparsifier works in: F16 upcasts to F32 for the random draws (§1.2). */
-function sparsifyDType(sparsifier: Sparsifier, compute: ComputeCode): ComputeCode {
-  if (compute === KERNEL_DTYPE.F16 && (sparsifier === 'random' || sparsifier === 'della_magprune')) return KERNEL_DTYPE.F32;
-  return compute;
-}
-
 /** DELLA ranks along dim 1 (argsort(dim=1)); a 1-d tensor is one row. */
 function dellaLayout(shape: readonly number[]): VectorLayout {
   return layoutAlong(shape, 1);
 }
 
+/** The dtype the sparsifier of `task`'s method works in. */
+function workDType(task: TensorTask, compute: ComputeCode): ComputeCode {
+  const { sparsifier } = getMethodSpec(task.method);
+  return sparsifier === undefined ? compute : sparsifyDType(sparsifier, compute);
+}
+
 /**
- * The rank window [lo, hi) of |δ| as a rule the merge kernels evaluate as they stream the tensor
- * (rankWindowBounds finds the bounds in one pass), so TIES and breadcrumbs hold no mask.
+ * Each input's sparsity for a tensor of `count` elements (null for the base): what the pool's
+ * TensorStatsCollector starts from for a task it runs in row chunks (every input then takes part).
  */
-function rankRule(ctx: FamilyContext, args: Omit<RankMaskArgs, 'mask'>): RankRule {
-  const out = new Float64Array(4);
-  ctx.kernels.rankWindowBounds({ ...args, out });
+export function taskVectorSparsity(task: TensorTask, compute: ComputeCode, count: number): { inputs: (InputSparsity | null)[]; work: ComputeCode } {
+  const { sparsifier } = getMethodSpec(task.method);
   return {
-    kind: 'rank',
-    lo: args.lo,
-    hi: args.hi,
-    descending: args.descending,
-    keyLo: out[0] ?? 0,
-    keyHi: out[1] ?? 0,
-    beforeLo: out[2] ?? 0,
-    beforeHi: out[3] ?? 0,
+    inputs: task.inputs.map((_, i) => (i === task.baseIndex ? null : sparsityPlan(task, sparsifier, compute, i, count))),
+    work: workDType(task, compute),
   };
 }
 
-function selectMask(
-  ctx: FamilyContext,
-  sparsifier: Sparsifier,
-  base: TensorData,
-  tv: TaskVector,
-  density: number,
-): { mask: MaskSource; rescalable: boolean } {
-  const { task, compute, kernels } = ctx;
-  const n = elementCount(base.shape);
-  const model = task.inputs[tv.index]?.model ?? `input ${tv.index}`;
-  const common = {
-    base: base.bytes,
-    baseDType: kernelCode(ctx, base.dtype),
-    x: tv.data.bytes,
-    xDType: kernelCode(ctx, tv.data.dtype),
-    computeDType: compute,
-  };
-  switch (sparsifier) {
-    case 'magnitude': {
-      const k = Math.trunc(density * n);
-      if (k <= 0) {
-        throw new MergeComputeError('MERGE_PARAM', task.output, `density ${density} of ${model} keeps int(density·${n}) = 0 elements`);
-      }
-      return { mask: rankRule(ctx, { ...common, count: n, lo: 0, hi: Math.min(k, n), descending: true }), rescalable: true };
-    }
-    case 'magnitude_outliers': {
-      const gamma = modelParam(task, tv.index, 'gamma') ?? 0.01;
-      const target = Math.trunc(density * n);
-      let nTop = Math.trunc(gamma * n);
-      let nBot = n - target - nTop;
-      if (nBot < 0) {
-        nTop += nBot;
-        nBot = 0;
-      }
-      // Python's indices[n_bot:-n_top] is empty when n_top == 0: the whole delta is dropped (§0.6).
-      const lo = nTop > 0 ? Math.min(nBot, n) : 0;
-      const hi = nTop > 0 ? Math.min(Math.max(nBot, n - nTop), n) : 0;
-      return { mask: rankRule(ctx, { ...common, count: n, lo, hi, descending: false }), rescalable: true };
-    }
-    case 'random': {
-      // The keep probability is density in the work dtype (bf16(0.3) = 0.30078125).
-      const p = roundTo(sparsifyDType(sparsifier, compute), density);
-      const key = streamKey(task.randomKey.seed, task.randomKey.tensor, tv.index);
-      return { mask: { kind: 'bernoulli', ...key, threshold: keepThreshold(p) }, rescalable: true };
-    }
-    case 'della_magprune': {
-      const mask = ctx.alloc(n);
-      if (density <= 0) return { mask: mask.fill(0), rescalable: false }; // mergekit returns zeros, unrescaled
-      const epsilon = modelParam(task, tv.index, 'epsilon') ?? 0.15;
-      if (density + epsilon >= 1 || density - epsilon <= 0) {
-        throw new MergeComputeError(
-          'MERGE_PARAM',
-          task.output,
-          `della needs density ± epsilon inside (0, 1) for ${model}, got density ${density}, epsilon ${epsilon}`,
-        );
-      }
-      const key = streamKey(task.randomKey.seed, task.randomKey.tensor, tv.index);
-      kernels.dellaMask({
-        ...common,
-        ...dellaLayout(base.shape),
-        workDType: sparsifyDType(sparsifier, compute),
-        ...key,
-        lowP: density - epsilon,
-        eps: epsilon,
-        mask,
-      });
-      return { mask, rescalable: true };
-    }
-    default: {
-      const never: never = sparsifier;
-      return never;
-    }
-  }
+function chunkInput(sparsity: ChunkSparsity, tv: TaskVector, output: string): ChunkInput {
+  const input = sparsity.inputs[tv.index];
+  if (input === null || input === undefined) throw new MergeComputeError('MERGE_INPUT', output, `no sparsity statistics for input ${tv.index}`);
+  return input;
 }
 
-function sparsify(ctx: FamilyContext, sparsifier: Sparsifier | undefined, base: TensorData, tv: TaskVector): Sparsified {
-  const { task } = ctx;
-  const density = modelParam(task, tv.index, 'density') ?? 1;
-  // Every mergekit sparsifier returns the delta untouched when density >= 1 (nothing is drawn).
-  if (sparsifier === undefined || density >= 1) return { mask: null, scale: 1 };
-  const n = elementCount(base.shape);
-  const forced = ctx.maskOverride?.(tv.index);
-  let mask: MaskSource;
-  let rescalable = true;
-  if (forced !== undefined) {
-    if (forced.length !== n) {
-      throw new MergeComputeError('MERGE_INPUT', task.output, `mask override of input ${tv.index} has ${forced.length} entries, need ${n}`);
-    }
-    mask = forced.map((v) => (v !== 0 ? 1 : 0));
-  } else {
-    ({ mask, rescalable } = selectMask(ctx, sparsifier, base, tv, density));
-  }
-  if (!rescalable || !globalFlag(task, 'rescale')) return { mask, scale: 1 };
-  // L1 rescale over the whole tensor (never 1/density), skipped when a norm is below 1e-7.
-  const work = sparsifyDType(sparsifier, ctx.compute);
-  const sums = new Float64Array(2);
-  ctx.kernels.maskedL1({
+function kernelArgs(ctx: FamilyContext, base: TensorData, tv: TaskVector) {
+  return {
     base: base.bytes,
     baseDType: kernelCode(ctx, base.dtype),
     x: tv.data.bytes,
     xDType: kernelCode(ctx, tv.data.dtype),
     computeDType: ctx.compute,
-    mask,
-    count: n,
-    out: sums,
-  });
-  const before = roundTo(work, sums[0] ?? 0);
-  const after = roundTo(work, sums[1] ?? 0);
-  const eps = roundTo(work, 1e-7);
-  if (before < eps || after < eps) return { mask, scale: 1 };
-  return { mask, scale: roundTo(work, before / after) };
+  };
 }
 
-export function computeTaskVector(ctx: FamilyContext): TensorData {
-  const { task, compute } = ctx;
-  const spec = getMethodSpec(task.method);
+/** The kept positions of each task vector over this chunk (a whole tensor is one chunk). */
+function chunkMasks(ctx: FamilyContext, base: TensorData, tvs: readonly TaskVector[], sparsity: ChunkSparsity): MaskSource[] {
+  const n = elementCount(base.shape);
+  return tvs.map((tv): MaskSource => {
+    const input = chunkInput(sparsity, tv, ctx.task.output);
+    const p = input.plan;
+    switch (p.kind) {
+      case 'keep':
+        return null;
+      case 'drop':
+        return ctx.alloc(n).fill(0);
+      case 'mask':
+        return p.bytes;
+      case 'rank':
+        if (input.rank === null) throw new MergeComputeError('MERGE_INPUT', ctx.task.output, `rank bounds of input ${tv.index} are not known yet`);
+        return input.rank;
+      case 'bernoulli':
+        return { kind: 'bernoulli', key0: p.key0, key1: p.key1, threshold: p.threshold, indexOffset: sparsity.elementOffset };
+      case 'della': {
+        const mask = ctx.alloc(n);
+        ctx.kernels.dellaMask({
+          ...kernelArgs(ctx, base, tv),
+          ...dellaLayout(base.shape),
+          workDType: p.workDType,
+          key0: p.key0,
+          key1: p.key1,
+          indexOffset: sparsity.elementOffset,
+          lowP: p.lowP,
+          eps: p.eps,
+          mask,
+        });
+        return mask;
+      }
+      default: {
+        const never: never = p;
+        return never;
+      }
+    }
+  });
+}
+
+/** One pass's statistics of this chunk; `masks` (chunkMasks) only for 'l1', computed when not given. */
+function chunkStats(
+  ctx: FamilyContext,
+  base: TensorData,
+  tvs: readonly TaskVector[],
+  pass: StatPass,
+  sparsity: ChunkSparsity,
+  masks: readonly MaskSource[] | null,
+): ChunkStats {
+  const slots = ctx.task.inputs.length;
+  const stats = {
+    pass,
+    top: new Array<ChunkStats['top'][number]>(slots).fill(null),
+    low: new Array<ChunkStats['low'][number]>(slots).fill(null),
+    l1: new Array<BigInt64Array | null>(slots).fill(null),
+  };
+  const n = elementCount(base.shape);
+  const kept = pass === 'l1' ? (masks ?? chunkMasks(ctx, base, tvs, sparsity)) : null;
+  tvs.forEach((tv, t) => {
+    const input = chunkInput(sparsity, tv, ctx.task.output);
+    const p = input.plan;
+    const args = kernelArgs(ctx, base, tv);
+    if (pass === 'rank-top' && p.kind === 'rank' && p.lo < p.hi && input.buckets === null) {
+      const top = new Uint32Array(65536);
+      const lowBits = new Uint32Array(2);
+      ctx.kernels.rankHistogram({ ...args, count: n, descending: p.descending, top, lowBits });
+      stats.top[tv.index] = { top: sparseCounts(top), lowOr: lowBits[0] ?? 0, lowAnd: lowBits[1] ?? 0 };
+    } else if (pass === 'rank-low' && p.kind === 'rank' && input.buckets !== null && input.rank === null) {
+      const lowLo = new Uint32Array(65536);
+      const lowHi = new Uint32Array(65536);
+      ctx.kernels.rankLowHistogram({ ...args, count: n, descending: p.descending, bucketLo: input.buckets.lo, bucketHi: input.buckets.hi, lowLo, lowHi });
+      stats.low[tv.index] = { lowLo: sparseCounts(lowLo), lowHi: sparseCounts(lowHi) };
+    } else if (pass === 'l1' && input.scale === null) {
+      const out = new BigInt64Array(2 * L1_BINS);
+      ctx.kernels.maskedL1({ ...args, mask: kept?.[t] ?? null, count: n, out });
+      stats.l1[tv.index] = out;
+    }
+  });
+  return stats;
+}
+
+/** Runs the statistics passes over the whole tensor in-process (the one-chunk case). */
+function wholeTensorSparsity(ctx: FamilyContext, base: TensorData, tvs: readonly TaskVector[]): { sparsity: ChunkSparsity; masks: MaskSource[] } {
+  const { task } = ctx;
+  const n = elementCount(base.shape);
+  const { sparsifier } = getMethodSpec(task.method);
+  const inputs = task.inputs.map((): InputSparsity | null => null);
+  for (const tv of tvs) {
+    const planned = sparsityPlan(task, sparsifier, ctx.compute, tv.index, n);
+    const forced = planned.plan.kind === 'keep' ? undefined : ctx.maskOverride?.(tv.index);
+    if (forced !== undefined && forced.length !== n) {
+      throw new MergeComputeError('MERGE_INPUT', task.output, `mask override of input ${tv.index} has ${forced.length} entries, need ${n}`);
+    }
+    inputs[tv.index] =
+      forced === undefined ? planned : { plan: { kind: 'mask', bytes: forced.map((v) => (v !== 0 ? 1 : 0)) }, rescale: globalFlag(task, 'rescale') };
+  }
+  const collector = new TensorStatsCollector(inputs, [n], workDType(task, ctx.compute));
+  let masks: MaskSource[] | null = null;
+  for (let pass = collector.nextPass(); pass !== null; pass = collector.nextPass()) {
+    collector.beginPass(pass);
+    const sparsity = collector.chunkSparsity(0);
+    // L1 comes last: the masks it sums over are the ones the merge applies.
+    if (pass === 'l1') masks = chunkMasks(ctx, base, tvs, sparsity);
+    collector.absorb(0, chunkStats(ctx, base, tvs, pass, sparsity, masks));
+    collector.finishPass();
+  }
+  const sparsity = collector.chunkSparsity(0);
+  return { sparsity, masks: masks ?? chunkMasks(ctx, base, tvs, sparsity) };
+}
+
+function baseOf(ctx: FamilyContext): { base: TensorData; tvs: TaskVector[] } {
+  const { task } = ctx;
   const baseIndex = task.baseIndex;
   const base = baseIndex === null ? undefined : ctx.inputs[baseIndex];
   if (baseIndex === null || base === undefined) {
     throw new MergeComputeError('MERGE_INPUT', task.output, `${task.method} needs a base model`);
   }
-  const tvs = taskVectors(ctx, base, baseIndex);
+  return { base, tvs: taskVectors(ctx, base, baseIndex) };
+}
+
+/** One statistics pass over a row chunk of a task the pool runs in chunks (ctx.chunk is set). */
+export function computeTaskVectorStats(ctx: FamilyContext, pass: StatPass): ChunkStats {
+  if (ctx.chunk === undefined) throw new MergeComputeError('MERGE_INPUT', ctx.task.output, 'statistics passes need the chunk\'s sparsity');
+  const { base, tvs } = baseOf(ctx);
+  return chunkStats(ctx, base, tvs, pass, ctx.chunk, null);
+}
+
+export function computeTaskVector(ctx: FamilyContext): TensorData {
+  const { task, compute } = ctx;
+  const { base, tvs } = baseOf(ctx);
   if (tvs.length === 0) return castOut(ctx, base);
-  const parts = tvs.map((tv) => sparsify(ctx, spec.sparsifier, base, tv));
+  const { sparsity, masks } =
+    ctx.chunk === undefined ? wholeTensorSparsity(ctx, base, tvs) : { sparsity: ctx.chunk, masks: chunkMasks(ctx, base, tvs, ctx.chunk) };
+  const scales = tvs.map((tv) => {
+    const scale = chunkInput(sparsity, tv, task.output).scale;
+    if (scale === null) throw new MergeComputeError('MERGE_INPUT', task.output, `the rescale factor of input ${tv.index} is not known yet`);
+    return scale;
+  });
   const weights = Float32Array.from(tvs.map((tv) => roundTo(compute, requiredModelNumber(task, tv.index, 'weight'))));
   let sum = 0;
   for (const w of weights) sum = Math.fround(sum + w);
@@ -244,11 +277,11 @@ export function computeTaskVector(ctx: FamilyContext): TensorData {
     baseDType: kernelCode(ctx, base.dtype),
     inputs: tvs.map((tv) => tv.data.bytes),
     dtypes: dtypeCodes(ctx, tvs.map((tv) => tv.data)),
-    masks: parts.map((p) => p.mask),
-    scales: Float32Array.from(parts.map((p) => p.scale)),
-    sparsifyDType: spec.sparsifier === undefined ? compute : sparsifyDType(spec.sparsifier, compute),
+    masks,
+    scales: Float32Array.from(scales),
+    sparsifyDType: workDType(task, compute),
     weights,
-    consensus: spec.consensus !== undefined,
+    consensus: getMethodSpec(task.method).consensus !== undefined,
     electOnRaw: false,
     minDivisor: 0,
     normalize: globalFlag(task, 'normalize'),

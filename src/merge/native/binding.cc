@@ -96,6 +96,14 @@ class Args {
     return typed<double, napi_float64_array>(key, min_len, "Float64Array");
   }
 
+  uint32_t* u32(const char* key, int64_t min_len) const {
+    return typed<uint32_t, napi_uint32_array>(key, min_len, "Uint32Array");
+  }
+
+  int64_t* i64(const char* key, int64_t min_len) const {
+    return typed<int64_t, napi_bigint64_array>(key, min_len, "BigInt64Array");
+  }
+
   TensorRef tensor(const char* key, const char* dtype_key, int64_t count, bool nullable = false) const {
     TensorRef t;
     t.dtype = dtype(dtype_key);
@@ -147,14 +155,17 @@ class Args {
       r.key0 = static_cast<uint32_t>(whole("key0", 4294967295.0));
       r.key1 = static_cast<uint32_t>(whole("key1", 4294967295.0));
       r.threshold = num("threshold");
+      r.index_offset = static_cast<int64_t>(whole("indexOffset", 9007199254740991.0));
     } else if (k == "rank") {
       r.kind = MaskRule::kRank;
-      r.lo = static_cast<int64_t>(whole("lo", static_cast<double>(count)));
-      r.hi = static_cast<int64_t>(whole("hi", static_cast<double>(count)));
+      // Ranks count in the whole tensor, of which the buffers may be a row chunk: bounded by the
+      // rank kernels' 2^32 elements, not by `count`.
+      r.lo = static_cast<int64_t>(whole("lo", 4294967295.0));
+      r.hi = static_cast<int64_t>(whole("hi", 4294967295.0));
       r.key_lo = static_cast<uint32_t>(whole("keyLo", 4294967295.0));
       r.key_hi = static_cast<uint32_t>(whole("keyHi", 4294967295.0));
-      r.before_lo = static_cast<int64_t>(whole("beforeLo", static_cast<double>(count)));
-      r.before_hi = static_cast<int64_t>(whole("beforeHi", static_cast<double>(count)));
+      r.before_lo = static_cast<int64_t>(whole("beforeLo", 4294967295.0));
+      r.before_hi = static_cast<int64_t>(whole("beforeHi", 4294967295.0));
       if (r.lo > r.hi) fail(name + ": need lo <= hi");
       Napi::Value d = o.Get("descending");
       if (!d.IsBoolean()) fail(name + ".descending must be a boolean");
@@ -243,38 +254,37 @@ Napi::Value TaskVectorMerge(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
-// The arguments rankWindowMask and rankWindowBounds share (all but the mask).
-RankMaskParams rank_params(const Args& a) {
-  RankMaskParams p;
+// The arguments rankHistogram and rankLowHistogram share.
+RankHistogramParams rank_params(const Args& a) {
+  RankHistogramParams p;
   p.count = a.integer("count");
   if (p.count >= 4294967296LL) a.fail("count must be below 2^32");
   p.base = a.tensor("base", "baseDType", p.count);
   p.x = a.tensor("x", "xDType", p.count);
   p.compute = a.compute_dtype("computeDType");
-  p.lo = a.integer("lo");
-  p.hi = a.integer("hi");
-  if (p.lo > p.hi || p.hi > p.count) a.fail("need 0 <= lo <= hi <= count");
   p.descending = a.boolean("descending");
   return p;
 }
 
-Napi::Value RankWindowMask(const Napi::CallbackInfo& info) {
-  Args a(info, "rankWindowMask");
-  RankMaskParams p = rank_params(a);
-  p.mask = a.bytes(a.get("mask"), "mask", p.count, false);
-  rank_window_mask(p);
+Napi::Value RankHistogram(const Napi::CallbackInfo& info) {
+  Args a(info, "rankHistogram");
+  RankHistogramParams p = rank_params(a);
+  p.top = a.u32("top", 65536);
+  p.low_bits = a.u32("lowBits", 2);
+  rank_histogram(p);
   return info.Env().Undefined();
 }
 
-Napi::Value RankWindowBounds(const Napi::CallbackInfo& info) {
-  Args a(info, "rankWindowBounds");
-  const RankMaskParams p = rank_params(a);
-  double* out = a.f64("out", 4);
-  const RankBounds b = rank_window_bounds(p);
-  out[0] = b.key_lo;
-  out[1] = b.key_hi;
-  out[2] = static_cast<double>(b.before_lo);
-  out[3] = static_cast<double>(b.before_hi);
+Napi::Value RankLowHistogram(const Napi::CallbackInfo& info) {
+  Args a(info, "rankLowHistogram");
+  RankHistogramParams p = rank_params(a);
+  const int64_t lo = a.integer("bucketLo"), hi = a.integer("bucketHi");
+  if (lo > 65535 || hi > 65535) a.fail("bucketLo and bucketHi must be below 65536");
+  p.bucket_lo = static_cast<uint32_t>(lo);
+  p.bucket_hi = static_cast<uint32_t>(hi);
+  p.low_lo = a.u32("lowLo", 65536);
+  p.low_hi = a.u32("lowHi", 65536);
+  rank_low_histogram(p);
   return info.Env().Undefined();
 }
 
@@ -302,6 +312,7 @@ Napi::Value DellaMask(const Napi::CallbackInfo& info) {
   p.work = a.compute_dtype("workDType");
   p.key0 = static_cast<uint32_t>(a.integer("key0"));
   p.key1 = static_cast<uint32_t>(a.integer("key1"));
+  p.index_offset = a.integer("indexOffset");
   p.low_p = static_cast<float>(a.number("lowP"));
   p.eps = static_cast<float>(a.number("eps"));
   p.mask = a.bytes(a.get("mask"), "mask", count, false);
@@ -317,7 +328,7 @@ Napi::Value MaskedL1(const Napi::CallbackInfo& info) {
   p.x = a.tensor("x", "xDType", p.count);
   p.compute = a.compute_dtype("computeDType");
   p.mask = a.mask_rule(a.get("mask"), "mask", p.count);
-  p.out = a.f64("out", 2);
+  p.out = a.i64("out", 2 * kL1Bins);
   masked_l1(p);
   return info.Env().Undefined();
 }
@@ -560,8 +571,8 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("convertDType", Napi::Function::New(env, ConvertDType, "convertDType"));
   exports.Set("linearMerge", Napi::Function::New(env, LinearMerge, "linearMerge"));
   exports.Set("taskVectorMerge", Napi::Function::New(env, TaskVectorMerge, "taskVectorMerge"));
-  exports.Set("rankWindowMask", Napi::Function::New(env, RankWindowMask, "rankWindowMask"));
-  exports.Set("rankWindowBounds", Napi::Function::New(env, RankWindowBounds, "rankWindowBounds"));
+  exports.Set("rankHistogram", Napi::Function::New(env, RankHistogram, "rankHistogram"));
+  exports.Set("rankLowHistogram", Napi::Function::New(env, RankLowHistogram, "rankLowHistogram"));
   exports.Set("bernoulliMask", Napi::Function::New(env, BernoulliMask, "bernoulliMask"));
   exports.Set("dellaMask", Napi::Function::New(env, DellaMask, "dellaMask"));
   exports.Set("maskedL1", Napi::Function::New(env, MaskedL1, "maskedL1"));

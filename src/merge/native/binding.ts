@@ -14,11 +14,11 @@ import { maskedL1 } from './masked-l1.js';
 import { modelStockMix } from './model-stock-mix.js';
 import type { ComputeCode, KernelDType } from './numeric.js';
 import { bernoulliMask, dellaMask } from './random-mask.js';
-import { rankWindowBounds, rankWindowMask } from './rank-mask.js';
 import { karcherStep, karcherTangent } from './karcher.js';
 import { multislerpMix, multislerpTangent } from './multislerp.js';
 import { nearswapMerge } from './nearswap.js';
 import { sceVariance } from './sce-variance.js';
+import { rankHistogram, rankLowHistogram } from './rank-mask.js';
 import { slerpMix } from './slerp-mix.js';
 import { taskVectorMerge } from './task-vector.js';
 
@@ -63,20 +63,27 @@ export interface BernoulliRule {
   readonly key1: number;
   /** ceil(p · 2^32) (random.ts keepThreshold). */
   readonly threshold: number;
+  /** Counter of element 0: a row chunk's first element in its whole tensor (0 for a whole tensor). */
+  readonly indexOffset: number;
 }
 
 /**
- * Kept iff the rank of |δ[j]| lies in [lo, hi), as rankWindowMask, evaluated by the kernel as it
- * goes from the bounds rankWindowBounds found. Only valid for a range starting at element 0.
+ * Kept iff the rank of |δ[j]| in its whole tensor lies in [lo, hi) (ties by lower index first),
+ * evaluated by the kernel as it goes from the bounds rank-window.ts found. Only valid for a range
+ * starting at element 0 of the buffers, which may be a row chunk of the tensor.
  */
 export interface RankRule {
   readonly kind: 'rank';
   readonly lo: number;
   readonly hi: number;
   readonly descending: boolean;
-  /** Order keys at ranks lo and hi − 1, and the counts of smaller keys (rankWindowBounds out[0..3]). */
+  /** Order keys at ranks lo and hi − 1 (rank-window.ts). */
   readonly keyLo: number;
   readonly keyHi: number;
+  /**
+   * Ranks of the first key equal to keyLo (and to keyHi, when different) at or after element 0 of
+   * the buffers: the count of smaller keys in the tensor plus the equal ones before the chunk.
+   */
   readonly beforeLo: number;
   readonly beforeHi: number;
 }
@@ -116,25 +123,29 @@ export interface TaskVectorArgs extends Range {
   readonly outDType: KernelDType;
 }
 
-export interface RankMaskArgs {
+export interface RankHistogramArgs {
   readonly base: Uint8Array;
   readonly baseDType: KernelDType;
   readonly x: Uint8Array;
   readonly xDType: KernelDType;
   readonly computeDType: ComputeCode;
-  /** Elements in the tensor (below 2^32). */
+  /** Elements in the buffers (below 2^32). */
   readonly count: number;
-  /** Keep ranks [lo, hi), 0 <= lo <= hi <= count. */
-  readonly lo: number;
-  readonly hi: number;
-  /** Rank by descending |δ| (TIES top-k) instead of ascending (breadcrumbs). */
+  /** Order keys of descending |δ| (TIES top-k) instead of ascending (breadcrumbs). */
   readonly descending: boolean;
-  readonly mask: Uint8Array;
+  /** Receives top[t] = the count of order keys k with k >>> 16 = t (65536 entries). */
+  readonly top: Uint32Array;
+  /** Receives [OR, AND] of the keys' low 16 bits (0 and 0xFFFF when count = 0). */
+  readonly lowBits: Uint32Array;
 }
 
-export interface RankBoundsArgs extends Omit<RankMaskArgs, 'mask'> {
-  /** Receives [keyLo, keyHi, beforeLo, beforeHi] of a RankRule (all 0 when lo >= hi). */
-  readonly out: Float64Array;
+export interface RankLowHistogramArgs extends Omit<RankHistogramArgs, 'top' | 'lowBits'> {
+  /** Top-16-bit buckets whose keys are counted by their low 16 bits. */
+  readonly bucketLo: number;
+  readonly bucketHi: number;
+  /** Receive the counts of keys (bucketLo << 16 | l) and (bucketHi << 16 | l), 65536 entries each. */
+  readonly lowLo: Uint32Array;
+  readonly lowHi: Uint32Array;
 }
 
 export interface BernoulliMaskArgs extends Range {
@@ -155,6 +166,8 @@ export interface DellaMaskArgs extends Layout {
   readonly workDType: ComputeCode;
   readonly key0: number;
   readonly key1: number;
+  /** Counter of element 0: a row chunk's first element in its whole tensor (0 for a whole tensor). */
+  readonly indexOffset: number;
   /** density − epsilon (rounded to f32 by the kernel). */
   readonly lowP: number;
   /** epsilon (rounded to f32 by the kernel). */
@@ -171,8 +184,8 @@ export interface MaskedL1Args {
   /** null: everything counts as kept. */
   readonly mask: MaskSource;
   readonly count: number;
-  /** Receives [Σ|δ|, Σ|δ| over kept entries]. */
-  readonly out: Float64Array;
+  /** Receives the exact sums Σ|δ| and Σ|δ| over kept entries as L1_BINS bins each (masked-l1.ts). */
+  readonly out: BigInt64Array;
 }
 
 export interface GramArgs extends Layout {
@@ -334,8 +347,8 @@ export interface KernelBinding {
   readonly convertDType: (a: ConvertArgs) => void;
   readonly linearMerge: (a: LinearArgs) => void;
   readonly taskVectorMerge: (a: TaskVectorArgs) => void;
-  readonly rankWindowMask: (a: RankMaskArgs) => void;
-  readonly rankWindowBounds: (a: RankBoundsArgs) => void;
+  readonly rankHistogram: (a: RankHistogramArgs) => void;
+  readonly rankLowHistogram: (a: RankLowHistogramArgs) => void;
   readonly bernoulliMask: (a: BernoulliMaskArgs) => void;
   readonly dellaMask: (a: DellaMaskArgs) => void;
   readonly maskedL1: (a: MaskedL1Args) => void;
@@ -357,8 +370,8 @@ export const TS_KERNELS: KernelBinding = {
   convertDType,
   linearMerge,
   taskVectorMerge,
-  rankWindowMask,
-  rankWindowBounds,
+  rankHistogram,
+  rankLowHistogram,
   bernoulliMask,
   dellaMask,
   maskedL1,

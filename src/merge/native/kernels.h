@@ -60,25 +60,26 @@ struct TaskVectorParams {
 };
 void task_vector_merge(const TaskVectorParams& p);
 
-// rank-mask.cc: mask[j] = 1 iff the rank of |R(x−base)|[j] lies in [lo, hi), ranks counted in
-// ascending (or descending) magnitude with ties broken by lower index first.
-struct RankMaskParams {
+// rank-mask.cc: radix-select histograms of the order keys of |R(x − base)| (mask-rule.h
+// order_key) over elements [0, count) of a range. Histograms of a tensor's chunks add up to the
+// whole tensor's, so rank-window.ts finds a rank window's bounds for a tensor cut into chunks
+// exactly as for one piece.
+struct RankHistogramParams {
   TensorRef base, x;
   int compute = 0;
-  int64_t count = 0;
-  int64_t lo = 0, hi = 0;
+  int64_t count = 0;  // below 2^32, so a count fits in uint32
   bool descending = false;
-  uint8_t* mask = nullptr;  // unused by rank_window_bounds
+  // rank_histogram: top[t] = #keys with key >> 16 == t (65536 entries); low_bits = [OR, AND] of
+  // key & 0xFFFF over the range (0, 0xFFFF when it is empty).
+  uint32_t* top = nullptr;
+  uint32_t* low_bits = nullptr;
+  // rank_low_histogram: low_lo[l] = #keys == (bucket_lo << 16 | l), low_hi likewise (65536 each).
+  uint32_t bucket_lo = 0, bucket_hi = 0;
+  uint32_t* low_lo = nullptr;
+  uint32_t* low_hi = nullptr;
 };
-void rank_window_mask(const RankMaskParams& p);
-
-// rank-mask.cc: the keys at ranks lo and hi − 1 and the counts of smaller keys: what a kRank
-// MaskRule needs to reproduce rank_window_mask block by block. All zero when lo >= hi.
-struct RankBounds {
-  uint32_t key_lo = 0, key_hi = 0;
-  int64_t before_lo = 0, before_hi = 0;
-};
-RankBounds rank_window_bounds(const RankMaskParams& p);
+void rank_histogram(const RankHistogramParams& p);
+void rank_low_histogram(const RankHistogramParams& p);
 
 // random-mask.cc: DARE Bernoulli(p) mask over [start, end).
 struct BernoulliMaskParams {
@@ -96,19 +97,24 @@ struct DellaMaskParams {
   int work = 0;  // dtype ranks and probabilities are computed in
   int64_t outer = 1, len = 0, inner = 1;
   uint32_t key0 = 0, key1 = 0;
+  int64_t index_offset = 0;  // element j of the range draws with counter index_offset + j
   float low_p = 0;  // f32(density − epsilon)
   float eps = 0;    // f32(epsilon)
   uint8_t* mask = nullptr;
 };
 void della_mask(const DellaMaskParams& p);
 
-// masked-l1.cc: out[0] = Σ|δ|, out[1] = Σ|δ·mask| (f64, 4 lanes by index), δ = R(x − base).
+// masked-l1.cc: Σ|δ| and Σ|δ·mask|, δ = R(x − base), as exact sums: per f32 exponent e the sum of
+// the significands (with the implicit bit) of the |δ| with that exponent, then the NaN and Inf
+// counts. Exact integer sums add up in any order, so a tensor's chunks give its sums bit for bit
+// (masked-l1.ts l1FromBins turns them into a number).
+constexpr int64_t kL1Bins = 258;  // 256 exponent bins (255 unused), NaN count, Inf count
 struct MaskedL1Params {
   TensorRef base, x;
   int compute = 0;
   MaskRule mask;  // kNone: everything counts as kept
   int64_t count = 0;
-  double* out = nullptr;
+  int64_t* out = nullptr;  // [all: kL1Bins, kept: kL1Bins]
 };
 void masked_l1(const MaskedL1Params& p);
 

@@ -17,12 +17,15 @@ struct MaskRule {
   enum Kind { kNone, kBytes, kBernoulli, kRank };
   Kind kind = kNone;
   const uint8_t* bytes = nullptr;  // kBytes: whole-tensor indexed, 1 = kept
-  // kBernoulli: keep iff draw32(key0, key1, j) < threshold (threshold = ceil(p · 2^32)).
+  // kBernoulli: keep iff draw32(key0, key1, index_offset + j) < threshold (threshold =
+  // ceil(p · 2^32)); index_offset places a chunk's element 0 in its whole tensor.
   uint32_t key0 = 0, key1 = 0;
   double threshold = 0;
+  int64_t index_offset = 0;
   // kRank: keep the ranks [lo, hi) of the order keys of |δ| (ties by lower index); key_lo / key_hi
   // are the keys at ranks lo and hi − 1 and before_lo / before_hi the counts of smaller keys
-  // (rank_window_bounds). Needs the blocks in index order from element 0.
+  // (rank-window.ts; for a chunk, the running ranks at its first element). Needs the blocks in
+  // index order from element 0.
   int64_t lo = 0, hi = 0;
   bool descending = false;
   uint32_t key_lo = 0, key_hi = 0;
@@ -114,7 +117,7 @@ class BlockMasker {
       case MaskRule::kBytes:
         return rule_.bytes + j;
       case MaskRule::kBernoulli:
-        bernoulli_fill(rule_.key0, rule_.key1, rule_.threshold, j, n, scratch);
+        bernoulli_fill(rule_.key0, rule_.key1, rule_.threshold, rule_.index_offset + j, n, scratch);
         return scratch;
       case MaskRule::kRank: {
         if (rule_.lo >= rule_.hi) {

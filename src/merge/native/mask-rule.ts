@@ -28,12 +28,13 @@ export function blockMasker(source: MaskSource, start: number, count: number, na
     return {
       active: true,
       block: (j, n) => {
-        bernoulliFill(source.key0, source.key1, source.threshold, j, n, out);
+        bernoulliFill(source.key0, source.key1, source.threshold, source.indexOffset + j, n, out);
         return out;
       },
     };
   }
-  if (!(source.lo >= 0 && source.lo <= source.hi && source.hi <= count)) throw new TypeError(`${name}: need 0 <= lo <= hi <= count`);
+  // Ranks count in the whole tensor, of which the buffers may be a row chunk: lo and hi may pass `count`.
+  if (!(source.lo >= 0 && source.lo <= source.hi && source.hi < 2 ** 32)) throw new TypeError(`${name}: need 0 <= lo <= hi < 2^32`);
   if (start !== 0) throw new TypeError(`${name}: a rank mask rule needs start = 0`);
   const keys = new Uint32Array(BLOCK);
   const flip = source.descending ? 0xffffffff : 0;

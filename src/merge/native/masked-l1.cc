@@ -8,49 +8,78 @@
 namespace evomerge {
 namespace {
 
-// Four f64 lanes of ascending element index, lane (j + k) & 3 = k & 3 since blocks start at
-// multiples of 4. The block's |δ| and kept |δ| are computed first in f32 (exact: the f64 of an f32's
-// absolute value is the absolute value of its f64), then added lane by lane: the same additions in
-// the same order as one element at a time, in a shape the compiler vectorises.
-inline void add_lanes(double* __restrict acc, const float* __restrict v, int64_t n, int64_t j) {
-  double a0 = acc[0], a1 = acc[1], a2 = acc[2], a3 = acc[3];
-  int64_t k = 0;
-  for (; k + 4 <= n; k += 4) {
-    a0 += static_cast<double>(v[k]);
-    a1 += static_cast<double>(v[k + 1]);
-    a2 += static_cast<double>(v[k + 2]);
-    a3 += static_cast<double>(v[k + 3]);
+// Exact sums: per f32 exponent field e, the sum of the significands (implicit bit included) of the
+// |δ| with that exponent; a significand is below 2^24, so an int64 bin holds 2^39 of them. Four
+// interleaved bin sets (by k & 3) keep runs of equal exponents from serialising on one counter;
+// the kept sum is updated in the same iteration with the significand masked to 0 when dropped.
+struct ExactSums {
+  int64_t all[4][256] = {};
+  int64_t kept[4][256] = {};
+  int64_t nan_all = 0, inf_all = 0, nan_kept = 0, inf_kept = 0;
+
+  static int64_t significand(uint32_t u) {
+    const uint32_t e = u >> 23;
+    return static_cast<int64_t>((u & 0x7FFFFFu) | (e != 0 ? 0x800000u : 0u));
   }
-  acc[0] = a0;
-  acc[1] = a1;
-  acc[2] = a2;
-  acc[3] = a3;
-  for (; k < n; ++k) acc[(j + k) & 3] += static_cast<double>(v[k]);
-}
+
+  // u: bits of |δ|; keep: all-ones (kept) or 0 per element, or null when there is no mask.
+  void add(const uint32_t* __restrict u, const int64_t* __restrict keep, int64_t n) {
+    for (int64_t k = 0; k < n; ++k) {
+      nan_all += u[k] > 0x7F800000u;
+      inf_all += u[k] == 0x7F800000u;
+    }
+    if (keep == nullptr) {
+      for (int64_t k = 0; k < n; ++k) all[k & 3][u[k] >> 23] += significand(u[k]);
+      return;
+    }
+    for (int64_t k = 0; k < n; ++k) {
+      nan_kept += (u[k] > 0x7F800000u) & (keep[k] != 0);
+      inf_kept += (u[k] == 0x7F800000u) & (keep[k] != 0);
+    }
+    for (int64_t k = 0; k < n; ++k) {
+      const uint32_t e = u[k] >> 23;
+      const int64_t m = significand(u[k]);
+      all[k & 3][e] += m;
+      kept[k & 3][e] += m & keep[k];
+    }
+  }
+
+  static void write(const int64_t (&bins)[4][256], int64_t nan, int64_t inf, int64_t* out) {
+    for (int e = 0; e < 256; ++e) out[e] = e == 255 ? 0 : (bins[0][e] + bins[1][e]) + (bins[2][e] + bins[3][e]);
+    out[256] = nan;
+    out[257] = inf;
+  }
+};
 
 template <class R>
 void masked_l1_impl(const MaskedL1Params& p) {
-  std::vector<float> b(kBlock), x(kBlock), kept_abs(kBlock);
+  std::vector<float> b(kBlock), x(kBlock);
+  std::vector<uint32_t> abs_bits(kBlock);
+  std::vector<int64_t> keep(kBlock);
   std::vector<uint8_t> kept_flags(kBlock);
   BlockMasker masker(p.mask);
-  double all[4] = {0, 0, 0, 0}, kept[4] = {0, 0, 0, 0};
+  ExactSums sums;
   for (int64_t j = 0; j < p.count; j += kBlock) {
     const int64_t n = std::min<int64_t>(kBlock, p.count - j);
     load_block(p.base.data, p.base.dtype, j, n, b.data(), R::kCode);
     load_block(p.x.data, p.x.dtype, j, n, x.data(), R::kCode);
     float* __restrict d = x.data();
-    for (int64_t k = 0; k < n; ++k) d[k] = std::fabs(R::r(d[k] - b[k]));
-    add_lanes(all, d, n, j);
+    for (int64_t k = 0; k < n; ++k) {
+      d[k] = std::fabs(R::r(d[k] - b[k]));
+      abs_bits[k] = f32_bits(d[k]);
+    }
     if (masker.active()) {
-      // A dropped entry adds +0, which changes no sum: the sums are never −0.
+      // A dropped entry adds nothing to the kept sum.
       const uint8_t* m = masker.block(j, n, d, kept_flags.data());
-      float* __restrict kd = kept_abs.data();
-      for (int64_t k = 0; k < n; ++k) kd[k] = m[k] != 0 ? d[k] : 0.0f;
-      add_lanes(kept, kd, n, j);
+      for (int64_t k = 0; k < n; ++k) keep[k] = -static_cast<int64_t>(m[k] != 0);
+      sums.add(abs_bits.data(), keep.data(), n);
+    } else {
+      sums.add(abs_bits.data(), nullptr, n);
     }
   }
-  p.out[0] = (all[0] + all[1]) + (all[2] + all[3]);
-  p.out[1] = !masker.active() ? p.out[0] : (kept[0] + kept[1]) + (kept[2] + kept[3]);
+  ExactSums::write(sums.all, sums.nan_all, sums.inf_all, p.out);
+  if (masker.active()) ExactSums::write(sums.kept, sums.nan_kept, sums.inf_kept, p.out + kL1Bins);
+  else ExactSums::write(sums.all, sums.nan_all, sums.inf_all, p.out + kL1Bins);
 }
 
 }  // namespace

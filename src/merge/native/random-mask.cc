@@ -56,7 +56,7 @@ void della_impl(const DellaMaskParams& p) {
         const int64_t j = first + l * p.inner + i;
         const float prob = della_probability(p.work, r, p.len, p.low_p, p.eps);
         const double threshold = std::ceil(static_cast<double>(prob) * 4294967296.0);
-        p.mask[j] = keep_draw(p.key0, p.key1, static_cast<uint64_t>(j), threshold) ? 1 : 0;
+        p.mask[j] = keep_draw(p.key0, p.key1, static_cast<uint64_t>(p.index_offset + j), threshold) ? 1 : 0;
       }
     }
   }

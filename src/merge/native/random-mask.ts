@@ -78,7 +78,7 @@ export function dellaMask(a: DellaMaskArgs): void {
       for (let r = 0; r < len; r++) {
         const l = packed ? (seg[r] ?? 0) % 2097152 : (seg[r] ?? 0);
         const j = first + l * inner + i;
-        a.mask[j] = draw32(a.key0, a.key1, j) < (probs[r] ?? 0) ? 1 : 0;
+        a.mask[j] = draw32(a.key0, a.key1, a.indexOffset + j) < (probs[r] ?? 0) ? 1 : 0;
       }
     }
   }
