@@ -288,6 +288,7 @@ function openInputFiles(tasks: readonly TensorTask[]): InputFiles {
 function forEachFileInput(task: TensorTask, visit: (input: FileTensorInput) => void): void {
   for (const input of task.inputs) {
     if (input.kind === 'file') visit(input);
+    else if (input.kind === 'permuted') input.sources.forEach(visit);
     else forEachFileInput(input.task, visit);
   }
 }

@@ -4,6 +4,7 @@ import { isFloatDType } from '../tensors/dtype.js';
 import { roundToF16 } from '../tensors/f16.js';
 import type { MethodSpec } from './method-spec.js';
 import type { PlanIssue } from './plan-error.js';
+import { permuteEmbeddingInputs, type VocabularyPlan } from './plan-permutation.js';
 import type { PlanSource, SourceTensor } from './plan-source.js';
 import { coerceParamValue, resolveParameter, type ParameterMap } from './resolve.js';
 import type { ResolvedParams, TensorInput, TensorTask } from './task.js';
@@ -47,6 +48,8 @@ export interface TensorPlanContext {
   readonly keyPrefix: string;
   readonly issues: PlanIssue[];
   readonly warn: (message: string) => void;
+  /** With `tokenizer_source`: embeddings and lm_head are re-indexed into this vocabulary (§1.5). */
+  readonly vocabulary?: VocabularyPlan;
 }
 
 interface Picked {
@@ -132,9 +135,13 @@ export function buildTensorTask(item: TensorPlanItem, ctx: TensorPlanContext): T
   });
   if (missing) return undefined;
 
+  // tokenizer_source: every model's rows re-indexed into the output vocabulary first (§1.5).
+  const permuted = item.isEmbed && ctx.vocabulary !== undefined ? permuteEmbeddingInputs(item.output, picked, ctx.vocabulary, ctx.issues, ctx.warn) : undefined;
+  if (permuted === null) return undefined;
+
   // Shapes (§0.11).
   let keep = picked.map((_p, i) => i);
-  const shapes = picked.map((p) => p.tensor.shape);
+  const shapes = permuted?.map((p) => p.shape) ?? picked.map((p) => p.tensor.shape);
   const same = shapes.every((s) => fmtShape(s) === fmtShape(shapes[0] ?? []));
   let outShape: readonly number[] = (baseIndex !== null ? shapes[baseIndex] : shapes[0]) ?? [];
   if (!same) {
@@ -171,7 +178,7 @@ export function buildTensorTask(item: TensorPlanItem, ctx: TensorPlanContext): T
 
   checkRules(item.output, product(outShape), kept, keptParams, baseIndex, params, computeDType, ctx);
 
-  const inputs: TensorInput[] = kept.map((p) => p.tensor.input(p.model));
+  const inputs: TensorInput[] = permuted ?? kept.map((p) => p.tensor.input(p.model));
   return {
     output: item.output,
     outShape,

@@ -68,11 +68,11 @@ export function isRowSeparable(task: TensorTask): boolean {
 }
 
 function inputShape(input: TensorInput): readonly number[] {
-  return input.kind === 'file' ? input.shape : input.task.outShape;
+  return input.kind === 'stage' ? input.task.outShape : input.shape;
 }
 
 function inputOk(input: TensorInput): boolean {
-  return input.kind === 'file' || isRowSeparable(input.task);
+  return input.kind !== 'stage' || isRowSeparable(input.task);
 }
 
 /** The task restricted to output rows [rowStart, rowStart + rows). Assumes isRowSeparable(task). */
@@ -86,6 +86,8 @@ export function sliceRows(task: TensorTask, rowStart: number, rows: number): Ten
     outShape: [rows, ...task.outShape.slice(1)],
     inputs: task.inputs.map((input): TensorInput => {
       if (input.kind === 'stage') return { ...input, task: sliceRows(input.task, rowStart, rows) };
+      // A permuted input gathers its rows by position: the chunk keeps just its rows' sources.
+      if (input.kind === 'permuted') return { ...input, shape: [rows, ...input.shape.slice(1)], rows: input.rows.slice(rowStart, rowStart + rows) };
       const rowBytes = product(input.shape.slice(1)) * dtypeByteSize(input.dtype);
       return {
         ...input,

@@ -1,0 +1,88 @@
+/**
+ * Resolving a PermutedTensorInput into its bytes (worker side): each output row is copied, averaged
+ * or zeroed from rows of the source tensors, read by position. Consecutive rows of one source are
+ * read in one call, so an identity-like permutation costs a few reads, not one per row.
+ */
+import { roundToBf16 } from '../tensors/bf16.js';
+import { decodeToF32, dtypeByteSize, encodeFromF32, type DType } from '../tensors/dtype.js';
+import { roundToF16 } from '../tensors/f16.js';
+import { EvoError } from '../errors.js';
+import type { FileTensorInput, PermutedTensorInput } from './task.js';
+
+/** Reads `dst.byteLength` bytes of `source` starting at its byte `offset` (relative to the tensor). */
+export type SourceReader = (source: FileTensorInput, offset: number, dst: Uint8Array) => void;
+
+function rounder(dtype: DType, tensor: string): (x: number) => number {
+  switch (dtype) {
+    case 'F32':
+      return Math.fround;
+    case 'BF16':
+      return roundToBf16;
+    case 'F16':
+      return roundToF16;
+    default:
+      throw new EvoError('UNSUPPORTED_DTYPE', `${tensor}: embedding permutation needs F32, F16 or BF16 rows, got ${dtype}`);
+  }
+}
+
+/**
+ * Fills `dst` (exactly the input's bytes) with the permuted tensor. A mean accumulates in f32 and
+ * rounds to the input's dtype after every add and after the division, as mergekit's in-dtype
+ * `embed += row; embed /= count` does.
+ */
+export function gatherPermutedRows(input: PermutedTensorInput, dst: Uint8Array, read: SourceReader): void {
+  const cols = input.shape[1] ?? 0;
+  const size = dtypeByteSize(input.dtype);
+  const rowBytes = cols * size;
+  if (dst.byteLength !== rowBytes * input.rows.length) {
+    throw new EvoError('INTERNAL', `${input.tensor}: permuted buffer of ${dst.byteLength} bytes, expected ${rowBytes * input.rows.length}`);
+  }
+  const round = rounder(input.dtype, input.tensor);
+  const srcRowBytes = (s: FileTensorInput): number => cols * dtypeByteSize(s.dtype);
+  const readRowF32 = (pair: readonly [number, number]): Float32Array => {
+    const src = input.sources[pair[0]];
+    if (src === undefined) throw new EvoError('INTERNAL', `${input.tensor}: no source ${pair[0]}`);
+    const bytes = new Uint8Array(srcRowBytes(src));
+    read(src, pair[1] * bytes.byteLength, bytes);
+    return decodeToF32(src.dtype, bytes);
+  };
+  let r = 0;
+  while (r < input.rows.length) {
+    const pairs = input.rows[r] ?? [];
+    const at = dst.subarray(r * rowBytes, (r + 1) * rowBytes);
+    const first = pairs[0];
+    if (first === undefined) {
+      at.fill(0);
+      r++;
+      continue;
+    }
+    const src = input.sources[first[0]];
+    if (pairs.length === 1 && src !== undefined && src.dtype === input.dtype) {
+      // A run of consecutive rows of one source: one read.
+      let n = 1;
+      for (;;) {
+        const next = input.rows[r + n];
+        const p = next?.[0];
+        if (next === undefined || next.length !== 1 || p === undefined || p[0] !== first[0] || p[1] !== first[1] + n) break;
+        n++;
+      }
+      read(src, first[1] * rowBytes, dst.subarray(r * rowBytes, (r + n) * rowBytes));
+      r += n;
+      continue;
+    }
+    const acc = readRowF32(first);
+    for (let j = 0; j < cols; j++) acc[j] = round(acc[j] ?? 0);
+    for (let k = 1; k < pairs.length; k++) {
+      const row = readRowF32(pairs[k] as readonly [number, number]);
+      for (let j = 0; j < cols; j++) acc[j] = round((acc[j] ?? 0) + (row[j] ?? 0));
+    }
+    if (pairs.length > 1) for (let j = 0; j < cols; j++) acc[j] = round((acc[j] ?? 0) / pairs.length);
+    encodeFromF32(input.dtype, acc, at);
+    r++;
+  }
+}
+
+/** Bytes the gathered tensor occupies. */
+export function permutedByteLength(input: PermutedTensorInput): number {
+  return (input.shape[0] ?? 0) * (input.shape[1] ?? 0) * dtypeByteSize(input.dtype);
+}

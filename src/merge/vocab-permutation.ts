@@ -1,0 +1,152 @@
+/**
+ * Vocabularies and the embedding permutation of `tokenizer_source` (semantics §1.5): which rows
+ * of which models make up each row of a model's embedding (or lm_head) once it is re-indexed into
+ * the output vocabulary. Pure functions of token maps; reading tokenizer.json is the one I/O edge.
+ */
+import { readFileSync } from 'node:fs';
+import { EvoError } from '../errors.js';
+
+/** Token string → id, from tokenizer.json's model.vocab plus its added_tokens. */
+export type Vocabulary = ReadonlyMap<string, number>;
+
+/**
+ * Where one row of a permuted tensor comes from: `[sourceIndex, row]` pairs into the task's list of
+ * source tensors. One pair copies that row, several are averaged, none means a zero row.
+ */
+export type RowSource = readonly (readonly [number, number])[];
+
+/** Rows a model contributes, in the permuted tensor's row order. */
+export interface PermutationStats {
+  /** Rows the model has itself. */
+  readonly own: number;
+  /** Rows it lacks that are taken from a single other model (or the base). */
+  readonly borrowed: number;
+  /** Rows it lacks that are the mean over the models having the token. */
+  readonly averaged: number;
+  /** Rows no model has: zeros. */
+  readonly zero: number;
+}
+
+/** Parses tokenizer.json text into its vocabulary; `file` names it in errors. */
+export function parseVocabulary(text: string, file: string): Map<string, number> {
+  const bad = (what: string): EvoError => new EvoError('TOKENIZER_INVALID', `${file}: ${what}`);
+  let json: unknown;
+  try {
+    json = JSON.parse(text);
+  } catch (err) {
+    throw bad(`not valid JSON (${err instanceof Error ? err.message : String(err)}); expected a Hugging Face tokenizers file with model.vocab`);
+  }
+  if (json === null || typeof json !== 'object' || Array.isArray(json)) throw bad('expected a JSON object with model.vocab');
+  const doc = json as { model?: { vocab?: unknown }; added_tokens?: unknown };
+  const vocab = doc.model?.vocab;
+  const out = new Map<string, number>();
+  const put = (token: unknown, id: unknown, where: string): void => {
+    if (typeof token !== 'string' || typeof id !== 'number' || !Number.isInteger(id) || id < 0) {
+      throw bad(`${where}: expected a token string and a non-negative integer id`);
+    }
+    out.set(token, id);
+  };
+  if (Array.isArray(vocab)) {
+    // Unigram: [[piece, score], ...], the id is the position.
+    vocab.forEach((entry: unknown, i) => put(Array.isArray(entry) ? entry[0] : undefined, i, `model.vocab[${i}]`));
+  } else if (vocab !== null && typeof vocab === 'object') {
+    for (const [token, id] of Object.entries(vocab)) put(token, id, `model.vocab[${JSON.stringify(token)}]`);
+  } else {
+    throw bad('has no model.vocab (expected an object of token → id, or a Unigram list)');
+  }
+  if (doc.added_tokens !== undefined) {
+    if (!Array.isArray(doc.added_tokens)) throw bad('added_tokens: expected a list');
+    doc.added_tokens.forEach((t: unknown, i) => {
+      const entry = (t ?? {}) as { id?: unknown; content?: unknown };
+      put(entry.content, entry.id, `added_tokens[${i}]`);
+    });
+  }
+  return out;
+}
+
+/** Reads a tokenizer.json's vocabulary; errors name the file. */
+export function readVocabulary(file: string): Map<string, number> {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (err) {
+    throw new EvoError('TOKENIZER_MISSING', `${file}: cannot read (${err instanceof Error ? err.message : String(err)}); tokenizer_source needs every model's tokenizer.json`);
+  }
+  return parseVocabulary(text, file);
+}
+
+/**
+ * The output vocabulary as a list indexed by id (1 + the largest id entries; an id no token has is
+ * undefined and gets a zero row).
+ */
+export function tokensById(vocab: Vocabulary): (string | undefined)[] {
+  let max = -1;
+  for (const id of vocab.values()) if (id > max) max = id;
+  const out: (string | undefined)[] = new Array<string | undefined>(max + 1).fill(undefined);
+  for (const [token, id] of vocab) out[id] = token;
+  return out;
+}
+
+/** One input model of a permuted tensor: its vocabulary and the rows its stored tensor has. */
+export interface PermutationModel {
+  readonly vocab: Vocabulary;
+  readonly rows: number;
+}
+
+/**
+ * Row sources of every model's permuted tensor (semantics §1.5, mergekit's PermutedEmbeddings):
+ * a model keeps its own row for each token it has (an id at or past its tensor's rows counts as
+ * absent). A token it lacks gets the shared default: the row of the one model having it; else
+ * the base's row when the base has it; else the mean over the models having it (in model order);
+ * zeros when none has it. Source indexes are positions in `models`.
+ */
+export function permutationRows(
+  outTokens: readonly (string | undefined)[],
+  models: readonly PermutationModel[],
+  baseIndex: number | null,
+): { readonly rows: RowSource[][]; readonly stats: PermutationStats[]; readonly missing: number } {
+  const rows: RowSource[][] = models.map(() => []);
+  const counts = models.map(() => ({ own: 0, borrowed: 0, averaged: 0, zero: 0 }));
+  let missing = 0;
+  const zero: RowSource = [];
+  for (const token of outTokens) {
+    const have: [number, number][] = [];
+    models.forEach((m, i) => {
+      const id = token === undefined ? undefined : m.vocab.get(token);
+      if (id !== undefined && id < m.rows) have.push([i, id]);
+    });
+    let fallback: RowSource;
+    let kind: 'borrowed' | 'averaged' | 'zero';
+    const fromBase = baseIndex === null ? undefined : have.find(([i]) => i === baseIndex);
+    if (have.length === 0) {
+      fallback = zero;
+      kind = 'zero';
+      missing++;
+    } else if (have.length === 1 || fromBase !== undefined) {
+      fallback = [fromBase ?? (have[0] as [number, number])];
+      kind = 'borrowed';
+    } else {
+      fallback = have;
+      kind = 'averaged';
+    }
+    models.forEach((_m, i) => {
+      const own = have.find(([j]) => j === i);
+      const list = rows[i] as RowSource[];
+      const c = counts[i] as { own: number; borrowed: number; averaged: number; zero: number };
+      if (own !== undefined) {
+        list.push([own]);
+        c.own++;
+      } else {
+        list.push(fallback);
+        c[kind]++;
+      }
+    });
+  }
+  return { rows, stats: counts, missing };
+}
+
+/** True when model `index`'s row sources are exactly its own rows 0..n-1 and it has n rows. */
+export function isIdentity(rows: readonly RowSource[], index: number, storedRows: number): boolean {
+  if (rows.length !== storedRows) return false;
+  return rows.every((r, i) => r.length === 1 && r[0]?.[0] === index && r[0][1] === i);
+}
