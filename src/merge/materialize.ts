@@ -124,7 +124,10 @@ export async function materializePlan(plan: MergePlan, options: MaterializeOptio
       tensors: finalTasks.map(plannedTensor),
       shardBytes: opts.shardBytes,
       config: plan.outputConfig,
-      tokenizer: plan.tokenizerDir === null ? null : { dir: plan.tokenizerDir, files: plan.tokenizerFiles },
+      tokenizer:
+        plan.tokenizerDir === null
+          ? null
+          : { dir: plan.tokenizerDir, files: plan.tokenizerFiles, ...(plan.tokenizerJson !== undefined ? { generated: { 'tokenizer.json': plan.tokenizerJson } } : {}) },
       configText: plan.configText,
     });
     outputs.push(final);

@@ -5,7 +5,8 @@ import type { MergeDocument } from './config.js';
 import type { PlanIssue } from './plan-error.js';
 import type { VocabularyPlan } from './plan-permutation.js';
 import type { PlanSource } from './plan-source.js';
-import { readVocabulary, tokensById, type Vocabulary } from './vocab-permutation.js';
+import { buildUnionTokenizer } from './union-tokenizer.js';
+import { parseTokenizerJson, readTokenizerJson, tokensById, type ParsedTokenizer, type Vocabulary } from './vocab-permutation.js';
 
 /** The output's tokenizer: files copied from `dir`, and with tokenizer_source the vocabulary embeddings are permuted into. */
 export interface TokenizerPlan {
@@ -13,13 +14,16 @@ export interface TokenizerPlan {
   readonly files: readonly string[];
   /** Set with `tokenizer_source`: the output vocabulary and every model's own (§1.5). */
   readonly vocabulary?: VocabularyPlan;
+  /** `tokenizer_source: union`: the tokenizer.json written instead of copying the donor's. */
+  readonly tokenizerJson?: string;
 }
 
 /**
- * Which tokenizer files the output gets and, with `tokenizer_source: base | <model>`, the output
- * vocabulary: that model's tokenizer.json (model.vocab plus added_tokens). Without the option the
- * files of the base model (else the first model) are copied, as mergekit does, and nothing is
- * permuted. Every model's tokenizer.json must then be readable: a missing or unparsable one is an
+ * Which tokenizer files the output gets and, with `tokenizer_source`, the output vocabulary:
+ * `base | <model>`: that model's tokenizer.json (model.vocab plus added_tokens); `union`: the
+ * base's (else the first model's) with the other models' missing tokens appended
+ * (union-tokenizer.ts). Without the option the files of the base model (else the first model) are
+ * copied, as mergekit does, and nothing is permuted. Every model's tokenizer.json must then be readable: a missing or unparsable one is an
  * issue naming the file (mergekit would silently assume the base's vocabulary).
  */
 export function planTokenizer(
@@ -29,34 +33,50 @@ export function planTokenizer(
   push: (i: PlanIssue) => void,
 ): TokenizerPlan {
   const requested = doc.tokenizer_source ?? doc.tokenizer?.source;
-  const ref = requested === undefined ? donorRef : requested === 'base' ? (doc.base_model ?? donorRef) : requested;
+  const ref = requested === undefined || requested === 'union' ? donorRef : requested === 'base' ? (doc.base_model ?? donorRef) : requested;
   const donor = sources.get(ref);
   const result = { dir: donor?.tokenizerDir ?? null, files: donor?.tokenizerFiles ?? [] };
   if (requested === undefined || !donor) return result;
 
-  const vocabs = new Map<string, Vocabulary>();
+  const parsed = new Map<string, ParsedTokenizer>();
   let ok = true;
   for (const model of [ref, ...documentModelRefs(doc)]) {
     const src = sources.get(model);
-    if (!src || vocabs.has(model)) continue;
-    const vocab = vocabularyOf(src, push);
-    if (vocab === undefined) ok = false;
-    else vocabs.set(model, vocab);
+    if (!src || parsed.has(model)) continue;
+    const tok = tokenizerOf(src, push);
+    if (tok === undefined) ok = false;
+    else parsed.set(model, tok);
   }
-  const donorVocab = vocabs.get(ref);
-  if (!ok || donorVocab === undefined) return result;
-  const outTokens = tokensById(donorVocab);
-  return { ...result, vocabulary: { outTokens, vocabs, ...(doc.base_model !== undefined ? { base: doc.base_model } : {}) } };
+  const donorTok = parsed.get(ref);
+  if (!ok || donorTok === undefined) return result;
+  const vocabs = new Map<string, Vocabulary>([...parsed].map(([m, t]) => [m, t.vocab]));
+  const base = doc.base_model !== undefined ? { base: doc.base_model } : {};
+  if (requested !== 'union') return { ...result, vocabulary: { outTokens: tokensById(donorTok.vocab), vocabs, ...base } };
+
+  // union: ids past a model's vocab_size are not real rows (mergekit skips them too).
+  const limitOf = (model: string): number => {
+    const v = sources.get(model)?.rawConfig['vocab_size'];
+    return typeof v === 'number' && Number.isInteger(v) ? v : Number.POSITIVE_INFINITY;
+  };
+  const beyond = [...donorTok.vocab.values()].filter((id) => id >= limitOf(ref)).length;
+  if (beyond > 0) {
+    // mergekit strips such tokens (and their BPE merges) from the base tokenizer first; not done here.
+    push({ code: 'UNSUPPORTED', message: `tokenizer_source union: ${donorTok.file} has ${beyond} token(s) at ids ≥ vocab_size ${limitOf(ref)} of ${donor.label}; stripping them from the base tokenizer is not supported` });
+    return result;
+  }
+  const { text } = buildUnionTokenizer(donorTok, [...parsed].map(([m, t]) => ({ tokenizer: t, limit: limitOf(m) })));
+  const union = parseTokenizerJson(text, `union of ${[...parsed.values()].map((t) => t.file).join(', ')}`);
+  return { ...result, vocabulary: { outTokens: tokensById(union.vocab), vocabs, ...base }, tokenizerJson: text };
 }
 
-function vocabularyOf(src: PlanSource, push: (i: PlanIssue) => void): Vocabulary | undefined {
+function tokenizerOf(src: PlanSource, push: (i: PlanIssue) => void): ParsedTokenizer | undefined {
   if (src.tokenizerDir === null || !src.tokenizerFiles.includes('tokenizer.json')) {
     const where = src.tokenizerDir === null ? src.label : path.join(src.tokenizerDir, 'tokenizer.json');
     push({ code: 'TOKENIZER_INVALID', message: `tokenizer_source needs ${where}: model ${src.label} has no tokenizer.json (a Hugging Face tokenizers file with model.vocab)` });
     return undefined;
   }
   try {
-    return readVocabulary(path.join(src.tokenizerDir, 'tokenizer.json'));
+    return readTokenizerJson(path.join(src.tokenizerDir, 'tokenizer.json'));
   } catch (err) {
     if (!(err instanceof EvoError)) throw err;
     push({ code: 'TOKENIZER_INVALID', message: `tokenizer_source: ${err.message}` });

@@ -79,6 +79,7 @@ export async function resolvePlan(config: MergeConfig, options: ResolvePlanOptio
     outputConfig: final.outputConfig,
     tokenizerDir: final.tokenizerDir,
     tokenizerFiles: final.tokenizerFiles,
+    ...(final.tokenizerJson !== undefined ? { tokenizerJson: final.tokenizerJson } : {}),
     configText: options.configText ?? stringifyMergeConfig(config),
     seed: options.seed,
     stages,
@@ -91,6 +92,7 @@ interface PlannedDocument {
   readonly numLayers: number;
   readonly tokenizerDir: string | null;
   readonly tokenizerFiles: readonly string[];
+  readonly tokenizerJson?: string;
 }
 
 /** A slice with its sources' layer ranges resolved (models: becomes one slice, §2). */
@@ -234,7 +236,7 @@ function planDocument(
     ctx.warn(`${head.output} is written but config.json (from ${donorRef}) says tie_word_embeddings: true, so transformers will ignore it (mergekit does the same)`);
   }
   if (doc.chat_template !== undefined) ctx.warn('chat_template is not applied yet: the tokenizer files are copied unchanged');
-  return { tasks, outputConfig, numLayers: outLayer, tokenizerDir: tokenizer.dir, tokenizerFiles: tokenizer.files };
+  return { tasks, outputConfig, numLayers: outLayer, tokenizerDir: tokenizer.dir, tokenizerFiles: tokenizer.files, ...(tokenizer.tokenizerJson !== undefined ? { tokenizerJson: tokenizer.tokenizerJson } : {}) };
 }
 
 function entry(

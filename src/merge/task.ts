@@ -148,6 +148,11 @@ export interface MergePlan {
   readonly tokenizerDir: string | null;
   /** File names (relative to tokenizerDir) to copy: tokenizer.json, tokenizer_config.json, ... */
   readonly tokenizerFiles: readonly string[];
+  /**
+   * `tokenizer_source: union`: the text written as tokenizer.json instead of copying
+   * tokenizerDir's (the donor's with the other models' tokens appended).
+   */
+  readonly tokenizerJson?: string;
   /** The mergekit YAML text the plan came from; written beside the output as mergekit_config.yml. */
   readonly configText: string;
   /** Seed of the counter-based random streams (DARE / DELLA). */

@@ -27,8 +27,16 @@ export interface PermutationStats {
   readonly zero: number;
 }
 
-/** Parses tokenizer.json text into its vocabulary; `file` names it in errors. */
-export function parseVocabulary(text: string, file: string): Map<string, number> {
+/** A parsed tokenizer.json: the document, its vocabulary, and its added_tokens entries by content. */
+export interface ParsedTokenizer {
+  readonly file: string;
+  readonly json: Readonly<Record<string, unknown>>;
+  readonly vocab: Vocabulary;
+  readonly added: ReadonlyMap<string, Readonly<Record<string, unknown>>>;
+}
+
+/** Parses tokenizer.json text (model.vocab plus added_tokens); `file` names it in errors. */
+export function parseTokenizerJson(text: string, file: string): ParsedTokenizer & { readonly vocab: Map<string, number> } {
   const bad = (what: string): EvoError => new EvoError('TOKENIZER_INVALID', `${file}: ${what}`);
   let json: unknown;
   try {
@@ -40,6 +48,7 @@ export function parseVocabulary(text: string, file: string): Map<string, number>
   const doc = json as { model?: { vocab?: unknown }; added_tokens?: unknown };
   const vocab = doc.model?.vocab;
   const out = new Map<string, number>();
+  const added = new Map<string, Readonly<Record<string, unknown>>>();
   const put = (token: unknown, id: unknown, where: string): void => {
     if (typeof token !== 'string' || typeof id !== 'number' || !Number.isInteger(id) || id < 0) {
       throw bad(`${where}: expected a token string and a non-negative integer id`);
@@ -59,20 +68,21 @@ export function parseVocabulary(text: string, file: string): Map<string, number>
     doc.added_tokens.forEach((t: unknown, i) => {
       const entry = (t ?? {}) as { id?: unknown; content?: unknown };
       put(entry.content, entry.id, `added_tokens[${i}]`);
+      if (!added.has(entry.content as string)) added.set(entry.content as string, entry as Record<string, unknown>);
     });
   }
-  return out;
+  return { file, json: json as Record<string, unknown>, vocab: out, added };
 }
 
-/** Reads a tokenizer.json's vocabulary; errors name the file. */
-export function readVocabulary(file: string): Map<string, number> {
+/** Reads and parses a tokenizer.json; errors name the file. */
+export function readTokenizerJson(file: string): ParsedTokenizer {
   let text: string;
   try {
     text = readFileSync(file, 'utf8');
   } catch (err) {
     throw new EvoError('TOKENIZER_MISSING', `${file}: cannot read (${err instanceof Error ? err.message : String(err)}); tokenizer_source needs every model's tokenizer.json`);
   }
-  return parseVocabulary(text, file);
+  return parseTokenizerJson(text, file);
 }
 
 /**

@@ -35,9 +35,10 @@ function writeVocab(dir: string, words: readonly string[], extraAdded: readonly 
   fs.writeFileSync(path.join(dir, 'tokenizer.json'), JSON.stringify(tok));
 }
 
-async function model(name: string, words: readonly string[], opts: { tied?: boolean; seed: number; extraAdded?: { content: string; id: number }[] }): Promise<void> {
+async function model(name: string, words: readonly string[], opts: { tied?: boolean; seed: number; extraAdded?: { content: string; id: number }[]; rows?: number }): Promise<void> {
   const dir = path.join(root, name);
-  const info = await writeTinyLlama(dir, { layers: 1, hidden: HIDDEN, intermediate: 16, heads: 2, vocab: SPECIAL.length + words.length, seed: opts.seed, tied: opts.tied ?? false });
+  const vocab = opts.rows ?? SPECIAL.length + words.length;
+  const info = await writeTinyLlama(dir, { layers: 1, hidden: HIDDEN, intermediate: 16, heads: 2, vocab, seed: opts.seed, tied: opts.tied ?? false });
   writeVocab(dir, words, opts.extraAdded);
   infos.set(name, info);
 }
@@ -50,6 +51,8 @@ beforeAll(async () => {
   // 'g' is listed at id 7 but ft2 has 7 embedding rows: the token has no row anywhere.
   await model('ft2', ['a', 'e', 'd', 'f'], { seed: 3, extraAdded: [{ content: 'g', id: 7 }] });
   await model('same1', ['a', 'b', 'c'], { seed: 4 });
+  // An added special token inside the rows (id 5 of 6).
+  await model('ft3', ['h', 'a'], { seed: 5, rows: 6, extraAdded: [{ content: '<tool>', id: 5 }] });
 }, 180_000);
 
 afterAll(() => {
@@ -216,5 +219,62 @@ describe('tokenizer_source errors', () => {
     fs.writeFileSync(path.join(dir, 'tokenizer.json'), '{"model": {"type": "BPE"}}');
     const err = await planError('merge_method: linear\nbase_model: base\ntokenizer_source: base\nmodels: [{model: base, parameters: {weight: 1}}, {model: novocab, parameters: {weight: 1}}]\n');
     expect(err.message).toMatch(/novocab.tokenizer\.json: has no model\.vocab/);
+  });
+});
+
+describe('tokenizer_source: union', () => {
+  interface AddedEntry {
+    id: number;
+    content: string;
+    special: boolean;
+    normalized: boolean;
+  }
+  function outTokenizer(dir: string): { vocab: Record<string, number>; added: AddedEntry[] } {
+    const json = JSON.parse(fs.readFileSync(path.join(dir, 'tokenizer.json'), 'utf8')) as { model: { vocab: Record<string, number> }; added_tokens: AddedEntry[] };
+    return { vocab: json.model.vocab, added: json.added_tokens };
+  }
+
+  it("appends the other models' missing tokens after the base's, models in order, by id", async () => {
+    const { dir, plan } = await merge(selecting('union', 'base'));
+    // base <unk> <s> </s> a b c; then ft1's d, ft2's e and f. ft2's g (id 7 of its 7 rows) is no real token.
+    const tok = outTokenizer(dir);
+    const baseJson = JSON.parse(fs.readFileSync(path.join(root, 'base', 'tokenizer.json'), 'utf8')) as { model: { vocab: Record<string, number> } };
+    expect(tok.vocab).toEqual(baseJson.model.vocab);
+    expect(tok.added.slice(3).map((a) => [a.id, a.content, a.special, a.normalized])).toEqual([
+      [6, 'd', false, true],
+      [7, 'e', false, true],
+      [8, 'f', false, true],
+    ]);
+    const config = JSON.parse(fs.readFileSync(path.join(dir, 'config.json'), 'utf8')) as Record<string, unknown>;
+    expect(config['vocab_size']).toBe(9);
+    expect(plan.tokenizerFiles).toContain('tokenizer.json');
+    // base: its own six rows; d: ft1 and ft2 have it, the base does not: their mean; e, f: ft2's.
+    expect(rowsOf(dir, EMBED)).toEqual([0, 1, 2, 3, 4, 5].map((r) => row('base', EMBED, r)).concat([mean(row('ft1', EMBED, 5), row('ft2', EMBED, 5)), row('ft2', EMBED, 4), row('ft2', EMBED, 6)]));
+    // The other tokenizer files are the base's, copied unchanged.
+    expect(fs.readFileSync(path.join(dir, 'tokenizer_config.json'))).toEqual(fs.readFileSync(path.join(root, 'base', 'tokenizer_config.json')));
+  });
+
+  it('re-indexes a tied model into the union vocabulary', async () => {
+    const { dir } = await merge(selecting('union', 'ft1'));
+    const want = [row('ft1', EMBED, 0), row('ft1', EMBED, 1), row('ft1', EMBED, 2), row('ft1', EMBED, 4), row('ft1', EMBED, 3), row('base', EMBED, 5), row('ft1', EMBED, 5), row('ft2', EMBED, 4), row('ft2', EMBED, 6)];
+    expect(rowsOf(dir, EMBED)).toEqual(want);
+    expect(rowsOf(dir, HEAD)).toEqual([...want.slice(0, 5), row('base', HEAD, 5), row('ft1', EMBED, 5), row('ft2', HEAD, 4), row('ft2', HEAD, 6)]);
+  });
+
+  it("keeps an added token's own flags and appends it after the regular tokens", async () => {
+    const { dir } = await merge(selecting('union', 'base', ['base', 'ft3']));
+    const tok = outTokenizer(dir);
+    expect(tok.added.slice(3).map((a) => [a.id, a.content, a.special, a.normalized])).toEqual([
+      [6, 'h', false, true],
+      [7, '<tool>', true, false],
+    ]);
+    expect(rowsOf(dir, EMBED).slice(6)).toEqual([row('ft3', EMBED, 3), row('ft3', EMBED, 5)]);
+  });
+
+  it('writes the same bytes for --jobs 1 and --jobs 4', async () => {
+    const yaml = 'merge_method: linear\nbase_model: base\ntokenizer_source: union\nmodels: [{model: base, parameters: {weight: 0.3}}, {model: ft1, parameters: {weight: 0.5}}, {model: ft2, parameters: {weight: 0.2}}]\n';
+    const one = await merge(yaml, 1);
+    const four = await merge(yaml, 4, HIDDEN * 4);
+    expect(readDir(four.dir)).toEqual(readDir(one.dir));
   });
 });
