@@ -3,27 +3,12 @@
  * or zeroed from rows of the source tensors, read by position. Consecutive rows of one source are
  * read in one call, so an identity-like permutation costs a few reads, not one per row.
  */
-import { roundToBf16 } from '../tensors/bf16.js';
-import { decodeToF32, dtypeByteSize, encodeFromF32, type DType } from '../tensors/dtype.js';
-import { roundToF16 } from '../tensors/f16.js';
+import { decodeToF32, dtypeByteSize, encodeFromF32, isFloatDType, roundToDType } from '../tensors/dtype.js';
 import { EvoError } from '../errors.js';
 import type { FileTensorInput, PermutedTensorInput } from './task.js';
 
 /** Reads `dst.byteLength` bytes of `source` starting at its byte `offset` (relative to the tensor). */
 export type SourceReader = (source: FileTensorInput, offset: number, dst: Uint8Array) => void;
-
-function rounder(dtype: DType, tensor: string): (x: number) => number {
-  switch (dtype) {
-    case 'F32':
-      return Math.fround;
-    case 'BF16':
-      return roundToBf16;
-    case 'F16':
-      return roundToF16;
-    default:
-      throw new EvoError('UNSUPPORTED_DTYPE', `${tensor}: embedding permutation needs F32, F16 or BF16 rows, got ${dtype}`);
-  }
-}
 
 /**
  * Fills `dst` (exactly the input's bytes) with the permuted tensor. A mean accumulates in f32 and
@@ -37,7 +22,9 @@ export function gatherPermutedRows(input: PermutedTensorInput, dst: Uint8Array, 
   if (dst.byteLength !== rowBytes * input.rows.length) {
     throw new EvoError('INTERNAL', `${input.tensor}: permuted buffer of ${dst.byteLength} bytes, expected ${rowBytes * input.rows.length}`);
   }
-  const round = rounder(input.dtype, input.tensor);
+  const dtype = input.dtype;
+  if (!isFloatDType(dtype)) throw new EvoError('UNSUPPORTED_DTYPE', `${input.tensor}: embedding permutation needs F32, F16 or BF16 rows, got ${dtype}`);
+  const round = (x: number): number => roundToDType(dtype, x);
   const srcRowBytes = (s: FileTensorInput): number => cols * dtypeByteSize(s.dtype);
   const readRowF32 = (pair: readonly [number, number]): Float32Array => {
     const src = input.sources[pair[0]];

@@ -1,7 +1,5 @@
-import { roundToBf16 } from '../tensors/bf16.js';
 import type { DType, FloatDType } from '../tensors/dtype.js';
-import { isFloatDType } from '../tensors/dtype.js';
-import { roundToF16 } from '../tensors/f16.js';
+import { isFloatDType, roundToDType } from '../tensors/dtype.js';
 import type { MethodSpec } from './method-spec.js';
 import type { PlanIssue } from './plan-error.js';
 import { permuteEmbeddingInputs, type VocabularyPlan } from './plan-permutation.js';
@@ -136,7 +134,7 @@ export function buildTensorTask(item: TensorPlanItem, ctx: TensorPlanContext): T
   if (missing) return undefined;
 
   // tokenizer_source: every model's rows re-indexed into the output vocabulary first (§1.5).
-  const permuted = item.isEmbed && ctx.vocabulary !== undefined ? permuteEmbeddingInputs(item.output, picked, ctx.vocabulary, ctx.issues, ctx.warn) : undefined;
+  const permuted = item.isEmbed && ctx.vocabulary !== undefined ? permuteEmbeddingInputs(item.output, picked, ctx.vocabulary, ctx) : undefined;
   if (permuted === null) return undefined;
 
   // Shapes (§0.11).
@@ -194,22 +192,6 @@ export function buildTensorTask(item: TensorPlanItem, ctx: TensorPlanContext): T
   };
 }
 
-/** Rounds a weight as mergekit's `torch.tensor(weights, dtype=...)` does (§0.3). */
-function roundTo(dtype: FloatDType, x: number): number {
-  switch (dtype) {
-    case 'F32':
-      return Math.fround(x);
-    case 'BF16':
-      return roundToBf16(x);
-    case 'F16':
-      return roundToF16(x);
-    default: {
-      const never: never = dtype;
-      return never;
-    }
-  }
-}
-
 function checkRules(
   output: string,
   numel: number,
@@ -255,7 +237,7 @@ function checkRules(
         // linear's flag is `normalize`, multislerp's `normalize_weights`; a base carries no weight.
         const flag = ctx.spec.params.some((p) => p.name === 'normalize_weights') ? 'normalize_weights' : 'normalize';
         if (params[flag] !== true) break;
-        const sum = modelParams.reduce((acc, p, i) => (i === baseIndex ? acc : acc + roundTo(computeDType, num(p, 'weight', 0))), 0);
+        const sum = modelParams.reduce((acc, p, i) => (i === baseIndex ? acc : acc + roundToDType(computeDType, num(p, 'weight', 0))), 0);
         if (sum === 0) {
           ctx.issues.push({
             code: 'WEIGHTS_SUM_ZERO',

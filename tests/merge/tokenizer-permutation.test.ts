@@ -12,6 +12,7 @@ import { dryRunReport, formatDryRunTask } from '../../src/cli/merge.js';
 import { materializePlan } from '../../src/merge/materialize.js';
 import { PlanError } from '../../src/merge/plan-error.js';
 import type { MergePlan } from '../../src/merge/task.js';
+import { roundToBf16 } from '../../src/tensors/bf16.js';
 import { decodeToF32 } from '../../src/tensors/dtype.js';
 import { writeTinyLlama, type TinyLlamaInfo } from '../fixtures/tiny-llama.js';
 import { planYaml, readDir, readTensors } from './merge-fixtures.js';
@@ -35,10 +36,10 @@ function writeVocab(dir: string, words: readonly string[], extraAdded: readonly 
   fs.writeFileSync(path.join(dir, 'tokenizer.json'), JSON.stringify(tok));
 }
 
-async function model(name: string, words: readonly string[], opts: { tied?: boolean; seed: number; extraAdded?: { content: string; id: number }[]; rows?: number }): Promise<void> {
+async function model(name: string, words: readonly string[], opts: { tied?: boolean; seed: number; extraAdded?: { content: string; id: number }[]; rows?: number; dtype?: 'BF16' }): Promise<void> {
   const dir = path.join(root, name);
   const vocab = opts.rows ?? SPECIAL.length + words.length;
-  const info = await writeTinyLlama(dir, { layers: 1, hidden: HIDDEN, intermediate: 16, heads: 2, vocab, seed: opts.seed, tied: opts.tied ?? false });
+  const info = await writeTinyLlama(dir, { layers: 1, hidden: HIDDEN, intermediate: 16, heads: 2, vocab, seed: opts.seed, tied: opts.tied ?? false, dtype: opts.dtype ?? 'F32' });
   writeVocab(dir, words, opts.extraAdded);
   infos.set(name, info);
 }
@@ -53,6 +54,11 @@ beforeAll(async () => {
   await model('same1', ['a', 'b', 'c'], { seed: 4 });
   // An added special token inside the rows (id 5 of 6).
   await model('ft3', ['h', 'a'], { seed: 5, rows: 6, extraAdded: [{ content: '<tool>', id: 5 }] });
+  // bf16 models: z is in x1, x2 and x3 but not the base bb, so bb's z row is their mean.
+  await model('bb', ['a'], { seed: 20, dtype: 'BF16' });
+  await model('x1', ['a', 'z'], { seed: 21, dtype: 'BF16' });
+  await model('x2', ['z'], { seed: 22, dtype: 'BF16' });
+  await model('x3', ['z'], { seed: 23, dtype: 'BF16' });
 }, 180_000);
 
 afterAll(() => {
@@ -84,7 +90,7 @@ async function merge(yaml: string, jobs = 2, rowChunkBytes?: number): Promise<{ 
 function rowsOf(dir: string, tensor: string): number[][] {
   const t = readTensors(dir).get(tensor);
   if (!t) throw new Error(`output has no ${tensor}`);
-  const v = decodeToF32(t.dtype as 'F32', new Uint8Array(t.bytes));
+  const v = decodeToF32(t.dtype as 'F32' | 'BF16', new Uint8Array(t.bytes));
   const n = t.shape[0] ?? 0;
   return Array.from({ length: n }, (_x, r) => [...v.subarray(r * HIDDEN, (r + 1) * HIDDEN)]);
 }
@@ -276,5 +282,29 @@ describe('tokenizer_source: union', () => {
     const one = await merge(yaml, 1);
     const four = await merge(yaml, 4, HIDDEN * 4);
     expect(readDir(four.dir)).toEqual(readDir(one.dir));
+  });
+});
+
+describe('tokenizer_source: the mean in bf16 and stage inputs', () => {
+  it('averages in the compute dtype, rounding after every add and after the division', async () => {
+    const { dir } = await merge('merge_method: linear\nbase_model: bb\ntokenizer_source: x1\ndtype: bfloat16\nmodels: [{model: bb, parameters: {weight: 1}}, {model: x1, parameters: {weight: 0}}, {model: x2, parameters: {weight: 0}}, {model: x3, parameters: {weight: 0}}]\n');
+    const [r1, r2, r3] = [row('x1', EMBED, 4), row('x2', EMBED, 3), row('x3', EMBED, 3)];
+    const perOp = r1.map((v, j) => roundToBf16(roundToBf16(roundToBf16(v + (r2[j] ?? 0)) + (r3[j] ?? 0)) / 3));
+    const once = r1.map((v, j) => roundToBf16((v + (r2[j] ?? 0) + (r3[j] ?? 0)) / 3));
+    // The fixture tells the two apart, so this checks the rounding order.
+    expect(perOp).not.toEqual(once);
+    const out = rowsOf(dir, EMBED);
+    expect(out).toHaveLength(5);
+    expect(out[4]).toEqual(perOp);
+    expect(out.slice(0, 4)).toEqual([0, 1, 2, 3].map((r) => row('bb', EMBED, r)));
+  });
+
+  it('plans stage inputs as before when the permutation is the identity, and refuses to permute them otherwise', async () => {
+    const stage = 'name: s1\nmerge_method: linear\nbase_model: base\nmodels: [{model: base, parameters: {weight: 0.5}}, {model: same1, parameters: {weight: 0.5}}]\n---\n';
+    const ok = await planYaml(root, `${stage}merge_method: linear\nbase_model: base\ntokenizer_source: base\nmodels: [{model: s1, parameters: {weight: 0.5}}, {model: base, parameters: {weight: 0.5}}]\n`);
+    expect(ok.tasks.find((t) => t.output === EMBED)?.inputs.map((i) => i.kind)).toEqual(['stage', 'file']);
+    await expect(planYaml(root, `${stage}merge_method: linear\ntokenizer_source: ft1\nmodels: [{model: s1, parameters: {weight: 0.5}}, {model: ft1, parameters: {weight: 0.5}}]\n`)).rejects.toThrow(
+      /tokenizer_source cannot permute s1's model\.embed_tokens\.weight, which is computed by an earlier stage/,
+    );
   });
 });
