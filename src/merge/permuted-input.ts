@@ -19,9 +19,17 @@ export function gatherPermutedRows(input: PermutedTensorInput, dst: Uint8Array, 
   const cols = input.shape[1] ?? 0;
   const size = dtypeByteSize(input.dtype);
   const rowBytes = cols * size;
-  if (dst.byteLength !== rowBytes * input.rows.length) {
-    throw new EvoError('INTERNAL', `${input.tensor}: permuted buffer of ${dst.byteLength} bytes, expected ${rowBytes * input.rows.length}`);
+  const total = input.rowOffsets.length - 1;
+  if (dst.byteLength !== rowBytes * total) {
+    throw new EvoError('INTERNAL', `${input.tensor}: permuted buffer of ${dst.byteLength} bytes, expected ${rowBytes * total}`);
   }
+  const { rowOffsets, pairs } = input;
+  const count = (r: number): number => (rowOffsets[r + 1] ?? 0) - (rowOffsets[r] ?? 0);
+  // The k-th pair of row r: [source index, row].
+  const pairAt = (r: number, k: number): readonly [number, number] => {
+    const at = 2 * ((rowOffsets[r] ?? 0) + k);
+    return [pairs[at] ?? 0, pairs[at + 1] ?? 0];
+  };
   const dtype = input.dtype;
   if (!isFloatDType(dtype)) throw new EvoError('UNSUPPORTED_DTYPE', `${input.tensor}: embedding permutation needs F32, F16 or BF16 rows, got ${dtype}`);
   const round = (x: number): number => roundToDType(dtype, x);
@@ -34,36 +42,35 @@ export function gatherPermutedRows(input: PermutedTensorInput, dst: Uint8Array, 
     return decodeToF32(src.dtype, bytes);
   };
   let r = 0;
-  while (r < input.rows.length) {
-    const pairs = input.rows[r] ?? [];
+  while (r < total) {
+    const n = count(r);
     const at = dst.subarray(r * rowBytes, (r + 1) * rowBytes);
-    const first = pairs[0];
-    if (first === undefined) {
+    if (n === 0) {
       at.fill(0);
       r++;
       continue;
     }
+    const first = pairAt(r, 0);
     const src = input.sources[first[0]];
-    if (pairs.length === 1 && src !== undefined && src.dtype === input.dtype) {
+    if (n === 1 && src !== undefined && src.dtype === input.dtype) {
       // A run of consecutive rows of one source: one read.
-      let n = 1;
-      for (;;) {
-        const next = input.rows[r + n];
-        const p = next?.[0];
-        if (next === undefined || next.length !== 1 || p === undefined || p[0] !== first[0] || p[1] !== first[1] + n) break;
-        n++;
+      let run = 1;
+      while (r + run < total && count(r + run) === 1) {
+        const p = pairAt(r + run, 0);
+        if (p[0] !== first[0] || p[1] !== first[1] + run) break;
+        run++;
       }
-      read(src, first[1] * rowBytes, dst.subarray(r * rowBytes, (r + n) * rowBytes));
-      r += n;
+      read(src, first[1] * rowBytes, dst.subarray(r * rowBytes, (r + run) * rowBytes));
+      r += run;
       continue;
     }
     const acc = readRowF32(first);
     for (let j = 0; j < cols; j++) acc[j] = round(acc[j] ?? 0);
-    for (let k = 1; k < pairs.length; k++) {
-      const row = readRowF32(pairs[k] as readonly [number, number]);
+    for (let k = 1; k < n; k++) {
+      const row = readRowF32(pairAt(r, k));
       for (let j = 0; j < cols; j++) acc[j] = round((acc[j] ?? 0) + (row[j] ?? 0));
     }
-    if (pairs.length > 1) for (let j = 0; j < cols; j++) acc[j] = round((acc[j] ?? 0) / pairs.length);
+    if (n > 1) for (let j = 0; j < cols; j++) acc[j] = round((acc[j] ?? 0) / n);
     encodeFromF32(input.dtype, acc, at);
     r++;
   }

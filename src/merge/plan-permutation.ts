@@ -2,7 +2,7 @@ import { isFloatDType, type FloatDType } from '../tensors/dtype.js';
 import type { PlanIssue } from './plan-error.js';
 import type { SourceTensor } from './plan-source.js';
 import type { FileTensorInput, PermutedTensorInput } from './task.js';
-import { isIdentity, permutationRows, type Vocabulary } from './vocab-permutation.js';
+import { isIdentity, packRows, permutationRows, type Vocabulary } from './vocab-permutation.js';
 
 /** The output vocabulary of `tokenizer_source` and every model's own vocabulary (plan-tokenizer.ts). */
 export interface VocabularyPlan {
@@ -72,7 +72,7 @@ export function permuteEmbeddingInputs(
       dtype: env.dtype ?? own.dtype,
       shape: [vocabulary.outTokens.length, width],
       sources: files,
-      rows: rows[i] ?? [],
+      ...packRows(rows[i] ?? []),
       stats: stats[i] ?? { own: 0, borrowed: 0, averaged: 0, zero: 0 },
     };
   });

@@ -1,6 +1,7 @@
 import { dtypeByteSize } from '../tensors/dtype.js';
 import { findMethodSpec } from './registry.js';
 import type { TensorInput, TensorTask } from './task.js';
+import { slicePackedRows } from './vocab-permutation.js';
 
 /**
  * Splitting a task into row chunks: a chunk is itself a plain TensorTask whose file inputs point at
@@ -87,7 +88,7 @@ export function sliceRows(task: TensorTask, rowStart: number, rows: number): Ten
     inputs: task.inputs.map((input): TensorInput => {
       if (input.kind === 'stage') return { ...input, task: sliceRows(input.task, rowStart, rows) };
       // A permuted input gathers its rows by position: the chunk keeps just its rows' sources.
-      if (input.kind === 'permuted') return { ...input, shape: [rows, ...input.shape.slice(1)], rows: input.rows.slice(rowStart, rowStart + rows) };
+      if (input.kind === 'permuted') return { ...input, shape: [rows, ...input.shape.slice(1)], ...slicePackedRows(input, rowStart, rows) };
       const rowBytes = product(input.shape.slice(1)) * dtypeByteSize(input.dtype);
       return {
         ...input,

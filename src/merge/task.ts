@@ -68,8 +68,12 @@ export interface PermutedTensorInput {
   readonly shape: readonly number[];
   /** Whole stored tensors rows are read from (every model of the task, in task order). */
   readonly sources: readonly FileTensorInput[];
-  /** Per output row: `[index into sources, row]` pairs. */
-  readonly rows: readonly (readonly (readonly [number, number])[])[];
+  /**
+   * Per output row, `[index into sources, row]` pairs, packed (vocab-permutation.ts PackedRows):
+   * row r's pairs are pairs[2k], pairs[2k+1] for k in [rowOffsets[r], rowOffsets[r+1]).
+   */
+  readonly rowOffsets: Uint32Array;
+  readonly pairs: Int32Array;
   /** What the rows are, for --dry-run: own rows, borrowed from one model, averaged, zeros. */
   readonly stats: { readonly own: number; readonly borrowed: number; readonly averaged: number; readonly zero: number };
 }

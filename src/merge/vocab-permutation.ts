@@ -160,3 +160,39 @@ export function isIdentity(rows: readonly RowSource[], index: number, storedRows
   if (rows.length !== storedRows) return false;
   return rows.every((r, i) => r.length === 1 && r[0]?.[0] === index && r[0][1] === i);
 }
+
+/**
+ * Row sources packed for a task: row r's `[source, row]` pairs are
+ * `pairs[2k], pairs[2k+1]` for k in [rowOffsets[r], rowOffsets[r+1]). Typed arrays, so that a task
+ * crossing to a worker is copied in one piece instead of as one small array per row.
+ */
+export interface PackedRows {
+  readonly rowOffsets: Uint32Array;
+  readonly pairs: Int32Array;
+}
+
+export function packRows(rows: readonly RowSource[]): PackedRows {
+  const rowOffsets = new Uint32Array(rows.length + 1);
+  let n = 0;
+  rows.forEach((r, i) => {
+    n += r.length;
+    rowOffsets[i + 1] = n;
+  });
+  const pairs = new Int32Array(2 * n);
+  let k = 0;
+  for (const r of rows) {
+    for (const [src, row] of r) {
+      pairs[k++] = src;
+      pairs[k++] = row;
+    }
+  }
+  return { rowOffsets, pairs };
+}
+
+/** Rows [start, start + count) of packed rows, offsets rebased to 0. */
+export function slicePackedRows(packed: PackedRows, start: number, count: number): PackedRows {
+  const from = packed.rowOffsets[start] ?? 0;
+  const to = packed.rowOffsets[start + count] ?? from;
+  const rowOffsets = packed.rowOffsets.slice(start, start + count + 1).map((o) => o - from);
+  return { rowOffsets, pairs: packed.pairs.slice(2 * from, 2 * to) };
+}
