@@ -1,3 +1,4 @@
+import type { PermutationStats } from '../merge/vocab-permutation.js';
 import type { Command } from 'commander';
 import { UsageError } from '../errors.js';
 import { formatConfigIssue } from '../merge/config-issue.js';
@@ -23,11 +24,16 @@ interface MergeFlags {
 /** One input of a task in the dry-run report. */
 export interface DryRunInput {
   readonly model: string;
-  /** `file`: the stored tensor read; `stage`: the named stage's output tensor (computed in memory). */
-  readonly kind: 'file' | 'stage';
+  /**
+   * `file`: the stored tensor read; `stage`: the named stage's output tensor (computed in memory);
+   * `permuted`: the stored tensor re-indexed into the tokenizer_source vocabulary.
+   */
+  readonly kind: 'file' | 'stage' | 'permuted';
   readonly tensor: string;
   readonly base: boolean;
   readonly params: ResolvedParams;
+  /** For `permuted` inputs: how many rows are the model's own, borrowed, averaged and zero. */
+  readonly permutation?: PermutationStats;
 }
 
 export interface DryRunTask {
@@ -51,7 +57,7 @@ export interface DryRunReport {
 }
 
 function inputTensor(input: TensorInput): string {
-  return input.kind === 'file' ? input.tensor : input.task.output;
+  return input.kind === 'stage' ? input.task.output : input.tensor;
 }
 
 function dryRunTask(t: TensorTask): DryRunTask {
@@ -68,6 +74,7 @@ function dryRunTask(t: TensorTask): DryRunTask {
       tensor: inputTensor(input),
       base: i === t.baseIndex,
       params: t.modelParams[i] ?? {},
+      ...(input.kind === 'permuted' ? { permutation: input.stats } : {}),
     })),
   };
 }
@@ -99,7 +106,10 @@ export function formatDryRunTask(t: DryRunTask): string {
     .map((i) => {
       const where = i.kind === 'stage' || i.tensor !== t.output ? `${i.model}:${i.tensor}` : i.model;
       const params = formatParams(i.params);
-      return `${where}${i.base ? '*' : ''}${params ? ` (${params})` : ''}`;
+      const p = i.permutation;
+      // tokenizer_source: how the model's rows map into the output vocabulary (semantics §1.5).
+      const perm = p === undefined ? '' : ` [permuted: ${p.own} own, ${p.borrowed} borrowed, ${p.averaged} averaged, ${p.zero} zero]`;
+      return `${where}${i.base ? '*' : ''}${params ? ` (${params})` : ''}${perm}`;
     })
     .join(', ');
   const dtype = t.computeDType === t.outDType ? t.outDType : `${t.computeDType}→${t.outDType}`;

@@ -25,7 +25,7 @@ export type ConfigIssueCode =
   | 'BASE_MODEL'
   /** Multi-document structure: duplicate stage names, several final documents, cycles. */
   | 'STAGES'
-  /** Valid mergekit that evomerge does not implement yet (LoRA refs, `tokenizer_source: union`, ...). */
+  /** Valid mergekit that evomerge does not implement yet (LoRA refs, `tokenizer.tokens` overrides, ...). */
   | 'UNSUPPORTED'
   // Warnings (mergekit accepts these silently; semantics §0.13, §0.14):
   | 'UNKNOWN_KEY'

@@ -178,13 +178,13 @@ export function validateDocument(
   if (inputs.models?.length === 0) add('error', 'INPUTS_STRUCTURE', join(inputs.path, 'models'), 'needs at least one model');
   if (inputs.slices?.length === 0) add('error', 'INPUTS_STRUCTURE', join(inputs.path, 'slices'), 'needs at least one slice');
 
-  // Tokenizer (§1.5): permutation into a new vocabulary is not implemented.
+  // Tokenizer (§1.5): base, union or a model; per-token overrides and padding are not implemented.
   if (doc.tokenizer_source !== undefined && doc.tokenizer !== undefined) {
     add('error', 'INPUTS_STRUCTURE', 'tokenizer', "give either 'tokenizer_source' or 'tokenizer', not both");
   }
-  const tokSource = doc.tokenizer_source ?? doc.tokenizer?.source;
-  if (tokSource === 'union') {
-    add('error', 'UNSUPPORTED', doc.tokenizer_source !== undefined ? 'tokenizer_source' : 'tokenizer.source', "tokenizer_source 'union' is not supported yet (it needs embedding permutation into a merged vocabulary); use 'base' or a model");
+  if ((doc.tokenizer_source ?? doc.tokenizer?.source) === 'union' && doc.name !== undefined) {
+    // A stage hands later documents its tokenizer directory; a generated union file has none yet.
+    add('error', 'UNSUPPORTED', doc.tokenizer_source !== undefined ? 'tokenizer_source' : 'tokenizer.source', "tokenizer_source 'union' is supported only in the final (unnamed) document");
   }
   if (doc.tokenizer?.tokens !== undefined) add('error', 'UNSUPPORTED', 'tokenizer.tokens', 'per-token embedding overrides are not supported yet');
   if (doc.tokenizer?.pad_to_multiple_of !== undefined) add('error', 'UNSUPPORTED', 'tokenizer.pad_to_multiple_of', 'vocabulary padding is not supported yet');

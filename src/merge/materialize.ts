@@ -127,7 +127,10 @@ export async function materializePlan(plan: MergePlan, options: MaterializeOptio
       tensors: finalTasks.map(plannedTensor),
       shardBytes: opts.shardBytes,
       config: plan.outputConfig,
-      tokenizer: plan.tokenizerDir === null ? null : { dir: plan.tokenizerDir, files: plan.tokenizerFiles },
+      tokenizer:
+        plan.tokenizerDir === null
+          ? null
+          : { dir: plan.tokenizerDir, files: plan.tokenizerFiles, ...(plan.tokenizerJson !== undefined ? { generated: { 'tokenizer.json': plan.tokenizerJson } } : {}) },
       configText: plan.configText,
     });
     outputs.push(final);
@@ -314,6 +317,7 @@ function openInputFiles(tasks: readonly TensorTask[]): InputFiles {
 function forEachFileInput(task: TensorTask, visit: (input: FileTensorInput) => void): void {
   for (const input of task.inputs) {
     if (input.kind === 'file') visit(input);
+    else if (input.kind === 'permuted') input.sources.forEach(visit);
     else forEachFileInput(input.task, visit);
   }
 }

@@ -5,6 +5,7 @@
  */
 import { dtypeByteSize } from '../tensors/dtype.js';
 import type { MethodId, TensorTask } from './task.js';
+import { permutedByteLength } from './permuted-input.js';
 
 /** A task let in by the scheduler; hand it back to `release` when it has finished. */
 export interface Admission<T> {
@@ -182,6 +183,10 @@ export function estimateWorkingSetBytes(task: TensorTask): number {
     if (input.kind === 'file') {
       inputs += input.byteLength;
       maxElements = Math.max(maxElements, elementCount(input.shape));
+    } else if (input.kind === 'permuted') {
+      // The gathered tensor; the rows read for it are copied straight in (or one row at a time).
+      inputs += permutedByteLength(input);
+      maxElements = Math.max(maxElements, elementCount(input.shape));
     } else {
       inputs += estimateWorkingSetBytes(input.task);
       maxElements = Math.max(maxElements, elementCount(input.task.outShape));
@@ -194,7 +199,9 @@ export function estimateWorkingSetBytes(task: TensorTask): number {
 /** Bytes of input a task reads from files, stage inputs' files included. */
 export function inputBytesOf(task: TensorTask): number {
   let n = 0;
-  for (const input of task.inputs) n += input.kind === 'file' ? input.byteLength : inputBytesOf(input.task);
+  for (const input of task.inputs) {
+    n += input.kind === 'file' ? input.byteLength : input.kind === 'permuted' ? permutedByteLength(input) : inputBytesOf(input.task);
+  }
   return n;
 }
 

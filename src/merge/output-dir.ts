@@ -18,8 +18,8 @@ export interface OutputDirContents {
   readonly shardBytes: number;
   /** Written as config.json. */
   readonly config: Readonly<Record<string, unknown>>;
-  /** Copied from `dir` (file names relative to it), or null. */
-  readonly tokenizer: { readonly dir: string; readonly files: readonly string[] } | null;
+  /** Copied from `dir` (file names relative to it), or null; `generated` files are written from text instead. */
+  readonly tokenizer: { readonly dir: string; readonly files: readonly string[]; readonly generated?: Readonly<Record<string, string>> } | null;
   /** Written as mergekit_config.yml when not null. */
   readonly configText: string | null;
 }
@@ -159,7 +159,8 @@ export class StagedOutputDir {
       const tokenizer = contents.tokenizer;
       if (tokenizer !== null) {
         for (const name of tokenizer.files) {
-          await stage(name, (temp) => copyDurably(path.join(tokenizer.dir, name), temp));
+          const text = tokenizer.generated?.[name];
+          await stage(name, (temp) => (text !== undefined ? writeDurably(temp, text) : copyDurably(path.join(tokenizer.dir, name), temp)));
         }
       }
       const configText = contents.configText;

@@ -20,6 +20,8 @@ export type PlanIssueCode =
   | 'DELLA_WINDOW'
   /** linear with normalize and Σ weight = 0: mergekit writes inf/NaN (semantics §0.8). */
   | 'WEIGHTS_SUM_ZERO'
+  /** tokenizer_source needs a model's tokenizer.json and it is missing or unreadable (the message names the file). */
+  | 'TOKENIZER_INVALID'
   | 'UNSUPPORTED';
 
 export interface PlanIssue {

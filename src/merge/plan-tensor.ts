@@ -1,9 +1,8 @@
-import { roundToBf16 } from '../tensors/bf16.js';
 import type { DType, FloatDType } from '../tensors/dtype.js';
-import { isFloatDType } from '../tensors/dtype.js';
-import { roundToF16 } from '../tensors/f16.js';
+import { isFloatDType, roundToDType } from '../tensors/dtype.js';
 import type { MethodSpec } from './method-spec.js';
 import type { PlanIssue } from './plan-error.js';
+import { permuteEmbeddingInputs, type VocabularyPlan } from './plan-permutation.js';
 import type { PlanSource, SourceTensor } from './plan-source.js';
 import { coerceParamValue, resolveParameter, type ParameterMap } from './resolve.js';
 import type { ResolvedParams, TensorInput, TensorTask } from './task.js';
@@ -47,6 +46,8 @@ export interface TensorPlanContext {
   readonly keyPrefix: string;
   readonly issues: PlanIssue[];
   readonly warn: (message: string) => void;
+  /** With `tokenizer_source`: embeddings and lm_head are re-indexed into this vocabulary (§1.5). */
+  readonly vocabulary?: VocabularyPlan;
 }
 
 interface Picked {
@@ -132,9 +133,13 @@ export function buildTensorTask(item: TensorPlanItem, ctx: TensorPlanContext): T
   });
   if (missing) return undefined;
 
+  // tokenizer_source: every model's rows re-indexed into the output vocabulary first (§1.5).
+  const permuted = item.isEmbed && ctx.vocabulary !== undefined ? permuteEmbeddingInputs(item.output, picked, ctx.vocabulary, ctx) : undefined;
+  if (permuted === null) return undefined;
+
   // Shapes (§0.11).
   let keep = picked.map((_p, i) => i);
-  const shapes = picked.map((p) => p.tensor.shape);
+  const shapes = permuted?.map((p) => p.shape) ?? picked.map((p) => p.tensor.shape);
   const same = shapes.every((s) => fmtShape(s) === fmtShape(shapes[0] ?? []));
   let outShape: readonly number[] = (baseIndex !== null ? shapes[baseIndex] : shapes[0]) ?? [];
   if (!same) {
@@ -171,7 +176,7 @@ export function buildTensorTask(item: TensorPlanItem, ctx: TensorPlanContext): T
 
   checkRules(item.output, product(outShape), kept, keptParams, baseIndex, params, computeDType, ctx);
 
-  const inputs: TensorInput[] = kept.map((p) => p.tensor.input(p.model));
+  const inputs: TensorInput[] = permuted ?? kept.map((p) => p.tensor.input(p.model));
   return {
     output: item.output,
     outShape,
@@ -185,22 +190,6 @@ export function buildTensorTask(item: TensorPlanItem, ctx: TensorPlanContext): T
     isEmbed: item.isEmbed,
     randomKey: { seed: ctx.seed, tensor: `${ctx.keyPrefix}${item.output}` },
   };
-}
-
-/** Rounds a weight as mergekit's `torch.tensor(weights, dtype=...)` does (§0.3). */
-function roundTo(dtype: FloatDType, x: number): number {
-  switch (dtype) {
-    case 'F32':
-      return Math.fround(x);
-    case 'BF16':
-      return roundToBf16(x);
-    case 'F16':
-      return roundToF16(x);
-    default: {
-      const never: never = dtype;
-      return never;
-    }
-  }
 }
 
 function checkRules(
@@ -248,7 +237,7 @@ function checkRules(
         // linear's flag is `normalize`, multislerp's `normalize_weights`; a base carries no weight.
         const flag = ctx.spec.params.some((p) => p.name === 'normalize_weights') ? 'normalize_weights' : 'normalize';
         if (params[flag] !== true) break;
-        const sum = modelParams.reduce((acc, p, i) => (i === baseIndex ? acc : acc + roundTo(computeDType, num(p, 'weight', 0))), 0);
+        const sum = modelParams.reduce((acc, p, i) => (i === baseIndex ? acc : acc + roundToDType(computeDType, num(p, 'weight', 0))), 0);
         if (sum === 0) {
           ctx.issues.push({
             code: 'WEIGHTS_SUM_ZERO',

@@ -1,89 +1,85 @@
-import { readFileSync } from 'node:fs';
 import path from 'node:path';
-import { tensorRole } from '../tensors/tensor-role.js';
+import { EvoError } from '../errors.js';
 import { documentModelRefs } from './config-validate.js';
 import type { MergeDocument } from './config.js';
 import type { PlanIssue } from './plan-error.js';
+import type { VocabularyPlan } from './plan-permutation.js';
 import type { PlanSource } from './plan-source.js';
+import { buildUnionTokenizer } from './union-tokenizer.js';
+import { parseTokenizerJson, readTokenizerJson, tokensById, type ParsedTokenizer, type Vocabulary } from './vocab-permutation.js';
+
+/** The output's tokenizer: files copied from `dir`, and with tokenizer_source the vocabulary embeddings are permuted into. */
+export interface TokenizerPlan {
+  readonly dir: string | null;
+  readonly files: readonly string[];
+  /** Set with `tokenizer_source`: the output vocabulary and every model's own (§1.5). */
+  readonly vocabulary?: VocabularyPlan;
+  /** `tokenizer_source: union`: the tokenizer.json written instead of copying the donor's. */
+  readonly tokenizerJson?: string;
+}
 
 /**
- * Which tokenizer files the output gets, and whether `tokenizer_source` can be honoured.
- * Without it, the files of the base model (else the first model) are copied, as mergekit does.
- * With `tokenizer_source: base | <model>`, mergekit permutes every model's embeddings into that
- * tokenizer's vocabulary (semantics §1.5). evomerge does not implement the permutation yet, so it
- * accepts the option only where the permutation is the identity: every model has the same
- * tokenizer and as many embedding rows as it has tokens. Anything else is UNSUPPORTED.
+ * Which tokenizer files the output gets and, with `tokenizer_source`, the output vocabulary:
+ * `base | <model>`: that model's tokenizer.json (model.vocab plus added_tokens); `union`: the
+ * base's (else the first model's) with the other models' missing tokens appended
+ * (union-tokenizer.ts). Without the option the files of the base model (else the first model) are
+ * copied, as mergekit does, and nothing is permuted. Every model's tokenizer.json must then be readable: a missing or unparsable one is an
+ * issue naming the file (mergekit would silently assume the base's vocabulary).
  */
-export function checkTokenizerSource(
+export function planTokenizer(
   doc: MergeDocument,
   sources: ReadonlyMap<string, PlanSource>,
   donorRef: string,
   push: (i: PlanIssue) => void,
-): { dir: string | null; files: readonly string[] } {
+): TokenizerPlan {
   const requested = doc.tokenizer_source ?? doc.tokenizer?.source;
-  const ref = requested === undefined ? donorRef : requested === 'base' ? (doc.base_model ?? donorRef) : requested;
+  const ref = requested === undefined || requested === 'union' ? donorRef : requested === 'base' ? (doc.base_model ?? donorRef) : requested;
   const donor = sources.get(ref);
   const result = { dir: donor?.tokenizerDir ?? null, files: donor?.tokenizerFiles ?? [] };
   if (requested === undefined || !donor) return result;
 
-  const unsupported = (why: string): void => {
-    push({ code: 'UNSUPPORTED', message: `tokenizer_source ${requested}: ${why}; embedding permutation into another vocabulary is not supported yet` });
+  const parsed = new Map<string, ParsedTokenizer>();
+  let ok = true;
+  for (const model of [ref, ...documentModelRefs(doc)]) {
+    const src = sources.get(model);
+    if (!src || parsed.has(model)) continue;
+    const tok = tokenizerOf(src, push);
+    if (tok === undefined) ok = false;
+    else parsed.set(model, tok);
+  }
+  const donorTok = parsed.get(ref);
+  if (!ok || donorTok === undefined) return result;
+  const vocabs = new Map<string, Vocabulary>([...parsed].map(([m, t]) => [m, t.vocab]));
+  const base = doc.base_model !== undefined ? { base: doc.base_model } : {};
+  if (requested !== 'union') return { ...result, vocabulary: { outTokens: tokensById(donorTok.vocab), vocabs, ...base } };
+
+  // union: ids past a model's vocab_size are not real rows (mergekit skips them too).
+  const limitOf = (model: string): number => {
+    const v = sources.get(model)?.rawConfig['vocab_size'];
+    return typeof v === 'number' && Number.isInteger(v) ? v : Number.POSITIVE_INFINITY;
   };
-  const donorText = readTokenizerJson(donor);
-  if (donorText === undefined) {
-    unsupported(`${donor.label} has no tokenizer.json to compare vocabularies with`);
+  const beyond = [...donorTok.vocab.values()].filter((id) => id >= limitOf(ref)).length;
+  if (beyond > 0) {
+    // mergekit strips such tokens (and their BPE merges) from the base tokenizer first; not done here.
+    push({ code: 'UNSUPPORTED', message: `tokenizer_source union: ${donorTok.file} has ${beyond} token(s) at ids ≥ vocab_size ${limitOf(ref)} of ${donor.label}; stripping them from the base tokenizer is not supported` });
     return result;
   }
-  const tokens = vocabularySize(donorText);
-  for (const other of documentModelRefs(doc)) {
-    const src = sources.get(other);
-    if (!src) continue;
-    if (src !== donor && readTokenizerJson(src) !== donorText) {
-      unsupported(`${src.label} has a different (or no) tokenizer.json than ${donor.label}`);
-      continue;
-    }
-    for (const name of src.tensorNames) {
-      const role = tensorRole(name).kind;
-      if (role !== 'embedding' && role !== 'lm_head') continue;
-      const rows = src.tensors.get(name)?.shape[0];
-      if (tokens !== undefined && rows !== tokens) {
-        unsupported(`${src.label} ${name} has ${rows} rows but the tokenizer has ${tokens} tokens (mergekit would resize it)`);
-      }
-    }
-  }
-  return result;
+  const { text } = buildUnionTokenizer(donorTok, [...parsed].map(([m, t]) => ({ tokenizer: t, limit: limitOf(m) })));
+  const union = parseTokenizerJson(text, `union of ${[...parsed.values()].map((t) => t.file).join(', ')}`);
+  return { ...result, vocabulary: { outTokens: tokensById(union.vocab), vocabs, ...base }, tokenizerJson: text };
 }
 
-function readTokenizerJson(src: PlanSource): string | undefined {
-  if (src.tokenizerDir === null || !src.tokenizerFiles.includes('tokenizer.json')) return undefined;
-  try {
-    return readFileSync(path.join(src.tokenizerDir, 'tokenizer.json'), 'utf8');
-  } catch {
+function tokenizerOf(src: PlanSource, push: (i: PlanIssue) => void): ParsedTokenizer | undefined {
+  if (src.tokenizerDir === null || !src.tokenizerFiles.includes('tokenizer.json')) {
+    const where = src.tokenizerDir === null ? src.label : path.join(src.tokenizerDir, 'tokenizer.json');
+    push({ code: 'TOKENIZER_INVALID', message: `tokenizer_source needs ${where}: model ${src.label} has no tokenizer.json (a Hugging Face tokenizers file with model.vocab)` });
     return undefined;
   }
-}
-
-/** Number of token ids of a tokenizer.json: 1 + the largest id in its vocabulary and added tokens. */
-function vocabularySize(text: string): number | undefined {
-  let json: unknown;
   try {
-    json = JSON.parse(text);
-  } catch {
+    return readTokenizerJson(path.join(src.tokenizerDir, 'tokenizer.json'));
+  } catch (err) {
+    if (!(err instanceof EvoError)) throw err;
+    push({ code: 'TOKENIZER_INVALID', message: `tokenizer_source: ${err.message}` });
     return undefined;
   }
-  if (json === null || typeof json !== 'object') return undefined;
-  const doc = json as { model?: { vocab?: unknown }; added_tokens?: unknown };
-  let maxId = -1;
-  const vocab = doc.model?.vocab;
-  if (Array.isArray(vocab)) maxId = vocab.length - 1;
-  else if (vocab !== null && typeof vocab === 'object') {
-    for (const id of Object.values(vocab)) if (typeof id === 'number' && id > maxId) maxId = id;
-  }
-  if (Array.isArray(doc.added_tokens)) {
-    for (const t of doc.added_tokens) {
-      const id = (t as { id?: unknown }).id;
-      if (typeof id === 'number' && id > maxId) maxId = id;
-    }
-  }
-  return maxId >= 0 ? maxId + 1 : undefined;
 }

@@ -5,7 +5,7 @@ import { ConfigError } from './config-issue.js';
 import { documentInputs, documentModelRefs, stageGraph, validateMergeConfig } from './config-validate.js';
 import { stringifyMergeConfig, type MergeConfig, type MergeDocument } from './config.js';
 import { PlanError, type PlanIssue } from './plan-error.js';
-import { checkTokenizerSource } from './plan-tokenizer.js';
+import { planTokenizer } from './plan-tokenizer.js';
 import {
   defaultCheckpointLoader,
   openSources,
@@ -79,6 +79,7 @@ export async function resolvePlan(config: MergeConfig, options: ResolvePlanOptio
     outputConfig: final.outputConfig,
     tokenizerDir: final.tokenizerDir,
     tokenizerFiles: final.tokenizerFiles,
+    ...(final.tokenizerJson !== undefined ? { tokenizerJson: final.tokenizerJson } : {}),
     configText: options.configText ?? stringifyMergeConfig(config),
     seed: options.seed,
     stages,
@@ -91,6 +92,7 @@ interface PlannedDocument {
   readonly numLayers: number;
   readonly tokenizerDir: string | null;
   readonly tokenizerFiles: readonly string[];
+  readonly tokenizerJson?: string;
 }
 
 /** A slice with its sources' layer ranges resolved (models: becomes one slice, §2). */
@@ -119,6 +121,13 @@ function planDocument(
     env.issues.push(...issues);
     return undefined;
   }
+  // The output vocabulary comes first: with tokenizer_source, embeddings are permuted into it (§1.5).
+  const donorRef = doc.base_model ?? slices[0]?.sources[0]?.model ?? '';
+  const tokenizer = planTokenizer(doc, sources, donorRef, push);
+  if (issues.length > 0) {
+    env.issues.push(...issues);
+    return undefined;
+  }
   const dtype: FloatDType | undefined = doc.dtype === undefined ? undefined : dtypeFromMergekit(doc.dtype);
   const outDType: FloatDType | undefined = doc.out_dtype === undefined ? undefined : dtypeFromMergekit(doc.out_dtype);
   const ctx: TensorPlanContext = {
@@ -131,6 +140,7 @@ function planDocument(
     keyPrefix: doc.name === undefined ? '' : `${doc.name}/`,
     issues,
     warn: (m) => env.warn(`${where}${m}`),
+    ...(tokenizer.vocabulary ? { vocabulary: tokenizer.vocabulary } : {}),
   };
   const moduleParameters = inputs.moduleParameters;
   const items: TensorPlanItem[] = [];
@@ -209,13 +219,14 @@ function planDocument(
   if (issues.length > 0) return undefined;
 
   // config.json: the base's (else the first model's), with the new layer count (§2) and dtype.
-  const donorRef = doc.base_model ?? first.sources[0]?.model ?? '';
   const donor = sources.get(donorRef);
   const donorLayers = donor?.numLayers ?? 0;
   const raw = donor?.rawConfig ?? {};
   const mapped = sourceLayers.every((l) => l < donorLayers) ? sourceLayers : undefined;
   const outputConfig: Record<string, unknown> = withNumHiddenLayers(raw, outLayer, mapped);
   const torchDtype = doc.out_dtype ?? doc.dtype;
+  // tokenizer_source: the output vocabulary's size (§1.5).
+  if (tokenizer.vocabulary) outputConfig['vocab_size'] = tokenizer.vocabulary.outTokens.length;
   if (torchDtype !== undefined) {
     outputConfig['torch_dtype'] = torchDtype;
     if ('dtype' in outputConfig) outputConfig['dtype'] = torchDtype;
@@ -225,14 +236,7 @@ function planDocument(
     ctx.warn(`${head.output} is written but config.json (from ${donorRef}) says tie_word_embeddings: true, so transformers will ignore it (mergekit does the same)`);
   }
   if (doc.chat_template !== undefined) ctx.warn('chat_template is not applied yet: the tokenizer files are copied unchanged');
-
-  const before = issues.length;
-  const tokenizer = checkTokenizerSource(doc, sources, donorRef, push);
-  if (issues.length > before) {
-    env.issues.push(...issues.slice(before));
-    return undefined;
-  }
-  return { tasks, outputConfig, numLayers: outLayer, tokenizerDir: tokenizer.dir, tokenizerFiles: tokenizer.files };
+  return { tasks, outputConfig, numLayers: outLayer, tokenizerDir: tokenizer.dir, tokenizerFiles: tokenizer.files, ...(tokenizer.tokenizerJson !== undefined ? { tokenizerJson: tokenizer.tokenizerJson } : {}) };
 }
 
 function entry(

@@ -2,6 +2,7 @@ import { dtypeByteSize } from '../tensors/dtype.js';
 import { kernelDTypeOf } from './native/numeric.js';
 import { findMethodSpec } from './registry.js';
 import type { TensorInput, TensorTask } from './task.js';
+import { slicePackedRows } from './vocab-permutation.js';
 
 /**
  * Splitting a task into row chunks: a chunk is itself a plain TensorTask whose file inputs point at
@@ -87,11 +88,11 @@ export function isRowSeparable(task: TensorTask): boolean {
 }
 
 function inputShape(input: TensorInput): readonly number[] {
-  return input.kind === 'file' ? input.shape : input.task.outShape;
+  return input.kind === 'stage' ? input.task.outShape : input.shape;
 }
 
 function inputOk(input: TensorInput): boolean {
-  return input.kind === 'file' || isRowSeparable(input.task);
+  return input.kind !== 'stage' || isRowSeparable(input.task);
 }
 
 /** The task restricted to output rows [rowStart, rowStart + rows). Assumes rowSplitOf(task) is not 'whole'. */
@@ -105,6 +106,8 @@ export function sliceRows(task: TensorTask, rowStart: number, rows: number): Ten
     outShape: [rows, ...task.outShape.slice(1)],
     inputs: task.inputs.map((input): TensorInput => {
       if (input.kind === 'stage') return { ...input, task: sliceRows(input.task, rowStart, rows) };
+      // A permuted input gathers its rows by position: the chunk keeps just its rows' sources.
+      if (input.kind === 'permuted') return { ...input, shape: [rows, ...input.shape.slice(1)], ...slicePackedRows(input, rowStart, rows) };
       const rowBytes = product(input.shape.slice(1)) * dtypeByteSize(input.dtype);
       return {
         ...input,

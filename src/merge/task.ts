@@ -50,7 +50,35 @@ export interface StageTensorInput {
   readonly task: TensorTask;
 }
 
-export type TensorInput = FileTensorInput | StageTensorInput;
+/**
+ * A 2-D embedding (or lm_head) of one model re-indexed into the output vocabulary of
+ * `tokenizer_source` (semantics §1.5): row r is gathered from `sources` as `rows[r]` says (one
+ * pair copies a row, several are averaged, none is zeros). The worker reads only the rows it needs,
+ * with positional reads, so memory is bounded by this tensor, not by the source models.
+ * vocab-permutation.ts decides the rows.
+ */
+export interface PermutedTensorInput {
+  readonly kind: 'permuted';
+  readonly model: string;
+  /** The model's own stored tensor name (for messages and --dry-run). */
+  readonly tensor: string;
+  /** dtype of the gathered tensor: the model's own stored dtype (rows of other dtypes are converted). */
+  readonly dtype: DType;
+  /** [output vocabulary rows, hidden]. */
+  readonly shape: readonly number[];
+  /** Whole stored tensors rows are read from (every model of the task, in task order). */
+  readonly sources: readonly FileTensorInput[];
+  /**
+   * Per output row, `[index into sources, row]` pairs, packed (vocab-permutation.ts PackedRows):
+   * row r's pairs are pairs[2k], pairs[2k+1] for k in [rowOffsets[r], rowOffsets[r+1]).
+   */
+  readonly rowOffsets: Uint32Array;
+  readonly pairs: Int32Array;
+  /** What the rows are, for --dry-run: own rows, borrowed from one model, averaged, zeros. */
+  readonly stats: { readonly own: number; readonly borrowed: number; readonly averaged: number; readonly zero: number };
+}
+
+export type TensorInput = FileTensorInput | StageTensorInput | PermutedTensorInput;
 
 /** Resolved parameter values for one tensor: already interpolated, filtered and defaulted. */
 export type ResolvedParams = Readonly<Record<string, number | boolean>>;
@@ -124,6 +152,11 @@ export interface MergePlan {
   readonly tokenizerDir: string | null;
   /** File names (relative to tokenizerDir) to copy: tokenizer.json, tokenizer_config.json, ... */
   readonly tokenizerFiles: readonly string[];
+  /**
+   * `tokenizer_source: union`: the text written as tokenizer.json instead of copying
+   * tokenizerDir's (the donor's with the other models' tokens appended).
+   */
+  readonly tokenizerJson?: string;
   /** The mergekit YAML text the plan came from; written beside the output as mergekit_config.yml. */
   readonly configText: string;
   /** Seed of the counter-based random streams (DARE / DELLA). */

@@ -137,7 +137,7 @@ export function readStagesFromFiles(
   if (written.size === 0) return task;
   let changed = false;
   const inputs = task.inputs.map((input): TensorInput => {
-    if (input.kind === 'file') return input;
+    if (input.kind !== 'stage') return input;
     const slot = written.get(input.model)?.get(input.task.output);
     const planned = stageTasks.get(input.model)?.get(input.task.output);
     if (slot !== undefined && planned !== undefined && JSON.stringify(planned) === JSON.stringify(input.task)) {

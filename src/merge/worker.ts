@@ -11,6 +11,7 @@ import { EvoError } from '../errors.js';
 import { computeTask, computeTaskStats, selectKernels } from './compute.js';
 import { TS_KERNELS, type KernelBinding } from './native/binding.js';
 import { inputBytesOf } from './memory-budget.js';
+import { gatherPermutedRows, permutedByteLength } from './permuted-input.js';
 import type { TensorData } from './compute.js';
 import type { FileTensorInput, TensorTask } from './task.js';
 import type { TensorTaskDone, TensorTaskReply, TensorTaskRequest } from './worker-protocol.js';
@@ -179,6 +180,15 @@ function readInputs(task: TensorTask, request: TensorTaskRequest, counters: Task
       inputs.push({ dtype: input.dtype, shape: input.shape, bytes: readInput(input, request.fds) });
       counters.readMs += performance.now() - t0;
       counters.bytesRead += input.byteLength;
+    } else if (input.kind === 'permuted') {
+      const t0 = performance.now();
+      const bytes = arena.take(permutedByteLength(input));
+      gatherPermutedRows(input, bytes, (source, offset, dst) => {
+        readRange(source, request.fds, source.byteOffset + offset, dst);
+        counters.bytesRead += dst.byteLength;
+      });
+      inputs.push({ dtype: input.dtype, shape: input.shape, bytes });
+      counters.readMs += performance.now() - t0;
     } else {
       const stageInputs = readInputs(input.task, request, counters);
       const t0 = performance.now();
@@ -191,23 +201,28 @@ function readInputs(task: TensorTask, request: TensorTaskRequest, counters: Task
 }
 
 function readInput(input: FileTensorInput, fds: Readonly<Record<string, number>>): Uint8Array {
+  const dst = arena.take(input.byteLength);
+  readRange(input, fds, input.byteOffset, dst);
+  return dst;
+}
+
+/** Fills `dst` from `input`'s file at absolute `byteOffset` (a whole tensor, or rows of one). */
+function readRange(input: FileTensorInput, fds: Readonly<Record<string, number>>, byteOffset: number, dst: Uint8Array): void {
   const fd = fds[input.file];
   if (fd === undefined) {
     throw new EvoError('INTERNAL', `no descriptor for ${input.file} (tensor ${input.tensor})`);
   }
-  const dst = arena.take(input.byteLength);
   let done = 0;
-  while (done < input.byteLength) {
-    const n = fs.readSync(fd, dst, done, input.byteLength - done, input.byteOffset + done);
+  while (done < dst.byteLength) {
+    const n = fs.readSync(fd, dst, done, dst.byteLength - done, byteOffset + done);
     if (n === 0) {
       throw new EvoError(
         'SHORT_READ',
-        `${input.file}: tensor ${JSON.stringify(input.tensor)}: file ended after ${done} of ${input.byteLength} bytes at offset ${input.byteOffset}`,
+        `${input.file}: tensor ${JSON.stringify(input.tensor)}: file ended after ${done} of ${dst.byteLength} bytes at offset ${byteOffset}`,
       );
     }
     done += n;
   }
-  return dst;
 }
 
 function writeFully(fd: number, bytes: Uint8Array, byteOffset: number, tensor: string): void {

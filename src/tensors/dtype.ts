@@ -1,6 +1,6 @@
 import { EvoError } from '../errors.js';
-import { bf16ToF32, f32ToBf16 } from './bf16.js';
-import { f16ToF32, f32ToF16 } from './f16.js';
+import { bf16ToF32, f32ToBf16, roundToBf16 } from './bf16.js';
+import { f16ToF32, f32ToF16, roundToF16 } from './f16.js';
 
 /** Element types of the safetensors format, spelled as in its header. */
 export type DType =
@@ -234,4 +234,20 @@ export function encodeFromF32(dtype: DType, src: Float32Array, out?: Uint8Array)
   }
   if (work !== target) target.set(work);
   return target;
+}
+
+/** Rounds one value to the nearest `dtype` value (ties to even), returned as a number. */
+export function roundToDType(dtype: FloatDType, x: number): number {
+  switch (dtype) {
+    case 'F32':
+      return Math.fround(x);
+    case 'BF16':
+      return roundToBf16(x);
+    case 'F16':
+      return roundToF16(x);
+    default: {
+      const never: never = dtype;
+      return never;
+    }
+  }
 }

@@ -28,12 +28,12 @@ export async function writeTinyModels(count: number, options: TinyLlamaOptions =
   return { root, base, fineTunes };
 }
 
-/** Plans `yaml` (model paths relative to `root`) through the real config parser and planner. */
-export async function planYaml(root: string, yaml: string, seed = 7): Promise<MergePlan> {
+/** Plans `yaml` (model paths relative to `root`) through the real config parser and planner; warnings go to `warnings`. */
+export async function planYaml(root: string, yaml: string, seed = 7, warnings?: string[]): Promise<MergePlan> {
   const file = path.join(root, `config-${Math.random().toString(36).slice(2)}.yml`);
   fs.writeFileSync(file, yaml);
   const parsed = parseMergeConfig(yaml, file);
-  return resolvePlan(parsed.config, { configFile: file, seed, configText: yaml });
+  return resolvePlan(parsed.config, { configFile: file, seed, configText: yaml, ...(warnings ? { onWarning: (m: string) => warnings.push(m) } : {}) });
 }
 
 /** Every file of a directory by name (sorted), with its bytes. */

@@ -296,7 +296,6 @@ describe('bad inputs fail before anything is written, with named errors', () => 
     ['WEIGHTS_SUM_ZERO', /multislerp: the weights of model\.\S+ sum to 0 with normalize_weights: true/, 'merge_method: multislerp\nbase_model: base\nmodels: [{model: ft1, parameters: {weight: 0.5}}, {model: ft2, parameters: {weight: -0.5}}]\n'],
     ['MISSING_PARAMETER', /Missing required parameter t for model\./, 'merge_method: nearswap\nbase_model: base\nmodels: [{model: ft1}]\n'],
     ['MISSING_PARAMETER', /Missing required parameter weight for ft2\.model\./, 'merge_method: multislerp\nmodels: [{model: ft1, parameters: {weight: 1}}, {model: ft2}]\n'],
-    ['UNSUPPORTED', /bigvocab.*different.*tokenizer\.json/, 'merge_method: linear\ntokenizer_source: base\nbase_model: base\nmodels: [{model: base, parameters: {weight: 1}}, {model: bigvocab, parameters: {weight: 1}}]\n'],
   ])('%s', async (code, pattern, yaml) => {
     const err = await planError(yaml);
     expect(err).toBeInstanceOf(PlanError);
@@ -308,6 +307,21 @@ describe('bad inputs fail before anything is written, with named errors', () => 
     const err = await planError('merge_method: slerp\nmodels: [{model: ./nope}, {model: ./gone}]\nparameters: {t: 0.5}\n');
     expect(err).toBeInstanceOf(ConfigError);
     expect(err.code).toBe('BASE_MODEL');
+  });
+
+  it('permutes embeddings into the tokenizer_source vocabulary when vocabularies differ', async () => {
+    // base: 32 tokens <unk> <s> </s> tok3..tok31; bigvocab: the same plus tok32..tok39 (40 rows).
+    const p = await plan('merge_method: linear\ntokenizer_source: base\nbase_model: base\nmodels: [{model: base, parameters: {weight: 1}}, {model: bigvocab, parameters: {weight: 1}}]\n');
+    const embed = p.tasks.find((t) => t.output === 'model.embed_tokens.weight');
+    expect(embed?.outShape).toEqual([32, 16]);
+    expect(embed?.inputs.map((i) => i.kind)).toEqual(['permuted', 'permuted']);
+    const big = embed?.inputs[1];
+    if (big?.kind !== 'permuted') throw new Error('expected a permuted input');
+    // Every base token is bigvocab's own row at the same id: rows 0..31 of its 40.
+    expect([...big.rowOffsets]).toEqual(Array.from({ length: 33 }, (_x, r) => r));
+    expect([...big.pairs]).toEqual(Array.from({ length: 32 }, (_x, r) => [1, r]).flat());
+    expect(big.stats).toEqual({ own: 32, borrowed: 0, averaged: 0, zero: 0 });
+    expect(p.outputConfig['vocab_size']).toBe(32);
   });
 
   it('accepts tokenizer_source when every model shares the tokenizer', async () => {
