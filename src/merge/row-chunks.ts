@@ -58,7 +58,7 @@ function methodSplit(task: TensorTask): RowSplit {
       if (spec.sparsifier === undefined || ((spec.sparsifier === 'magnitude' || spec.sparsifier === 'random') && dense)) return 'elementwise';
       if (spec.sparsifier === 'della_magprune' && task.outShape.length < 2) return 'whole';
       if (product(task.outShape) >= 2 ** 32 || kernelDTypeOf(task.outDType) === undefined) return 'whole';
-      const floats = task.inputs.every((input) => kernelDTypeOf(input.kind === 'file' ? input.dtype : input.task.outDType) !== undefined);
+      const floats = task.inputs.every((input) => kernelDTypeOf(input.kind === 'stage' ? input.task.outDType : input.dtype) !== undefined);
       return floats ? 'two-pass' : 'whole';
     }
     default:
