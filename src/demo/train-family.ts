@@ -43,14 +43,8 @@ export interface StageSettings {
   readonly trainable: readonly string[];
 }
 
-export interface ModelShape {
-  readonly hiddenSize: number;
-  readonly intermediateSize: number;
-  readonly numLayers: number;
-  readonly numHeads: number;
-  readonly numKvHeads: number;
-  readonly maxSeqLen: number;
-}
+/** The dimensions `--set model.*` may change (the rest of the config comes from the tokenizer). */
+export type ModelShape = Pick<LlamaTrainConfig, 'hiddenSize' | 'intermediateSize' | 'numLayers' | 'numHeads' | 'numKvHeads' | 'maxSeqLen'>;
 
 export const MODEL_SHAPE: ModelShape = { hiddenSize: 96, intermediateSize: 256, numLayers: 4, numHeads: 4, numKvHeads: 4, maxSeqLen: 128 };
 

@@ -199,14 +199,20 @@ function readValues(schema: GenomeSchema, config: MergeConfig): RecipeValues {
   return { methods, partners, values };
 }
 
-function normalize(v: number, min: number, max: number, name: string): number {
-  if (max === min) {
-    if (Math.abs(v - min) > 1e-6) fail(`${name} = ${v} but its search range is exactly ${min}`);
-    return 0.5;
-  }
+/**
+ * The gene value in [0, 1] that decodes to `v` (the inverse of min + x·(max − min)), or undefined
+ * when v lies outside the search range; 0.5 for a zero-width range that holds v.
+ */
+export function geneFraction(v: number, min: number, max: number): number | undefined {
+  if (max === min) return Math.abs(v - min) > 1e-6 ? undefined : 0.5;
   const x = (v - min) / (max - min);
-  if (x < -1e-9 || x > 1 + 1e-9) fail(`${name} = ${v} is outside its search range [${min}, ${max}]`);
-  return clamp01(x);
+  return x < -1e-9 || x > 1 + 1e-9 ? undefined : clamp01(x);
+}
+
+function normalize(v: number, min: number, max: number, name: string): number {
+  const x = geneFraction(v, min, max);
+  if (x !== undefined) return x;
+  return fail(max === min ? `${name} = ${v} but its search range is exactly ${min}` : `${name} = ${v} is outside its search range [${min}, ${max}]`);
 }
 
 /**

@@ -1,5 +1,6 @@
 import type { Genome } from './genome-vector.js';
 import { GenomeError, type ContinuousGene, type GenomeSchema } from './genome.js';
+import { geneFraction } from './genome-encode.js';
 import { methodGenes } from './method-genes.js';
 import type { InitialKind } from './space-schema.js';
 
@@ -12,12 +13,11 @@ import type { InitialKind } from './space-schema.js';
 
 /** The normalized gene value for `value`, which must lie in the gene's search range. */
 function geneValue(gene: ContinuousGene, value: number, kind: InitialKind): number {
+  const x = geneFraction(value, gene.min, gene.max);
+  if (x !== undefined) return x;
   const lo = Math.min(gene.min, gene.max);
   const hi = Math.max(gene.min, gene.max);
-  if (value < lo - 1e-12 || value > hi + 1e-12) {
-    throw new GenomeError('NOT_REPRESENTABLE', `optimizer.initial '${kind}': gene ${gene.name} needs ${gene.param} ${value}, outside its search range [${lo}, ${hi}] (widen genome.${gene.param})`);
-  }
-  return gene.max === gene.min ? 0 : (value - gene.min) / (gene.max - gene.min);
+  throw new GenomeError('NOT_REPRESENTABLE', `optimizer.initial '${kind}': gene ${gene.name} needs ${gene.param} ${value}, outside its search range [${lo}, ${hi}] (widen genome.${gene.param})`);
 }
 
 /** One genome with every group on `method`, source weights from `weightOf`, densities at their most. */
