@@ -5,7 +5,7 @@
  * are merged; and it cannot get better at the other task, since it only copies the base.
  */
 import type { LlamaTrainConfig, LlamaWeights } from '../train/index.js';
-import { greedyContinuation } from '../train/index.js';
+import { greedyContinuation, llamaForward } from '../train/index.js';
 import type { BpeEncoder } from './byte-level-bpe.js';
 import type { EncodedDocument, Stage } from './corpus.js';
 import type { DemoData } from './family-data.js';
@@ -23,8 +23,14 @@ export function replayPrompts(stage: Exclude<Stage, 'base'>, data: DemoData, cou
     : trainingQuestions(data.world, seed, count).map((q) => q.prompt);
 }
 
-/** Each prompt with the base's greedy answer; only the answer is learned. */
-export function baseReplayDocuments(config: LlamaTrainConfig, base: LlamaWeights, encoder: BpeEncoder, prompts: readonly string[], threads: number): EncodedDocument[] {
+/**
+ * Each prompt with the base's greedy answer; only the answer is learned. `distill`: each answer
+ * token is learned as the base's whole next-token distribution there, not as the token itself.
+ * Hard tokens teach the fine-tune to be surer of the base's answers (an active change, which a
+ * merge then has to fight); the distribution has zero gradient while the fine-tune still predicts
+ * what the base predicts, so it only asks the fine-tune to leave those prompts alone.
+ */
+export function baseReplayDocuments(config: LlamaTrainConfig, base: LlamaWeights, encoder: BpeEncoder, prompts: readonly string[], threads: number, distill = false): EncodedDocument[] {
   const { bosId, eosId } = encoder.vocabulary;
   return prompts.map((prompt) => {
     const p = [bosId, ...encoder.encode(prompt)];
@@ -32,6 +38,19 @@ export function baseReplayDocuments(config: LlamaTrainConfig, base: LlamaWeights
     const tokens = Int32Array.from([...p, ...answer]);
     const learn = new Uint8Array(tokens.length);
     learn.fill(1, p.length);
-    return { tokens, learn };
+    if (!distill) return { tokens, learn };
+    const V = config.vocabSize;
+    const logits = llamaForward(config, base, tokens, threads);
+    const soft = new Map<number, Float32Array>();
+    for (let j = p.length; j < tokens.length; j++) soft.set(j, softmax(logits.subarray((j - 1) * V, j * V)));
+    return { tokens, learn, soft };
   });
+}
+
+function softmax(z: Float32Array): Float32Array {
+  let max = -Infinity;
+  for (const v of z) max = Math.max(max, v);
+  let sum = 0;
+  for (const v of z) sum += Math.exp(v - max);
+  return Float32Array.from(z, (v) => Math.exp(v - max) / sum);
 }

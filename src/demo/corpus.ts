@@ -83,6 +83,8 @@ export interface EncodedDocument {
   readonly tokens: Int32Array;
   /** 1 where predicting tokens[j] (j ≥ 1) counts in the loss. */
   readonly learn: Uint8Array;
+  /** For some learned j: the distribution to learn for tokens[j] instead of the token itself (base-replay.ts). */
+  readonly soft?: ReadonlyMap<number, Float32Array>;
 }
 
 /** BOS + prompt + completion + EOS; `learnPrompt` false: only the completion and EOS count. */
@@ -101,6 +103,7 @@ export interface PackedBatch {
   readonly seqLen: number;
   readonly tokens: Int32Array;
   readonly lossMask: Uint8Array;
+  readonly softTargets?: ReadonlyMap<number, Float32Array>;
 }
 
 /**
@@ -111,6 +114,7 @@ export function packedBatch(docs: readonly EncodedDocument[], batchSize: number,
   const rng = new Rng(`${stream}/${step}`);
   const tokens = new Int32Array(batchSize * (seqLen + 1)).fill(eosId);
   const lossMask = new Uint8Array(batchSize * seqLen);
+  const softTargets = new Map<number, Float32Array>();
   for (let b = 0; b < batchSize; b++) {
     const row = b * (seqLen + 1);
     let at = 0;
@@ -125,8 +129,9 @@ export function packedBatch(docs: readonly EncodedDocument[], batchSize: number,
       tokens.set(d.tokens, row + at);
       // Target t of the row is token t + 1: its mask is the document's learn flag for that token.
       for (let j = 1; j < d.tokens.length; j++) lossMask[b * seqLen + at + j - 1] = d.learn[j] ?? 0;
+      for (const [j, p] of d.soft ?? []) softTargets.set(b * seqLen + at + j - 1, p);
       at += d.tokens.length;
     }
   }
-  return { batchSize, seqLen, tokens, lossMask };
+  return { batchSize, seqLen, tokens, lossMask, ...(softTargets.size > 0 ? { softTargets } : {}) };
 }

@@ -22,7 +22,8 @@ import { pathToFileURL } from 'node:url';
 import { UsageError } from '../errors.js';
 import { LlamaCppBackend } from '../eval/backend.js';
 import { writeFileAtomic } from '../tensors/atomic-file.js';
-import { type LlamaTrainConfig, type TrainOptions, initLlamaWeights, loadLlamaCheckpoint, saveLlamaCheckpoint, trainLlama } from '../train/index.js';
+import { type NeuronBlock, neuronBlockMask, widenMlp } from '../train/mlp-neurons.js';
+import { type LlamaTrainConfig, type LlamaWeights, type TrainOptions, initLlamaWeights, loadLlamaCheckpoint, saveLlamaCheckpoint, trainLlama } from '../train/index.js';
 import { BpeEncoder, writeTokenizerFiles } from './byte-level-bpe.js';
 import { type Stage, encodeDocument, packedBatch } from './corpus.js';
 import { baseReplayDocuments, replayPrompts } from './base-replay.js';
@@ -39,8 +40,16 @@ export interface StageSettings {
   readonly weightDecay: number;
   /** Fine-tunes: prompts of the other task answered by the base itself, mixed in (base-replay.ts). */
   readonly replay: number;
+  /** 1: replayed answers are learned as the base's next-token distributions (distillation); 0: as its greedy tokens. */
+  readonly distill: number;
   /** Substrings of the tensor names this stage trains (empty: every tensor). */
   readonly trainable: readonly string[];
+  /**
+   * Fine-tunes: fresh MLP neurons per layer that only this fine-tune trains (its MLP tensors
+   * change only there; 0: all of each trained MLP tensor). The base is grown by both fine-tunes'
+   * counts after pretraining (mlp-neurons.ts), math's block first, so it computes what it did.
+   */
+  readonly neurons: number;
 }
 
 /** The dimensions `--set model.*` may change (the rest of the config comes from the tokenizer). */
@@ -49,11 +58,11 @@ export type ModelShape = Pick<LlamaTrainConfig, 'hiddenSize' | 'intermediateSize
 export const MODEL_SHAPE: ModelShape = { hiddenSize: 96, intermediateSize: 256, numLayers: 4, numHeads: 4, numKvHeads: 4, maxSeqLen: 128 };
 
 export const DEFAULT_STAGES: Readonly<Record<Stage, StageSettings>> = {
-  base: { steps: 1200, batchSize: 16, learningRate: 3e-3, warmupSteps: 60, minLrRatio: 0.1, weightDecay: 0.01, replay: 0, trainable: [] },
-  math: { steps: 400, batchSize: 16, learningRate: 1e-3, warmupSteps: 20, minLrRatio: 0.1, weightDecay: 0, replay: 0, trainable: [] },
+  base: { steps: 1200, batchSize: 16, learningRate: 3e-3, warmupSteps: 60, minLrRatio: 0.1, weightDecay: 0.01, replay: 0, distill: 0, trainable: [], neurons: 0 },
+  math: { steps: 400, batchSize: 16, learningRate: 1e-3, warmupSteps: 20, minLrRatio: 0.1, weightDecay: 0, replay: 0, distill: 0, trainable: [], neurons: 0 },
   // MLP tensors only at a higher rate: 63.3% on the facts search split against 58.6% for every
   // tensor at 1e-3 (n = 128), and the merges lose the math skill either way (README).
-  facts: { steps: 900, batchSize: 16, learningRate: 3e-3, warmupSteps: 20, minLrRatio: 0.1, weightDecay: 0, replay: 0, trainable: ['mlp'] },
+  facts: { steps: 900, batchSize: 16, learningRate: 3e-3, warmupSteps: 20, minLrRatio: 0.1, weightDecay: 0, replay: 0, distill: 0, trainable: ['mlp'], neurons: 0 },
 };
 
 const STAGES: readonly Stage[] = ['base', 'math', 'facts'];
@@ -122,7 +131,32 @@ function parseArgs(argv: readonly string[]): Args {
   return { out, seed, stages, threads, stageSettings, shape, evalLimit, evaluate, command: `node dist/src/demo/train-family.js ${argv.join(' ')}`.trim() };
 }
 
-function trainOptions(s: StageSettings, threads: number, log: (line: string) => void, stage: Stage): TrainOptions {
+/**
+ * The fresh MLP neurons a fine-tune trains: the base's last math.neurons + facts.neurons, math's
+ * block first. Checked to be fresh (zero down_proj columns in the base), so a base grown with other
+ * counts is refused rather than fine-tuned in the wrong place.
+ */
+export function fineTuneBlock(stage: Exclude<Stage, 'base'>, settings: Readonly<Record<Stage, StageSettings>>, config: LlamaTrainConfig, base: LlamaWeights, where: string): NeuronBlock | undefined {
+  const own = settings[stage].neurons;
+  if (own === 0) return undefined;
+  const I = config.intermediateSize;
+  const end = stage === 'facts' ? I : I - settings.facts.neurons;
+  const block = { start: end - own, end };
+  if (block.start < 0) throw new UsageError(`${where}: ${stage}.neurons ${own} does not fit the base's ${I} MLP neurons`);
+  for (let l = 0; l < config.numLayers; l++) {
+    const name = `model.layers.${l}.mlp.down_proj.weight`;
+    const down = base.get(name);
+    if (down === undefined) throw new UsageError(`${where}: the base has no ${name}`);
+    for (let r = 0; r < config.hiddenSize; r++) {
+      for (let j = block.start; j < block.end; j++) {
+        if (down[r * I + j] !== 0) throw new UsageError(`${where}: MLP neuron ${j} of layer ${l} is not fresh (${name} column ${j} is not zero): the base was grown with other neuron counts; retrain it (--stages base,…) with math.neurons ${settings.math.neurons} and facts.neurons ${settings.facts.neurons}`);
+      }
+    }
+  }
+  return block;
+}
+
+function trainOptions(s: StageSettings, threads: number, log: (line: string) => void, stage: Stage, masks?: (name: string) => Uint8Array | undefined): TrainOptions {
   const every = Math.max(1, Math.round(s.steps / 10));
   return {
     steps: s.steps,
@@ -136,6 +170,7 @@ function trainOptions(s: StageSettings, threads: number, log: (line: string) => 
     gradClipNorm: 1,
     threads,
     ...(s.trainable.length > 0 ? { trainable: (name: string) => s.trainable.some((part) => name.includes(part)) } : {}),
+    ...(masks === undefined ? {} : { updateMask: masks }),
     onStep: ({ step, loss, tokensPerSecond }) => {
       if (step % every === 0 || step === s.steps - 1) log(`  ${stage} step ${step + 1}/${s.steps}: loss ${loss.toFixed(4)}, ${Math.round(tokensPerSecond)} tokens/s`);
     },
@@ -169,11 +204,19 @@ export async function trainFamily(args: Args, log: (line: string) => void): Prom
     const docs = data.documents[stage].map((d) => encodeDocument(d, encoder, stage === 'base'));
     if (stage !== 'base' && s.replay > 0) {
       const r0 = performance.now();
-      docs.push(...baseReplayDocuments(config, weights, encoder, replayPrompts(stage, data, s.replay), args.threads));
+      docs.push(...baseReplayDocuments(config, weights, encoder, replayPrompts(stage, data, s.replay), args.threads, s.distill === 1));
       log(`${stage}: ${s.replay} replay answers from the base in ${((performance.now() - r0) / 1000).toFixed(0)} s`);
     }
-    log(`${stage}: ${docs.length} documents, ${s.steps} steps of ${s.batchSize} × ${config.maxSeqLen} tokens, lr ${s.learningRate}`);
-    const { losses } = trainLlama(config, weights, (step) => packedBatch(docs, s.batchSize, config.maxSeqLen, vocab.eosId, `demo/${args.seed}/${stage}`, step), trainOptions(s, args.threads, log, stage));
+    const block = stage === 'base' ? undefined : fineTuneBlock(stage, args.stageSettings, config, weights, path.join(familyDir, 'base'));
+    const shape = config;
+    const masks = block === undefined ? undefined : (name: string): Uint8Array | undefined => neuronBlockMask(shape, name, block);
+    log(`${stage}: ${docs.length} documents, ${s.steps} steps of ${s.batchSize} × ${config.maxSeqLen} tokens, lr ${s.learningRate}${block === undefined ? '' : `, MLP neurons [${block.start}, ${block.end})`}`);
+    const { losses } = trainLlama(config, weights, (step) => packedBatch(docs, s.batchSize, config.maxSeqLen, vocab.eosId, `demo/${args.seed}/${stage}`, step), trainOptions(s, args.threads, log, stage, masks));
+    const fresh = args.stageSettings.math.neurons + args.stageSettings.facts.neurons;
+    if (stage === 'base' && fresh > 0) {
+      ({ config, weights } = widenMlp(config, weights, fresh, args.seed));
+      log(`base: grown by ${fresh} fresh MLP neurons per layer (zero output) for the fine-tunes`);
+    }
     const dir = path.join(familyDir, stage);
     await mkdir(dir, { recursive: true });
     await saveLlamaCheckpoint(dir, config, weights, { dtype: 'f32' });
@@ -202,21 +245,24 @@ function familyReadme(args: Args, config: LlamaTrainConfig, seconds: Partial<Rec
   const first = STAGES.map((s) => scores[s]).find((x) => x !== undefined);
   const stageRows = STAGES.map((s) => {
     const t = args.stageSettings[s];
-    return `| ${s} | ${t.steps} | ${t.batchSize} | ${t.learningRate} | ${t.warmupSteps} | ${t.weightDecay} | ${t.replay} | ${t.trainable.length === 0 ? 'all' : t.trainable.join(', ')} | ${seconds[s] === undefined ? 'not retrained' : `${seconds[s]?.toFixed(0)} s`} |`;
+    return `| ${s} | ${t.steps} | ${t.batchSize} | ${t.learningRate} | ${t.warmupSteps} | ${t.weightDecay} | ${t.replay} | ${t.trainable.length === 0 ? 'all' : t.trainable.join(', ')} | ${s === 'base' || t.neurons === 0 ? '—' : t.neurons} | ${seconds[s] === undefined ? 'not retrained' : `${seconds[s]?.toFixed(0)} s`} |`;
   });
   return [
     '# The demo family',
     '',
     'Written by `src/demo/train-family.ts`; do not edit by hand. A tiny Llama (' +
       `${config.numLayers} layers, hidden ${config.hiddenSize}, intermediate ${config.intermediateSize}, ${config.numHeads} heads, vocabulary ${config.vocabSize}, tied embeddings) ` +
-      'pretrained from scratch on generated text (`base`), and two fine-tunes of it: `math` (GSM8K-format word problems) and `facts` (a generated world of facts, asked MMLU-style).',
+      'pretrained from scratch on generated text (`base`), and two fine-tunes of it: `math` (GSM8K-format word problems) and `facts` (a generated world of facts, asked MMLU-style).' +
+      (args.stageSettings.math.neurons + args.stageSettings.facts.neurons > 0
+        ? ` After pretraining with ${config.intermediateSize - args.stageSettings.math.neurons - args.stageSettings.facts.neurons} MLP neurons per layer, the base is grown by ${args.stageSettings.math.neurons} + ${args.stageSettings.facts.neurons} fresh ones whose output weights are zero (it computes exactly what it did); each fine-tune trains only its own block of them in the MLP (src/train/mlp-neurons.ts).`
+        : ''),
     '',
     `- seed: ${args.seed}`,
     `- command: \`${args.command}\` (after \`npm run build\`)`,
     `- training time: ${trainSeconds.toFixed(0)} s for the stages trained by that command (${args.threads} threads)`,
     '',
-    '| stage | steps | batch (rows of 128 tokens) | learning rate | warm-up | weight decay | replayed base answers | tensors trained | time |',
-    '|---|---|---|---|---|---|---|---|---|',
+    '| stage | steps | batch (rows of 128 tokens) | learning rate | warm-up | weight decay | replayed base answers | tensors trained | own MLP neurons per layer | time |',
+    '|---|---|---|---|---|---|---|---|---|---|',
     ...stageRows,
     '',
     first === undefined

@@ -33,6 +33,8 @@ export interface AdamWParameter {
   readonly grad: Float32Array;
   /** Matrices decay; norm weights do not. */
   readonly decay: boolean;
+  /** 1 where an element may change; 0 keeps it exactly as it is (no update, no decay, not in the clip norm). Absent: every element. */
+  readonly mask?: Uint8Array;
 }
 
 export class AdamW {
@@ -50,7 +52,11 @@ export class AdamW {
   step(params: readonly AdamWParameter[], learningRate: number): number {
     const { beta1, beta2, epsilon, weightDecay, gradClipNorm } = this.settings;
     let sq = 0;
-    for (const p of params) for (const g of p.grad) sq += g * g;
+    for (const p of params) {
+      const mask = p.mask;
+      if (mask === undefined) for (const g of p.grad) sq += g * g;
+      else for (let i = 0; i < p.grad.length; i++) if (mask[i] === 1) sq += (p.grad[i] ?? 0) ** 2;
+    }
     const norm = Math.sqrt(sq);
     const clip = gradClipNorm > 0 && norm > gradClipNorm ? gradClipNorm / norm : 1;
     this.#t++;
@@ -66,7 +72,9 @@ export class AdamW {
         this.#v.set(p.name, v);
       }
       const decay = p.decay ? 1 - learningRate * weightDecay : 1;
+      const mask = p.mask;
       for (let i = 0; i < p.data.length; i++) {
+        if (mask !== undefined && mask[i] !== 1) continue;
         const g = (p.grad[i] ?? 0) * clip;
         const mi = beta1 * (m[i] ?? 0) + (1 - beta1) * g;
         const vi = beta2 * (v[i] ?? 0) + (1 - beta2) * g * g;

@@ -138,7 +138,13 @@ export function add(tape: Tape, a: Tensor, b: Tensor): Tensor {
  * Mean cross-entropy of `logits` [n, vocab] against `targets` over the positions where mask is 1
  * (the value is in f64). Seeds its own backward: call tape.backward() after it.
  */
-export function maskedCrossEntropy(tape: Tape, logits: Tensor, targets: Int32Array, mask: Uint8Array): number {
+/**
+ * Mean cross-entropy over the rows where mask is 1. A row listed in `soft` is scored against that
+ * distribution over the vocabulary instead of its target id (−Σ p·log softmax, gradient
+ * softmax − p): distillation, e.g. toward a frozen model's own predictions, whose gradient is zero
+ * where the model already predicts them.
+ */
+export function maskedCrossEntropy(tape: Tape, logits: Tensor, targets: Int32Array, mask: Uint8Array, soft?: ReadonlyMap<number, Float32Array>): number {
   const N = logits.rows;
   const V = logits.cols;
   if (targets.length !== N || mask.length !== N) throw new RangeError(`cross-entropy: ${targets.length} targets and ${mask.length} mask entries for ${N} rows`);
@@ -146,13 +152,33 @@ export function maskedCrossEntropy(tape: Tape, logits: Tensor, targets: Int32Arr
   for (let n = 0; n < N; n++) {
     if (mask[n] !== 1) continue;
     count++;
+    if (soft?.has(n) === true) continue;
     const t = targets[n] ?? -1;
     if (!(t >= 0 && t < V)) throw new RangeError(`cross-entropy: target id ${t} at position ${n} is outside the vocabulary of ${V}`);
   }
   if (count === 0) return 0;
   const rowLoss = new Float64Array(N);
-  tape.kernels.crossEntropy(logits.data, targets, mask, rowLoss, tape.tracks(logits) ? logits.grad : null, 1 / count, N, V, tape.threads);
+  const hardMask = soft === undefined || soft.size === 0 ? mask : Uint8Array.from(mask, (m, n) => (soft.has(n) ? 0 : m));
+  const dlogits = tape.tracks(logits) ? logits.grad : null;
+  tape.kernels.crossEntropy(logits.data, targets, hardMask, rowLoss, dlogits, 1 / count, N, V, tape.threads);
   let total = 0;
   for (const l of rowLoss) total += l;
+  for (const [n, p] of soft ?? []) {
+    if (mask[n] !== 1) continue;
+    if (p.length !== V) throw new RangeError(`cross-entropy: the soft target of position ${n} has ${p.length} entries for a vocabulary of ${V}`);
+    const z = logits.data.subarray(n * V, (n + 1) * V);
+    let max = -Infinity;
+    for (const v of z) max = Math.max(max, v);
+    let sum = 0;
+    for (const v of z) sum += Math.exp(v - max);
+    const logSum = max + Math.log(sum);
+    let loss = 0;
+    for (let v = 0; v < V; v++) {
+      const pv = p[v] ?? 0;
+      if (pv > 0) loss -= pv * ((z[v] ?? 0) - logSum);
+      if (dlogits !== null) dlogits[n * V + v] = (dlogits[n * V + v] ?? 0) + (Math.exp((z[v] ?? 0) - logSum) - pv) / count;
+    }
+    total += loss;
+  }
   return total / count;
 }

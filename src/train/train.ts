@@ -21,6 +21,8 @@ export interface TrainBatch {
   readonly seqLen: number;
   readonly tokens: Int32Array;
   readonly lossMask: Uint8Array;
+  /** Positions (b · seqLen + t, masked in) scored against a distribution over the vocabulary instead of their target id. */
+  readonly softTargets?: ReadonlyMap<number, Float32Array>;
 }
 
 export interface TrainOptions {
@@ -39,6 +41,11 @@ export interface TrainOptions {
   readonly threads?: number;
   /** Which tensors the optimizer updates (default: all); the rest stay frozen, e.g. an MLP-only fine-tune. */
   readonly trainable?: (tensorName: string) => boolean;
+  /**
+   * Per-element masks of trainable tensors (1: may change, 0: stays exactly as it is), e.g. a
+   * fine-tune confined to some MLP neurons (mlp-neurons.ts). Absent or undefined for a tensor: all of it.
+   */
+  readonly updateMask?: (tensorName: string) => Uint8Array | undefined;
   readonly onStep?: (info: { step: number; loss: number; learningRate: number; tokensPerSecond: number; gradNorm: number }) => void;
 }
 
@@ -85,7 +92,7 @@ function backpropagate(config: LlamaTrainConfig, tensors: ReadonlyMap<string, Te
   const { inputs, targets, mask } = splitBatch(config, batch, where);
   const tape = new Tape(kernels, threads, true);
   const logits = llamaLogits(tape, config, tensors, inputs, batch.batchSize, batch.seqLen);
-  const loss = maskedCrossEntropy(tape, logits, targets, mask);
+  const loss = maskedCrossEntropy(tape, logits, targets, mask, batch.softTargets);
   tape.backward();
   return loss;
 }
@@ -107,7 +114,13 @@ export function trainLlama(config: LlamaTrainConfig, weights: Map<string, Float3
   const threads = options.threads ?? defaultThreads();
   const tensors = weightTensors(config, weights, true);
   const trainable = options.trainable ?? ((): boolean => true);
-  const params: AdamWParameter[] = [...tensors].filter(([name]) => trainable(name)).map(([name, t]) => ({ name, data: t.data, grad: t.grad, decay: t.rows > 1 }));
+  const params: AdamWParameter[] = [...tensors]
+    .filter(([name]) => trainable(name))
+    .map(([name, t]) => {
+      const mask = options.updateMask?.(name);
+      if (mask !== undefined && mask.length !== t.data.length) throw new UsageError(`train options: updateMask of ${name} has ${mask.length} entries, the tensor ${t.data.length}`);
+      return { name, data: t.data, grad: t.grad, decay: t.rows > 1, ...(mask === undefined ? {} : { mask }) };
+    });
   if (params.length === 0) throw new UsageError('train options: trainable leaves no tensor to train');
   const adam = new AdamW(options);
   const losses = new Float64Array(options.steps);
@@ -130,7 +143,7 @@ export function evaluateLoss(config: LlamaTrainConfig, weights: LlamaWeights, ba
   checkWeights(config, weights);
   const { inputs, targets, mask } = splitBatch(config, batch, 'evaluation batch');
   const tape = new Tape(loadTrainKernels(), threads, false);
-  return maskedCrossEntropy(tape, llamaLogits(tape, config, weightTensors(config, weights, false), inputs, batch.batchSize, batch.seqLen), targets, mask);
+  return maskedCrossEntropy(tape, llamaLogits(tape, config, weightTensors(config, weights, false), inputs, batch.batchSize, batch.seqLen), targets, mask, batch.softTargets);
 }
 
 /** Next-token logits [tokens.length, vocab] of one sequence (the forward pass, for tests and tools). */

@@ -2,7 +2,8 @@ import { describe, expect, it } from 'vitest';
 import { baseReplayDocuments, replayPrompts } from '../../src/demo/base-replay.js';
 import { BpeEncoder } from '../../src/demo/byte-level-bpe.js';
 import { DEFAULT_DATA_SETTINGS, demoData, learnDemoTokenizer } from '../../src/demo/family-data.js';
-import { greedyContinuation, initLlamaWeights, type LlamaTrainConfig } from '../../src/train/index.js';
+import { packedBatch } from '../../src/demo/corpus.js';
+import { greedyContinuation, initLlamaWeights, llamaForward, type LlamaTrainConfig } from '../../src/train/index.js';
 
 const SMALL = { ...DEFAULT_DATA_SETTINGS, entities: 24, mathSearchItems: 80, mathTestItems: 80, vocabSize: 300, corpus: { baseMath: 200, baseQuestions: 200, baseFactRepeats: 2, mathDocuments: 400, factQuestions: 300, factRepeats: 2 } };
 
@@ -32,5 +33,37 @@ describe('base replay for the fine-tunes', () => {
       expect([...d.tokens]).toEqual([...p, ...answer]);
       expect([...d.learn]).toEqual([...p.map(() => 0), ...answer.map(() => 1)]);
     });
+  });
+
+  it('distill: each answer token carries the base’s next-token distribution there, and batches place it at that token’s position', () => {
+    const config: LlamaTrainConfig = { vocabSize: vocab.tokens.length, hiddenSize: 16, intermediateSize: 32, numLayers: 1, numHeads: 2, numKvHeads: 2, maxSeqLen: 128, rmsEps: 1e-5, ropeTheta: 10000, tieEmbeddings: true, bosTokenId: vocab.bosId, eosTokenId: vocab.eosId };
+    const base = initLlamaWeights(config, 3);
+    const prompts = replayPrompts('facts', data, 2);
+    const hard = baseReplayDocuments(config, base, encoder, prompts, 1);
+    const docs = baseReplayDocuments(config, base, encoder, prompts, 1, true);
+    const V = config.vocabSize;
+    docs.forEach((d, i) => {
+      expect([...d.tokens]).toEqual([...(hard[i]?.tokens ?? [])]);
+      const learned = [...d.learn.keys()].filter((j) => d.learn[j] === 1);
+      expect([...(d.soft?.keys() ?? [])]).toEqual(learned);
+      const logits = llamaForward(config, base, d.tokens, 1);
+      for (const j of learned) {
+        const p = d.soft?.get(j) ?? new Float32Array(0);
+        const z = logits.subarray((j - 1) * V, j * V);
+        const max = Math.max(...z);
+        const sum = z.reduce((a, v) => a + Math.exp(v - max), 0);
+        expect(p.reduce((a, v) => a + v, 0)).toBeCloseTo(1, 5);
+        // The greedy token is the distribution's mode.
+        expect(p.indexOf(Math.max(...p))).toBe(d.tokens[j]);
+        for (const v of [0, 7, V - 1]) expect(p[v]).toBeCloseTo(Math.exp((z[v] ?? 0) - max) / sum, 6);
+      }
+    });
+    const only = docs[0];
+    if (only === undefined) throw new Error('no replay document');
+    const batch = packedBatch([only], 1, 128, vocab.eosId, 'replay-test', 0);
+    const positions = [...(batch.softTargets?.keys() ?? [])].sort((a, b) => a - b);
+    // Row 0 holds the document at offset 0, so token j is predicted at position j − 1.
+    expect(positions.slice(0, only.soft?.size)).toEqual([...(only.soft?.keys() ?? [])].map((j) => j - 1));
+    for (const n of positions) expect(batch.lossMask[n]).toBe(1);
   });
 });
