@@ -226,7 +226,8 @@ function planDocument(
   const outputConfig: Record<string, unknown> = withNumHiddenLayers(raw, outLayer, mapped);
   const torchDtype = doc.out_dtype ?? doc.dtype;
   // tokenizer_source: the output vocabulary's size (§1.5).
-  if (tokenizer.vocabulary) outputConfig['vocab_size'] = tokenizer.vocabulary.outTokens.length;
+  // With pad_to_multiple_of, the padded size (mergekit's _update_config_vocab); the tokenizer files get no padding tokens.
+  if (tokenizer.vocabulary) outputConfig['vocab_size'] = tokenizer.vocabulary.rows;
   if (torchDtype !== undefined) {
     outputConfig['torch_dtype'] = torchDtype;
     if ('dtype' in outputConfig) outputConfig['dtype'] = torchDtype;
