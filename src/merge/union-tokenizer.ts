@@ -1,6 +1,7 @@
 /**
- * `tokenizer_source: union` (semantics §1.5): the base's tokenizer.json with every token of the
- * other models that it lacks appended as added tokens. Pure: parsed files in, JSON text out.
+ * Output tokenizer.json files built by adding tokens (semantics §1.5): `tokenizer_source: union`,
+ * the base's with every token of the other models that it lacks appended as added tokens, and
+ * the keys of `tokenizer.tokens` added as mergekit's add_tokens does. Pure: parsed files in, JSON text out.
  */
 import type { ParsedTokenizer } from './vocab-permutation.js';
 
