@@ -108,7 +108,9 @@ export function formatDryRunTask(t: DryRunTask): string {
       const params = formatParams(i.params);
       const p = i.permutation;
       // tokenizer_source: how the model's rows map into the output vocabulary (semantics §1.5).
-      const perm = p === undefined ? '' : ` [permuted: ${p.own} own, ${p.borrowed} borrowed, ${p.averaged} averaged, ${p.zero} zero]`;
+      // tokenizer.tokens and pad_to_multiple_of rows are listed only when there are some.
+      const extra = p === undefined ? '' : `${p.overridden > 0 ? `, ${p.overridden} overridden` : ''}${p.padded > 0 ? `, ${p.padded} padded` : ''}`;
+      const perm = p === undefined ? '' : ` [permuted: ${p.own} own, ${p.borrowed} borrowed, ${p.averaged} averaged, ${p.zero} zero${extra}]`;
       return `${where}${i.base ? '*' : ''}${params ? ` (${params})` : ''}${perm}`;
     })
     .join(', ');

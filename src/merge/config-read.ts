@@ -18,6 +18,8 @@ import type {
   MergeDocument,
   OutputModuleDefinition,
   OutputSliceDefinition,
+  TokenEmbeddingOverride,
+  TokenEmbeddingSource,
   TokenizerDefinition,
 } from './config.js';
 import { findMethodSpec, METHOD_IDS } from './registry.js';
@@ -270,7 +272,7 @@ function readModule(ctx: Ctx, node: YamlNode | null, path: string): OutputModule
 function readTokenizer(ctx: Ctx, node: YamlNode | null, path: string): TokenizerDefinition | undefined {
   const m = readMap(ctx, node, path, ['source', 'tokens', 'pad_to_multiple_of']);
   if (!m) return undefined;
-  const out: { source?: string; tokens?: Record<string, unknown>; pad_to_multiple_of?: number } = {};
+  const out: { source?: string; tokens?: TokenEmbeddingOverride[]; pad_to_multiple_of?: number } = {};
   const source = m.get('source');
   if (source !== undefined && !isNull(source)) {
     const s = readString(ctx, source, join(path, 'source'));
@@ -278,9 +280,8 @@ function readTokenizer(ctx: Ctx, node: YamlNode | null, path: string): Tokenizer
   }
   const tokens = m.get('tokens');
   if (tokens !== undefined && tokens !== null && !isNull(tokens)) {
-    const js: unknown = tokens.toJSON();
-    if (js !== null && typeof js === 'object' && !Array.isArray(js)) out.tokens = js as Record<string, unknown>;
-    else report(ctx, 'error', 'WRONG_TYPE', join(path, 'tokens'), `expected a mapping, got ${describe(tokens)}`, tokens);
+    const list = readTokenOverrides(ctx, tokens, join(path, 'tokens'));
+    if (list) out.tokens = list;
   }
   const pad = m.get('pad_to_multiple_of');
   if (pad !== undefined && !isNull(pad)) {
@@ -289,6 +290,106 @@ function readTokenizer(ctx: Ctx, node: YamlNode | null, path: string): Tokenizer
     else report(ctx, 'error', 'WRONG_TYPE', join(path, 'pad_to_multiple_of'), `expected a positive integer, got ${describe(pad)}`, pad);
   }
   return out;
+}
+
+/**
+ * `tokenizer.tokens` (mergekit's Dict[str, TokenEmbeddingConfig]): token → {source, force}. Key
+ * paths quote the token (`tokenizer.tokens."<|im_start|>".source`), as tokens hold dots and spaces.
+ */
+function readTokenOverrides(ctx: Ctx, node: YamlNode, path: string): TokenEmbeddingOverride[] | undefined {
+  if (!isMap(node)) {
+    report(ctx, 'error', 'WRONG_TYPE', path, `expected a mapping of token → {source, force}, got ${describe(node)}`, node);
+    return undefined;
+  }
+  const out: TokenEmbeddingOverride[] = [];
+  for (const pair of node.items) {
+    const keyNode = deref(ctx, pair.key);
+    if (!isScalar(keyNode) || typeof keyNode.value !== 'string') {
+      // mergekit's Dict[str, ...] rejects a YAML number or boolean key too (`1:`, `yes:`).
+      report(ctx, 'error', 'WRONG_TYPE', path, `token keys must be strings (quote them), got ${describe(keyNode)}`, keyNode);
+      continue;
+    }
+    const token = keyNode.value;
+    const p = `${path}.${JSON.stringify(token)}`;
+    const entry = readMap(ctx, deref(ctx, pair.value), p, ['source', 'force']);
+    if (!entry) continue;
+    const sourceNode = entry.get('source') ?? null;
+    let source: TokenEmbeddingSource | undefined;
+    if (isNull(sourceNode)) {
+      // mergekit accepts a missing source and then fails mid-merge (NotImplementedError).
+      report(ctx, 'error', 'MISSING_KEY', join(p, 'source'), "required: a model name, {kind: model_token, model, token | token_id} or {kind: zero}", sourceNode ?? keyNode);
+    } else {
+      source = readTokenSource(ctx, sourceNode, join(p, 'source'));
+    }
+    let force = false;
+    const forceNode = entry.get('force') ?? null;
+    if (!isNull(forceNode)) {
+      if (isScalar(forceNode) && typeof forceNode.value === 'boolean') force = forceNode.value;
+      else report(ctx, 'error', 'WRONG_TYPE', join(p, 'force'), `expected true or false, got ${describe(forceNode)}`, forceNode);
+    }
+    if (source !== undefined) out.push({ token, source, force });
+  }
+  return out;
+}
+
+/** A token's `source`: a model name (or `{model: name}`, as pydantic reads a ModelReference), `{kind: model_token, ...}` or `{kind: zero}`. */
+function readTokenSource(ctx: Ctx, node: YamlNode | null, path: string): TokenEmbeddingSource | undefined {
+  if (!isMap(node)) {
+    const model = readModelRef(ctx, node, path);
+    return model === undefined ? undefined : { kind: 'model', model };
+  }
+  const m = readMap(ctx, node, path, ['kind', 'model', 'token', 'token_id']);
+  if (!m) return undefined;
+  const kindNode = m.get('kind') ?? null;
+  if (isNull(kindNode)) {
+    if (m.has('token') || m.has('token_id')) {
+      // pydantic would read this as a plain ModelReference and drop token / token_id silently.
+      report(ctx, 'error', 'MISSING_KEY', join(path, 'kind'), "required with token or token_id: 'model_token'", node);
+      return undefined;
+    }
+    if (!m.has('model')) {
+      report(ctx, 'error', 'MISSING_KEY', join(path, 'kind'), "expected 'model_token' or 'zero' (or a model name)", node);
+      return undefined;
+    }
+    const model = readModelRef(ctx, m.get('model') ?? null, join(path, 'model'));
+    return model === undefined ? undefined : { kind: 'model', model };
+  }
+  const kind = isScalar(kindNode) ? kindNode.value : undefined;
+  if (kind === 'zero') {
+    for (const k of ['model', 'token', 'token_id']) if (m.has(k)) report(ctx, 'warning', 'UNKNOWN_KEY', join(path, k), `is ignored with kind: zero`, m.get(k));
+    return { kind: 'zero' };
+  }
+  if (kind !== 'model_token') {
+    report(ctx, 'error', 'WRONG_TYPE', join(path, 'kind'), `expected 'model_token' or 'zero', got ${describe(kindNode)}`, kindNode);
+    return undefined;
+  }
+  const modelNode = m.get('model');
+  if (modelNode === undefined || isNull(modelNode)) {
+    report(ctx, 'error', 'MISSING_KEY', join(path, 'model'), 'required with kind: model_token (the model whose row is taken)', node);
+    return undefined;
+  }
+  const model = readModelRef(ctx, modelNode, join(path, 'model'));
+  const tokenNode = m.get('token');
+  const idNode = m.get('token_id');
+  const hasToken = tokenNode !== undefined && !isNull(tokenNode);
+  const hasId = idNode !== undefined && !isNull(idNode);
+  if (hasToken === hasId) {
+    report(ctx, 'error', hasToken ? 'INPUTS_STRUCTURE' : 'MISSING_KEY', path, `kind: model_token needs exactly one of token or token_id, got ${hasToken ? 'both' : 'neither'}`, node);
+    return undefined;
+  }
+  if (hasToken) {
+    if (!(isScalar(tokenNode) && typeof tokenNode.value === 'string')) {
+      report(ctx, 'error', 'WRONG_TYPE', join(path, 'token'), `expected a token string, got ${describe(tokenNode ?? null)}`, tokenNode);
+      return undefined;
+    }
+    return model === undefined ? undefined : { kind: 'model_token', model, token: tokenNode.value };
+  }
+  const id = isScalar(idNode) ? idNode.value : undefined;
+  if (typeof id !== 'number' || !Number.isSafeInteger(id) || id < 0) {
+    report(ctx, 'error', 'WRONG_TYPE', join(path, 'token_id'), `expected a non-negative integer row index, got ${describe(idNode ?? null)}`, idNode);
+    return undefined;
+  }
+  return model === undefined ? undefined : { kind: 'model_token', model, token_id: id };
 }
 
 export const DOCUMENT_KEYS = [

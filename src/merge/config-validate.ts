@@ -41,6 +41,11 @@ export function documentInputs(doc: MergeDocument): DocumentInputs {
 }
 
 /** Every model reference a document uses (base models included), in first-use order. */
+/** The document's tokenizer_source, if any; a `tokenizer:` block without `source` means union, as in mergekit. */
+export function tokenizerSourceOf(doc: MergeDocument): string | undefined {
+  return doc.tokenizer_source ?? (doc.tokenizer === undefined ? undefined : (doc.tokenizer.source ?? 'union'));
+}
+
 export function documentModelRefs(doc: MergeDocument): string[] {
   const refs: string[] = [];
   const add = (r: string | undefined): void => {
@@ -178,19 +183,23 @@ export function validateDocument(
   if (inputs.models?.length === 0) add('error', 'INPUTS_STRUCTURE', join(inputs.path, 'models'), 'needs at least one model');
   if (inputs.slices?.length === 0) add('error', 'INPUTS_STRUCTURE', join(inputs.path, 'slices'), 'needs at least one slice');
 
-  // Tokenizer (§1.5): base, union or a model; per-token overrides and padding are not implemented.
+  // Tokenizer (§1.5): base, union or a model, per-token overrides, padding.
   if (doc.tokenizer_source !== undefined && doc.tokenizer !== undefined) {
     add('error', 'INPUTS_STRUCTURE', 'tokenizer', "give either 'tokenizer_source' or 'tokenizer', not both");
   }
-  if ((doc.tokenizer_source ?? doc.tokenizer?.source) === 'union' && doc.name !== undefined) {
+  if (tokenizerSourceOf(doc) === 'union' && doc.name !== undefined) {
     // A stage hands later documents its tokenizer directory; a generated union file has none yet.
     add('error', 'UNSUPPORTED', doc.tokenizer_source !== undefined ? 'tokenizer_source' : 'tokenizer.source', "tokenizer_source 'union' is supported only in the final (unnamed) document");
   }
-  if (doc.tokenizer?.tokens !== undefined) add('error', 'UNSUPPORTED', 'tokenizer.tokens', 'per-token embedding overrides are not supported yet');
-  if (doc.tokenizer?.pad_to_multiple_of !== undefined) add('error', 'UNSUPPORTED', 'tokenizer.pad_to_multiple_of', 'vocabulary padding is not supported yet');
+  // tokenizer.tokens: a source model must be merged here (mergekit asserts "referenced but not part of merge").
+  const merged = documentModelRefs({ ...doc, tokenizer_source: 'base' });
+  for (const o of doc.tokenizer?.tokens ?? []) {
+    if (o.source.kind === 'zero') continue;
+    const at = `tokenizer.tokens.${JSON.stringify(o.token)}.source${o.source.kind === 'model_token' ? '.model' : ''}`;
+    if (!merged.includes(o.source.model)) add('error', 'INPUTS_STRUCTURE', at, `'${o.source.model}' is not one of this document's models (${merged.join(', ')})`);
+  }
   if (doc.tokenizer_source !== undefined && doc.tokenizer_source !== 'base' && doc.tokenizer_source !== 'union') {
-    const refs = documentModelRefs({ ...doc, tokenizer_source: 'base' });
-    if (!refs.includes(doc.tokenizer_source)) add('error', 'INPUTS_STRUCTURE', 'tokenizer_source', `'${doc.tokenizer_source}' is not one of this document's models`);
+    if (!merged.includes(doc.tokenizer_source)) add('error', 'INPUTS_STRUCTURE', 'tokenizer_source', `'${doc.tokenizer_source}' is not one of this document's models`);
   }
   if ((doc.tokenizer_source === 'base' || doc.tokenizer?.source === 'base') && doc.base_model === undefined) {
     add('error', 'BASE_MODEL', doc.tokenizer_source !== undefined ? 'tokenizer_source' : 'tokenizer.source', "'base' needs a base_model");

@@ -41,10 +41,31 @@ export interface OutputModuleDefinition {
   readonly parameters?: ParameterMap;
 }
 
-/** The `tokenizer:` block (source plus per-token overrides); only `source` is supported so far. */
+/**
+ * Where a `tokenizer.tokens` entry takes its embedding row from (mergekit's
+ * TokenEmbeddingConfig.source): `model`: that model's row for the same token; `model_token`: the
+ * row of another token (by string, or by raw row index `token_id`) of that model; `zero`: zeros.
+ */
+export type TokenEmbeddingSource =
+  | { readonly kind: 'model'; readonly model: string }
+  | { readonly kind: 'model_token'; readonly model: string; readonly token: string }
+  | { readonly kind: 'model_token'; readonly model: string; readonly token_id: number }
+  | { readonly kind: 'zero' };
+
+/** One `tokenizer.tokens` entry (semantics §1.5). */
+export interface TokenEmbeddingOverride {
+  readonly token: string;
+  readonly source: TokenEmbeddingSource;
+  /** Default false: the override applies only to models lacking the token; true: to every model. */
+  readonly force: boolean;
+}
+
+/** The `tokenizer:` block. mergekit's `source` defaults to `union` when the block is given. */
 export interface TokenizerDefinition {
   readonly source?: string;
-  readonly tokens?: Readonly<Record<string, unknown>>;
+  /** In the YAML mapping's order (the order mergekit adds missing tokens to the vocabulary). */
+  readonly tokens?: readonly TokenEmbeddingOverride[];
+  /** The output vocabulary is padded up to a multiple of this (rows: each model's mean row). */
   readonly pad_to_multiple_of?: number;
 }
 
@@ -205,7 +226,18 @@ function orderDocument(d: MergeDocument): Record<string, unknown> {
   const record = d as unknown as Readonly<Record<string, unknown>>;
   for (const key of DOCUMENT_KEYS) {
     const v = record[key];
-    if (v !== undefined) out[key] = v;
+    if (v !== undefined) out[key] = key === 'tokenizer' ? tokenizerYaml(v as TokenizerDefinition) : v;
   }
   return out;
+}
+
+/** The `tokenizer:` block as mergekit writes it: `tokens` a mapping of token → {source, force}, a model source as its name. */
+function tokenizerYaml(t: TokenizerDefinition): Record<string, unknown> {
+  const { tokens, ...rest } = t;
+  if (tokens === undefined) return { ...rest };
+  // fromEntries defines own keys, so a token such as "__proto__" stays a plain key (a Map would be a YAML 1.1 !!omap).
+  const map: Record<string, unknown> = Object.fromEntries(
+    tokens.map((o) => [o.token, { source: o.source.kind === 'model' ? o.source.model : o.source, ...(o.force ? { force: true } : {}) }]),
+  );
+  return { ...(rest.source !== undefined ? { source: rest.source } : {}), tokens: map, ...(rest.pad_to_multiple_of !== undefined ? { pad_to_multiple_of: rest.pad_to_multiple_of } : {}) };
 }

@@ -6,6 +6,7 @@
 import { decodeToF32, dtypeByteSize, encodeFromF32, isFloatDType, roundToDType } from '../tensors/dtype.js';
 import { EvoError } from '../errors.js';
 import type { FileTensorInput, PermutedTensorInput } from './task.js';
+import { PAD_MEAN, slicePackedRows } from './vocab-permutation.js';
 
 /** Reads `dst.byteLength` bytes of `source` starting at its byte `offset` (relative to the tensor). */
 export type SourceReader = (source: FileTensorInput, offset: number, dst: Uint8Array) => void;
@@ -41,6 +42,7 @@ export function gatherPermutedRows(input: PermutedTensorInput, dst: Uint8Array, 
     read(src, pair[1] * bytes.byteLength, bytes);
     return decodeToF32(src.dtype, bytes);
   };
+  let padRow: Uint8Array | undefined;
   let r = 0;
   while (r < total) {
     const n = count(r);
@@ -51,6 +53,12 @@ export function gatherPermutedRows(input: PermutedTensorInput, dst: Uint8Array, 
       continue;
     }
     const first = pairAt(r, 0);
+    if (first[0] === PAD_MEAN) {
+      padRow ??= meanOfRealRows(input, read);
+      at.set(padRow);
+      r++;
+      continue;
+    }
     const src = input.sources[first[0]];
     if (n === 1 && src !== undefined && src.dtype === input.dtype) {
       // A run of consecutive rows of one source: one read.
@@ -74,6 +82,43 @@ export function gatherPermutedRows(input: PermutedTensorInput, dst: Uint8Array, 
     encodeFromF32(input.dtype, acc, at);
     r++;
   }
+}
+
+/** Rows gathered at a time for the padding mean: bounds its buffer whatever the vocabulary. */
+const MEAN_BLOCK_BYTES = 1 << 20;
+
+/**
+ * The padded row of `pad_to_multiple_of` (semantics §1.5): mergekit's
+ * `torch.mean(new_embed[:len(vocab)], dim=0)` over the model's permuted real rows, in the gathered
+ * dtype. On CPU torch sums in f32 (bf16 / f16 widened first), divides in f32 and rounds the
+ * quotient to the dtype once. The sum here is accumulated in f64 and rounded to f32, so it can
+ * differ from torch's cascaded f32 sum in the last f32 bit; the gathered rows are always all of
+ * the tensor's, so a chunk computes the same bytes as the whole tensor.
+ */
+function meanOfRealRows(input: PermutedTensorInput, read: SourceReader): Uint8Array {
+  const real = input.padMeanOf;
+  if (real === undefined) throw new EvoError('INTERNAL', `${input.tensor}: padded rows without the real rows' sources`);
+  const cols = input.shape[1] ?? 0;
+  const rowBytes = cols * dtypeByteSize(input.dtype);
+  const n = real.rowOffsets.length - 1;
+  const block = Math.max(1, Math.floor(MEAN_BLOCK_BYTES / Math.max(1, rowBytes)));
+  const sum = new Float64Array(cols);
+  for (let start = 0; start < n; start += block) {
+    const rows = Math.min(block, n - start);
+    const { padMeanOf: _all, ...rest } = input;
+    const part: PermutedTensorInput = { ...rest, shape: [rows, cols], ...slicePackedRows(real, start, rows) };
+    const bytes = new Uint8Array(rows * rowBytes);
+    gatherPermutedRows(part, bytes, read);
+    const values = decodeToF32(input.dtype, bytes);
+    for (let k = 0; k < values.length; k++) sum[k % cols] = (sum[k % cols] ?? 0) + (values[k] ?? 0);
+  }
+  const mean = new Float32Array(cols);
+  const dtype = input.dtype;
+  if (!isFloatDType(dtype)) throw new EvoError('UNSUPPORTED_DTYPE', `${input.tensor}: padding needs F32, F16 or BF16 rows, got ${dtype}`);
+  for (let j = 0; j < cols; j++) mean[j] = roundToDType(dtype, Math.fround(Math.fround(sum[j] ?? 0) / n));
+  const out = new Uint8Array(rowBytes);
+  encodeFromF32(input.dtype, mean, out);
+  return out;
 }
 
 /** Bytes the gathered tensor occupies. */

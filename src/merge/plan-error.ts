@@ -22,6 +22,8 @@ export type PlanIssueCode =
   | 'WEIGHTS_SUM_ZERO'
   /** tokenizer_source needs a model's tokenizer.json and it is missing or unreadable (the message names the file). */
   | 'TOKENIZER_INVALID'
+  /** A `tokenizer.tokens` entry names a token or row its model does not have (the message gives the key path). */
+  | 'TOKEN_OVERRIDE'
   | 'UNSUPPORTED';
 
 export interface PlanIssue {

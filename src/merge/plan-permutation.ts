@@ -2,7 +2,8 @@ import { isFloatDType, type FloatDType } from '../tensors/dtype.js';
 import type { PlanIssue } from './plan-error.js';
 import type { SourceTensor } from './plan-source.js';
 import type { FileTensorInput, PermutedTensorInput } from './task.js';
-import { isIdentity, packRows, permutationRows, type Vocabulary } from './vocab-permutation.js';
+import type { TokenEmbeddingOverride } from './config.js';
+import { isIdentity, packRows, permutationRows, type RowOverride, type RowSource, type Vocabulary } from './vocab-permutation.js';
 
 /** The output vocabulary of `tokenizer_source` and every model's own vocabulary (plan-tokenizer.ts). */
 export interface VocabularyPlan {
@@ -12,6 +13,10 @@ export interface VocabularyPlan {
   readonly vocabs: ReadonlyMap<string, Vocabulary>;
   /** The document's base_model, whose row wins for a token several models share (§1.5). */
   readonly base?: string;
+  /** `tokenizer.tokens` entries with their output ids (plan-tokenizer.ts checked the tokens exist). */
+  readonly overrides?: readonly (TokenEmbeddingOverride & { readonly outId: number })[];
+  /** Rows of every permuted tensor: `outTokens.length`, padded up by `pad_to_multiple_of`. */
+  readonly rows: number;
 }
 
 /**
@@ -46,7 +51,13 @@ export function permuteEmbeddingInputs(
     return { vocab, rows: p.tensor.shape[0] ?? 0 };
   });
   const baseIndex = vocabulary.base === undefined ? -1 : picked.findIndex((p) => p.model === vocabulary.base);
-  const { rows, stats, missing } = permutationRows(vocabulary.outTokens, models, baseIndex === -1 ? null : baseIndex);
+  const overrides = new Map<number, RowOverride>();
+  for (const o of vocabulary.overrides ?? []) {
+    const source = overrideRow(output, o, picked, vocabulary, issues);
+    if (source === undefined) return null;
+    overrides.set(o.outId, { source, force: o.force });
+  }
+  const { rows, stats, missing } = permutationRows(vocabulary.outTokens, models, baseIndex === -1 ? null : baseIndex, { overrides, rows: vocabulary.rows });
   if (rows.every((r, i) => isIdentity(r, i, models[i]?.rows ?? 0))) return undefined;
 
   const files: FileTensorInput[] = [];
@@ -70,10 +81,46 @@ export function permuteEmbeddingInputs(
       model: p.model,
       tensor: own.tensor,
       dtype: env.dtype ?? own.dtype,
-      shape: [vocabulary.outTokens.length, width],
+      shape: [vocabulary.rows, width],
       sources: files,
       ...packRows(rows[i] ?? []),
-      stats: stats[i] ?? { own: 0, borrowed: 0, averaged: 0, zero: 0 },
+      // Padded rows are the mean of the real ones, which the worker gathers from these.
+      ...(vocabulary.rows > vocabulary.outTokens.length ? { padMeanOf: packRows((rows[i] ?? []).slice(0, vocabulary.outTokens.length)) } : {}),
+      stats: stats[i] ?? { own: 0, borrowed: 0, averaged: 0, zero: 0, overridden: 0, padded: 0 },
     };
   });
+}
+
+/**
+ * The row a `tokenizer.tokens` entry names, as `[source index, row]` into `picked` (mergekit's
+ * compute_default_embedding): `model`: that model's row for the same token; `model_token`: the row
+ * of `token` in that model's own tokenizer, or row `token_id` of its stored tensor; `zero`: none.
+ * undefined after recording an issue (a row past the model's tensor, a model not among this tensor's inputs).
+ */
+function overrideRow(
+  output: string,
+  o: TokenEmbeddingOverride,
+  picked: readonly { readonly model: string; readonly tensor: SourceTensor }[],
+  vocabulary: VocabularyPlan,
+  issues: PlanIssue[],
+): RowSource | undefined {
+  const { source } = o;
+  if (source.kind === 'zero') return [];
+  const at = `tokenizer.tokens.${JSON.stringify(o.token)}.source`;
+  const index = picked.findIndex((p) => p.model === source.model);
+  if (index === -1) {
+    issues.push({ code: 'UNSUPPORTED', message: `${at}: ${source.model} is not an input of ${output} (inputs: ${picked.map((p) => p.model).join(', ')})` });
+    return undefined;
+  }
+  const rows = picked[index]?.tensor.shape[0] ?? 0;
+  const vocab = vocabulary.vocabs.get(source.model);
+  const token = source.kind === 'model' ? o.token : 'token' in source ? source.token : undefined;
+  const row = token === undefined ? ('token_id' in source ? source.token_id : 0) : vocab?.get(token);
+  if (row === undefined || row >= rows) {
+    const what = token === undefined ? `token_id ${row ?? '?'}` : `token ${JSON.stringify(token)} (id ${row ?? 'absent'})`;
+    const key = source.kind === 'model' ? at : `${at}.${token === undefined ? 'token_id' : 'token'}`;
+    issues.push({ code: 'TOKEN_OVERRIDE', message: `${key}: ${what} is past the ${rows} rows of ${source.model}'s ${output}` });
+    return undefined;
+  }
+  return [[index, row]];
 }

@@ -61,11 +61,16 @@ export async function resolvePlan(config: MergeConfig, options: ResolvePlanOptio
   const issues: PlanIssue[] = [];
   const stages: PlannedStage[] = [];
   let final: PlannedDocument | undefined;
+  // Stages that could not be planned: documents using them are skipped (their issues are already recorded).
+  const failed = new Set<string>();
   for (const index of graph.order) {
     const doc = config.documents[index];
     if (!doc) continue;
-    const planned = planDocument(doc, sources, { seed: options.seed, issues, warn });
-    if (!planned) continue;
+    const planned = documentModelRefs(doc).some((r) => failed.has(r)) ? undefined : planDocument(doc, sources, { seed: options.seed, issues, warn });
+    if (!planned) {
+      if (doc.name !== undefined) failed.add(doc.name);
+      continue;
+    }
     if (doc.name !== undefined) {
       stages.push({ name: doc.name, tasks: planned.tasks, outputConfig: planned.outputConfig });
       sources.set(doc.name, stageSource(doc.name, planned.tasks, planned.numLayers, planned.outputConfig, planned.tokenizerDir, planned.tokenizerFiles));
@@ -226,7 +231,8 @@ function planDocument(
   const outputConfig: Record<string, unknown> = withNumHiddenLayers(raw, outLayer, mapped);
   const torchDtype = doc.out_dtype ?? doc.dtype;
   // tokenizer_source: the output vocabulary's size (§1.5).
-  if (tokenizer.vocabulary) outputConfig['vocab_size'] = tokenizer.vocabulary.outTokens.length;
+  // With pad_to_multiple_of, the padded size (mergekit's _update_config_vocab); the tokenizer files get no padding tokens.
+  if (tokenizer.vocabulary) outputConfig['vocab_size'] = tokenizer.vocabulary.rows;
   if (torchDtype !== undefined) {
     outputConfig['torch_dtype'] = torchDtype;
     if ('dtype' in outputConfig) outputConfig['dtype'] = torchDtype;

@@ -107,7 +107,12 @@ export function sliceRows(task: TensorTask, rowStart: number, rows: number): Ten
     inputs: task.inputs.map((input): TensorInput => {
       if (input.kind === 'stage') return { ...input, task: sliceRows(input.task, rowStart, rows) };
       // A permuted input gathers its rows by position: the chunk keeps just its rows' sources.
-      if (input.kind === 'permuted') return { ...input, shape: [rows, ...input.shape.slice(1)], ...slicePackedRows(input, rowStart, rows) };
+      if (input.kind === 'permuted') {
+        // Padded rows (past the real ones) need every real row's sources for their mean; other chunks drop them.
+        const { padMeanOf, ...rest } = input;
+        const keepMean = padMeanOf !== undefined && rowStart + rows > padMeanOf.rowOffsets.length - 1;
+        return { ...rest, shape: [rows, ...input.shape.slice(1)], ...slicePackedRows(input, rowStart, rows), ...(keepMean ? { padMeanOf } : {}) };
+      }
       const rowBytes = product(input.shape.slice(1)) * dtypeByteSize(input.dtype);
       return {
         ...input,

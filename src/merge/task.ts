@@ -1,4 +1,5 @@
 import type { DType, FloatDType } from '../tensors/dtype.js';
+import type { PermutationStats } from './vocab-permutation.js';
 
 /**
  * A merge method id, spelled as in mergekit's YAML (`merge_method:`). The registry
@@ -74,8 +75,13 @@ export interface PermutedTensorInput {
    */
   readonly rowOffsets: Uint32Array;
   readonly pairs: Int32Array;
-  /** What the rows are, for --dry-run: own rows, borrowed from one model, averaged, zeros. */
-  readonly stats: { readonly own: number; readonly borrowed: number; readonly averaged: number; readonly zero: number };
+  /**
+   * With `pad_to_multiple_of`: the packed sources of the real (unpadded) rows of the whole tensor,
+   * whose mean every padded row (`[PAD_MEAN, 0]`) is; kept by a row chunk only when it holds padded rows.
+   */
+  readonly padMeanOf?: { readonly rowOffsets: Uint32Array; readonly pairs: Int32Array };
+  /** What the rows are, for --dry-run: own rows, borrowed from one model, averaged, zeros, overridden, padded. */
+  readonly stats: PermutationStats;
 }
 
 export type TensorInput = FileTensorInput | StageTensorInput | PermutedTensorInput;

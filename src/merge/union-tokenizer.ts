@@ -1,6 +1,7 @@
 /**
- * `tokenizer_source: union` (semantics §1.5): the base's tokenizer.json with every token of the
- * other models that it lacks appended as added tokens. Pure: parsed files in, JSON text out.
+ * Output tokenizer.json files built by adding tokens (semantics §1.5): `tokenizer_source: union`,
+ * the base's with every token of the other models that it lacks appended as added tokens, and
+ * the keys of `tokenizer.tokens` added as mergekit's add_tokens does. Pure: parsed files in, JSON text out.
  */
 import type { ParsedTokenizer } from './vocab-permutation.js';
 
@@ -30,7 +31,7 @@ export function buildUnionTokenizer(base: ParsedTokenizer, inputs: readonly Unio
     for (const [token] of byId(tokenizer, limit)) {
       if (have.has(token) || tokenizer.added.has(token)) continue;
       have.add(token);
-      appended.push({ id: next++, content: token, single_word: false, lstrip: false, rstrip: false, normalized: true, special: false });
+      appended.push(plainAddedToken(next++, token));
     }
   }
   for (const { tokenizer, limit } of inputs) {
@@ -44,4 +45,39 @@ export function buildUnionTokenizer(base: ParsedTokenizer, inputs: readonly Unio
   const baseAdded = Array.isArray(base.json['added_tokens']) ? (base.json['added_tokens'] as unknown[]) : [];
   const json = { ...base.json, added_tokens: [...baseAdded, ...appended] };
   return { text: `${JSON.stringify(json, null, 2)}\n`, appended: appended.length };
+}
+
+/** An added_tokens entry as transformers' `add_tokens("tok")` makes it: not special, normalized. */
+function plainAddedToken(id: number, content: string): Record<string, unknown> {
+  return { id, content, single_word: false, lstrip: false, rstrip: false, normalized: true, special: false };
+}
+
+/**
+ * The output tokenizer after mergekit's `add_tokens` of every `tokenizer.tokens` key, in order
+ * (tokenizers' AddedVocabulary.add_tokens): an added token already present is left alone; a
+ * regular vocabulary token becomes an added token at its own id; any other token is appended at
+ * the next id. added_tokens are written sorted by id, as tokenizers serializes them. null when
+ * nothing changes (the file is then copied, not rewritten).
+ */
+export function addTokens(tok: ParsedTokenizer, tokens: readonly string[]): { readonly text: string; readonly vocab: Map<string, number> } | null {
+  const vocab = new Map(tok.vocab);
+  const added = new Set(tok.added.keys());
+  let next = 0;
+  for (const id of vocab.values()) next = Math.max(next, id + 1);
+  const entries: Record<string, unknown>[] = [];
+  for (const token of tokens) {
+    if (token === '' || added.has(token)) continue;
+    added.add(token);
+    const id = vocab.get(token) ?? next++;
+    vocab.set(token, id);
+    entries.push(plainAddedToken(id, token));
+  }
+  if (entries.length === 0) return null;
+  const before = Array.isArray(tok.json['added_tokens']) ? (tok.json['added_tokens'] as unknown[]) : [];
+  const idOf = (e: unknown): number => {
+    const id = (e as { id?: unknown } | null)?.id;
+    return typeof id === 'number' ? id : 0;
+  };
+  const all = [...before, ...entries].map((e, i) => ({ e, i })).sort((a, b) => idOf(a.e) - idOf(b.e) || a.i - b.i).map((x) => x.e);
+  return { text: `${JSON.stringify({ ...tok.json, added_tokens: all }, null, 2)}\n`, vocab };
 }

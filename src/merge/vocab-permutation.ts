@@ -15,6 +15,12 @@ export type Vocabulary = ReadonlyMap<string, number>;
  */
 export type RowSource = readonly (readonly [number, number])[];
 
+/**
+ * The source index of a padded row's single pair (`[PAD_MEAN, 0]`): the mean of the permuted
+ * tensor's real rows (`tokenizer.pad_to_multiple_of`), not a row of any source.
+ */
+export const PAD_MEAN = -1;
+
 /** Rows a model contributes, in the permuted tensor's row order. */
 export interface PermutationStats {
   /** Rows the model has itself. */
@@ -25,6 +31,16 @@ export interface PermutationStats {
   readonly averaged: number;
   /** Rows no model has: zeros. */
   readonly zero: number;
+  /** Rows a `tokenizer.tokens` entry sets (the model lacks the token, or the entry has force). */
+  readonly overridden: number;
+  /** Rows added by `pad_to_multiple_of`: the mean of the model's real rows. */
+  readonly padded: number;
+}
+
+/** A `tokenizer.tokens` entry resolved against a task's models: the row source every model lacking the token (all, with force) gets. */
+export interface RowOverride {
+  readonly source: RowSource;
+  readonly force: boolean;
 }
 
 /** A parsed tokenizer.json: the document, its vocabulary, and its added_tokens entries by content. */
@@ -108,27 +124,34 @@ export interface PermutationModel {
  * a model keeps its own row for each token it has (an id at or past its tensor's rows counts as
  * absent). A token it lacks gets the shared default: the row of the one model having it; else
  * the base's row when the base has it; else the mean over the models having it (in model order);
- * zeros when none has it. Source indexes are positions in `models`.
+ * zeros when none has it. A token with an entry in `overrides` (by output id) gets the entry's
+ * source instead of that default, and with `force` even in the models having it. Rows from
+ * `outTokens.length` up to `rows` are padding (`[PAD_MEAN, 0]`). Source indexes are positions in `models`.
  */
 export function permutationRows(
   outTokens: readonly (string | undefined)[],
   models: readonly PermutationModel[],
   baseIndex: number | null,
+  options: { readonly overrides?: ReadonlyMap<number, RowOverride>; readonly rows?: number } = {},
 ): { readonly rows: RowSource[][]; readonly stats: PermutationStats[]; readonly missing: number } {
   const rows: RowSource[][] = models.map(() => []);
-  const counts = models.map(() => ({ own: 0, borrowed: 0, averaged: 0, zero: 0 }));
+  const counts = models.map(() => ({ own: 0, borrowed: 0, averaged: 0, zero: 0, overridden: 0, padded: 0 }));
   let missing = 0;
   const zero: RowSource = [];
-  for (const token of outTokens) {
+  for (const [outId, token] of outTokens.entries()) {
+    const override = options.overrides?.get(outId);
     const have: [number, number][] = [];
     models.forEach((m, i) => {
       const id = token === undefined ? undefined : m.vocab.get(token);
       if (id !== undefined && id < m.rows) have.push([i, id]);
     });
     let fallback: RowSource;
-    let kind: 'borrowed' | 'averaged' | 'zero';
+    let kind: 'borrowed' | 'averaged' | 'zero' | 'overridden';
     const fromBase = baseIndex === null ? undefined : have.find(([i]) => i === baseIndex);
-    if (have.length === 0) {
+    if (override !== undefined) {
+      fallback = override.source;
+      kind = 'overridden';
+    } else if (have.length === 0) {
       fallback = zero;
       kind = 'zero';
       missing++;
@@ -140,9 +163,9 @@ export function permutationRows(
       kind = 'averaged';
     }
     models.forEach((_m, i) => {
-      const own = have.find(([j]) => j === i);
+      const own = override?.force === true ? undefined : have.find(([j]) => j === i);
       const list = rows[i] as RowSource[];
-      const c = counts[i] as { own: number; borrowed: number; averaged: number; zero: number };
+      const c = counts[i] as Record<keyof PermutationStats, number>;
       if (own !== undefined) {
         list.push([own]);
         c.own++;
@@ -152,7 +175,19 @@ export function permutationRows(
       }
     });
   }
+  const pad: RowSource = [[PAD_MEAN, 0]];
+  for (let r = outTokens.length; r < (options.rows ?? 0); r++) {
+    rows.forEach((list, i) => {
+      list.push(pad);
+      (counts[i] as Record<keyof PermutationStats, number>).padded++;
+    });
+  }
   return { rows, stats: counts, missing };
+}
+
+/** mergekit's padded vocabulary size: `n` rounded up to a multiple of `multiple` (n itself when it is one, or no multiple is given). */
+export function paddedRows(n: number, multiple: number | undefined): number {
+  return multiple === undefined || n % multiple === 0 ? n : (Math.floor(n / multiple) + 1) * multiple;
 }
 
 /** True when model `index`'s row sources are exactly its own rows 0..n-1 and it has n rows. */

@@ -320,7 +320,7 @@ describe('bad inputs fail before anything is written, with named errors', () => 
     // Every base token is bigvocab's own row at the same id: rows 0..31 of its 40.
     expect([...big.rowOffsets]).toEqual(Array.from({ length: 33 }, (_x, r) => r));
     expect([...big.pairs]).toEqual(Array.from({ length: 32 }, (_x, r) => [1, r]).flat());
-    expect(big.stats).toEqual({ own: 32, borrowed: 0, averaged: 0, zero: 0 });
+    expect(big.stats).toEqual({ own: 32, borrowed: 0, averaged: 0, zero: 0, overridden: 0, padded: 0 });
     expect(p.outputConfig['vocab_size']).toBe(32);
   });
 

@@ -5,101 +5,42 @@
  * fixtures' vocabularies.
  */
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { dryRunReport, formatDryRunTask } from '../../src/cli/merge.js';
-import { materializePlan } from '../../src/merge/materialize.js';
 import { PlanError } from '../../src/merge/plan-error.js';
-import type { MergePlan } from '../../src/merge/task.js';
 import { roundToBf16 } from '../../src/tensors/bf16.js';
-import { decodeToF32 } from '../../src/tensors/dtype.js';
-import { writeTinyLlama, type TinyLlamaInfo } from '../fixtures/tiny-llama.js';
-import { planYaml, readDir, readTensors } from './merge-fixtures.js';
+import { writeTinyLlama } from '../fixtures/tiny-llama.js';
+import { planYaml, readDir } from './merge-fixtures.js';
 import { ensureMergeWorkerBuilt } from './merge-worker-build.js';
+import { EMBED, HEAD, HIDDEN, mean, rowsOf, TokenizerFixtures, ZERO } from './tokenizer-fixtures.js';
 
-const HIDDEN = 8;
-const SPECIAL = ['<unk>', '<s>', '</s>'];
-const EMBED = 'model.embed_tokens.weight';
-const HEAD = 'lm_head.weight';
-
+let fx: TokenizerFixtures;
 let root: string;
-const infos = new Map<string, TinyLlamaInfo>();
-let outCount = 0;
-
-/** Writes a tokenizer.json whose vocabulary is `words` at ids 3.. after the three special tokens. */
-function writeVocab(dir: string, words: readonly string[], extraAdded: readonly { content: string; id: number }[] = []): void {
-  const vocab: Record<string, number> = {};
-  [...SPECIAL, ...words].forEach((w, i) => (vocab[w] = i));
-  const added = [...SPECIAL.map((content, id) => ({ id, content })), ...extraAdded].map((a) => ({ ...a, single_word: false, lstrip: false, rstrip: false, normalized: false, special: true }));
-  const tok = { version: '1.0', added_tokens: added, normalizer: null, pre_tokenizer: { type: 'Whitespace' }, model: { type: 'WordLevel', vocab, unk_token: '<unk>' } };
-  fs.writeFileSync(path.join(dir, 'tokenizer.json'), JSON.stringify(tok));
-}
-
-async function model(name: string, words: readonly string[], opts: { tied?: boolean; seed: number; extraAdded?: { content: string; id: number }[]; rows?: number; dtype?: 'BF16' }): Promise<void> {
-  const dir = path.join(root, name);
-  const vocab = opts.rows ?? SPECIAL.length + words.length;
-  const info = await writeTinyLlama(dir, { layers: 1, hidden: HIDDEN, intermediate: 16, heads: 2, vocab, seed: opts.seed, tied: opts.tied ?? false, dtype: opts.dtype ?? 'F32' });
-  writeVocab(dir, words, opts.extraAdded);
-  infos.set(name, info);
-}
+const row = (name: string, tensor: string, r: number): number[] => fx.row(name, tensor, r);
+const merge = (yaml: string, jobs = 2, rowChunkBytes?: number, maxMemoryBytes?: number): ReturnType<TokenizerFixtures['merge']> => fx.merge(yaml, jobs, rowChunkBytes, maxMemoryBytes);
 
 beforeAll(async () => {
   await ensureMergeWorkerBuilt();
-  root = fs.mkdtempSync(path.join(os.tmpdir(), 'evomerge-tokperm-'));
-  await model('base', ['a', 'b', 'c'], { seed: 1 });
-  await model('ft1', ['b', 'a', 'd'], { seed: 2, tied: true });
+  fx = new TokenizerFixtures('evomerge-tokperm-');
+  root = fx.root;
+  await fx.model('base', ['a', 'b', 'c'], { seed: 1 });
+  await fx.model('ft1', ['b', 'a', 'd'], { seed: 2, tied: true });
   // 'g' is listed at id 7 but ft2 has 7 embedding rows: the token has no row anywhere.
-  await model('ft2', ['a', 'e', 'd', 'f'], { seed: 3, extraAdded: [{ content: 'g', id: 7 }] });
-  await model('same1', ['a', 'b', 'c'], { seed: 4 });
+  await fx.model('ft2', ['a', 'e', 'd', 'f'], { seed: 3, extraAdded: [{ content: 'g', id: 7 }] });
+  await fx.model('same1', ['a', 'b', 'c'], { seed: 4 });
   // An added special token inside the rows (id 5 of 6).
-  await model('ft3', ['h', 'a'], { seed: 5, rows: 6, extraAdded: [{ content: '<tool>', id: 5 }] });
+  await fx.model('ft3', ['h', 'a'], { seed: 5, rows: 6, extraAdded: [{ content: '<tool>', id: 5 }] });
   // bf16 models: z is in x1, x2 and x3 but not the base bb, so bb's z row is their mean.
-  await model('bb', ['a'], { seed: 20, dtype: 'BF16' });
-  await model('x1', ['a', 'z'], { seed: 21, dtype: 'BF16' });
-  await model('x2', ['z'], { seed: 22, dtype: 'BF16' });
-  await model('x3', ['z'], { seed: 23, dtype: 'BF16' });
+  await fx.model('bb', ['a'], { seed: 20, dtype: 'BF16' });
+  await fx.model('x1', ['a', 'z'], { seed: 21, dtype: 'BF16' });
+  await fx.model('x2', ['z'], { seed: 22, dtype: 'BF16' });
+  await fx.model('x3', ['z'], { seed: 23, dtype: 'BF16' });
 }, 180_000);
 
 afterAll(() => {
-  if (root !== undefined) fs.rmSync(root, { recursive: true, force: true });
+  fx?.remove();
 });
-
-/** Row `r` of a model's stored tensor (lm_head of a tied model is its embedding). */
-function row(name: string, tensor: string, r: number): number[] {
-  const info = infos.get(name);
-  const values = info?.values.get(tensor) ?? info?.values.get(EMBED);
-  if (!values) throw new Error(`no ${tensor} in ${name}`);
-  return [...values.subarray(r * HIDDEN, (r + 1) * HIDDEN)];
-}
-
-function mean(...rows: number[][]): number[] {
-  return (rows[0] ?? []).map((_v, j) => Math.fround(rows.reduce((acc, r) => Math.fround(acc + (r[j] ?? 0)), 0) / rows.length));
-}
-
-const ZERO = new Array<number>(HIDDEN).fill(0);
-
-async function merge(yaml: string, jobs = 2, rowChunkBytes?: number, maxMemoryBytes?: number): Promise<{ dir: string; plan: MergePlan; warnings: string[]; bytesRead: number }> {
-  const warnings: string[] = [];
-  const plan = await planYaml(root, yaml, 7, warnings);
-  const dir = path.join(root, `out-${outCount++}`);
-  const summary = await materializePlan(plan, {
-    outDir: dir,
-    progress: 'none',
-    jobs,
-    ...(rowChunkBytes === undefined ? {} : { rowChunkBytes }),
-    ...(maxMemoryBytes === undefined ? {} : { maxMemoryBytes }),
-  });
-  return { dir, plan, warnings, bytesRead: summary.bytesRead };
-}
-
-function rowsOf(dir: string, tensor: string): number[][] {
-  const t = readTensors(dir).get(tensor);
-  if (!t) throw new Error(`output has no ${tensor}`);
-  const v = decodeToF32(t.dtype as 'F32' | 'BF16', new Uint8Array(t.bytes));
-  const n = t.shape[0] ?? 0;
-  return Array.from({ length: n }, (_x, r) => [...v.subarray(r * HIDDEN, (r + 1) * HIDDEN)]);
-}
 
 /** A linear merge that selects one model (weight 1, others 0): the output is that model's permuted tensor. */
 function selecting(source: string, pick: string, models = ['base', 'ft1', 'ft2']): string {
