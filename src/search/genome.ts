@@ -2,9 +2,9 @@ import { EvoError } from '../errors.js';
 import type { MergeConfig, MergeDocument, OutputSliceDefinition, InputSliceDefinition } from '../merge/config.js';
 import type { ConditionalSetting, ParameterMap, Setting } from '../merge/resolve.js';
 import type { MethodId } from '../merge/task.js';
-import { assertFitsShape, type Genome, type GenomeShape } from './genome-vector.js';
-import { methodGenes, type GeneParam, type MethodGenes } from './method-genes.js';
 import { dtypeFromMergekit, roundToDType } from '../tensors/dtype.js';
+import { assertFitsShape, type Genome, type GenomeShape } from './genome-vector.js';
+import { geneParamSpec, methodGenes, type GeneParam, type MethodGenes } from './method-genes.js';
 import type { GeneRange, SearchSpace } from './space.js';
 import { stableHash } from './stable-json.js';
 
@@ -39,8 +39,8 @@ import { stableHash } from './stable-json.js';
  * multislerp weights that sum to 0 under `normalize` / `normalize_weights` (mergekit would write
  * inf/NaN, §0.8), also once rounded to the space's dtype as the planner sums them, all become the
  * range's largest-magnitude bound (multislerp's sum is over the source models: the base is its
- * tangent origin and carries no weight). Genes a group's method does not read are inactive: two genomes that
- * differ only there decode to the same config and share a recipe hash.
+ * tangent origin and carries no weight). Genes a group's method does not read are inactive: two
+ * genomes that differ only there decode to the same config and share a recipe hash.
  */
 
 /** Where a continuous gene acts: a layer group (constant genes), a knot (smooth), or an embedding class. */
@@ -237,9 +237,12 @@ function fixedParam(space: SearchSpace, genes: MethodGenes, name: string): numbe
 function methodTRange(space: SearchSpace, method: MethodId): GeneRange {
   const g = space.genome;
   if (method === 'slerp') return g.t;
-  const r = g.tRanges?.[method] ?? methodGenes(method).spec.params.find((p) => p.name === 't')?.searchRange;
-  if (r === undefined) throw new GenomeError('GENOME_SHAPE', `method ${method} has no t range`);
-  return 'min' in r ? r : { min: r[0], max: r[1] };
+  // parseSpace always resolves tRanges; a space built in code may leave it to the registry.
+  const given = g.tRanges?.[method];
+  if (given !== undefined) return given;
+  const r = geneParamSpec(method, 't')?.searchRange;
+  if (r === undefined) throw new GenomeError('GENOME_SHAPE', `method ${method} has no t search range`);
+  return { min: r[0], max: r[1] };
 }
 
 function methodInfo(space: SearchSpace, method: MethodId): MethodInfo {
