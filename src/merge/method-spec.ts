@@ -116,6 +116,11 @@ export interface MethodSpec {
   readonly rules: readonly MethodRule[];
 }
 
+/** The boolean parameter that divides by Σ weight (`weights-sum-nonzero`): multislerp's `normalize_weights`, else `normalize`. */
+export function normalizeFlagOf(spec: MethodSpec): string {
+  return spec.params.some((p) => p.name === 'normalize_weights') ? 'normalize_weights' : 'normalize';
+}
+
 /** A human rendering of a parameter's valid range: `(0, 1]`, `[0, ∞)`, `any number`. */
 export function formatParamRange(p: ParamSpec): string {
   if (p.kind === 'boolean') return 'true or false';

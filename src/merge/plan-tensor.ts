@@ -1,6 +1,6 @@
 import type { DType, FloatDType } from '../tensors/dtype.js';
 import { isFloatDType, roundToDType } from '../tensors/dtype.js';
-import type { MethodSpec } from './method-spec.js';
+import { normalizeFlagOf, type MethodSpec } from './method-spec.js';
 import type { PlanIssue } from './plan-error.js';
 import { permuteEmbeddingInputs, type VocabularyPlan } from './plan-permutation.js';
 import type { PlanSource, SourceTensor } from './plan-source.js';
@@ -235,7 +235,7 @@ function checkRules(
         break;
       case 'weights-sum-nonzero': {
         // linear's flag is `normalize`, multislerp's `normalize_weights`; a base carries no weight.
-        const flag = ctx.spec.params.some((p) => p.name === 'normalize_weights') ? 'normalize_weights' : 'normalize';
+        const flag = normalizeFlagOf(ctx.spec);
         if (params[flag] !== true) break;
         const sum = modelParams.reduce((acc, p, i) => (i === baseIndex ? acc : acc + roundToDType(computeDType, num(p, 'weight', 0))), 0);
         if (sum === 0) {

@@ -8,7 +8,7 @@ import type { CheckpointLoader } from '../merge/plan-source.js';
 import type { KernelChoice } from '../merge/worker-protocol.js';
 import { openCheckpoint, type ModelCheckpoint } from '../tensors/checkpoint.js';
 import type { Genome } from './genome-vector.js';
-import { decodeGenome, recipeHash, type GenomeSchema } from './genome.js';
+import { decodeGenome, geneMethod, geneRange, groupMethods, recipeHash, type GenomeSchema } from './genome.js';
 
 /**
  * Genome → mergekit YAML → model directory. A candidate is built from its stored YAML text
@@ -33,9 +33,13 @@ export function decodeCandidate(schema: GenomeSchema, genome: Genome): DecodedCa
 /** Gene name → value in the parameter's units, or the chosen option of a categorical gene. */
 export function namedGenes(schema: GenomeSchema, genome: Genome): Record<string, number | string> {
   const out: Record<string, number | string> = {};
+  const methods = groupMethods(schema, genome);
   for (const g of schema.continuous) {
     const x = genome.continuous[g.index] ?? 0;
-    out[g.name] = Math.round((g.min + x * (g.max - g.min)) * 1e6) / 1e6;
+    // A t gene reads in the range of its group's method (nearswap's t is not slerp's).
+    const m = geneMethod(schema, methods, g);
+    const r = m === undefined ? g : geneRange(schema, g, m);
+    out[g.name] = Math.round((r.min + x * (r.max - r.min)) * 1e6) / 1e6;
   }
   for (const g of schema.categorical) out[g.name] = g.choices[genome.categorical[g.index] ?? 0] ?? '';
   return out;

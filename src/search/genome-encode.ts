@@ -2,7 +2,7 @@ import type { InputSliceDefinition, MergeConfig, MergeDocument, OutputSliceDefin
 import type { Setting } from '../merge/resolve.js';
 import type { MethodId } from '../merge/task.js';
 import { clamp01, type Genome } from './genome-vector.js';
-import { CATCH_ALL, decodeGenome, documentHead, GenomeError, stageName, type GenomeSchema } from './genome.js';
+import { CATCH_ALL, decodeGenome, documentHead, geneRange, GenomeError, stageName, type GenomeSchema } from './genome.js';
 import { methodGenes, type GeneParam } from './method-genes.js';
 import { stableStringify } from './stable-json.js';
 
@@ -17,7 +17,7 @@ import { stableStringify } from './stable-json.js';
 /** Values read from a config: per group its method and slerp partner, and every parameter value. */
 interface RecipeValues {
   readonly methods: MethodId[];
-  /** Per group: the slerp partner's model index, or null when the group is not slerp. */
+  /** Per group: the partner's model index, or null when the group is not slerp / nearswap. */
   readonly partners: (number | null)[];
   /** `${param}|${where}|${class}|${source}` → value; where is g<k> (constant), g<k>@0 / g<k>@1 (smooth), pre, post. */
   readonly values: Map<string, number>;
@@ -174,9 +174,9 @@ function readValues(schema: GenomeSchema, config: MergeConfig): RecipeValues {
     if (mg.t) {
       const other = slice.sources[1];
       const partner = other ? space.models.indexOf(other.model) : -1;
-      if (slice.sources.length !== 2 || !other || partner < 0) fail(`${here}: slerp needs the base and one of the space's models`);
-      if (base.parameters !== undefined || other.parameters !== undefined) fail(`${here}: slerp sources take no parameters`);
-      if (Object.keys(slice.parameters ?? {}).join() !== 't') fail(`${here}: slerp slices set exactly t`);
+      if (slice.sources.length !== 2 || !other || partner < 0) fail(`${here}: ${method} needs the base and one of the space's models`);
+      if (base.parameters !== undefined || other.parameters !== undefined) fail(`${here}: ${method} sources take no parameters`);
+      if (Object.keys(slice.parameters ?? {}).join() !== 't') fail(`${here}: ${method} slices set exactly t`);
       partners.push(space.models.length > 1 ? partner : null);
       record('t', slice.parameters?.t, null);
       return;
@@ -233,9 +233,11 @@ export function encodeConfig(schema: GenomeSchema, config: MergeConfig): Genome 
   const smooth = schema.space.genome.smooth;
   for (const gene of schema.continuous) {
     const k = (where: string): string => vkey(gene.param, where, gene.tensorClass, gene.source);
-    let candidates: (number | undefined)[];
-    if (typeof gene.depth !== 'number') candidates = [read.values.get(k(gene.depth))];
-    else if (!smooth) candidates = [read.values.get(k(`g${gene.depth}`))];
+    // Each value with the group it was read from: a t gene maps into that group's method's range.
+    const last = schema.groups.length - 1;
+    let candidates: [number | undefined, number][];
+    if (typeof gene.depth !== 'number') candidates = [[read.values.get(k(gene.depth)), gene.depth === 'pre' ? 0 : last]];
+    else if (!smooth) candidates = [[read.values.get(k(`g${gene.depth}`)), gene.depth]];
     else {
       // A knot is shared by the group before and after it; prefer the side whose method does not
       // repair this parameter (its value is the gene's own). The final check catches conflicts.
@@ -247,17 +249,22 @@ export function encodeConfig(schema: GenomeSchema, config: MergeConfig): Genome 
         const mg = methodGenes(m);
         return gene.param === 'density' ? mg.dellaWindow : gene.param === 'weight' && mg.weightsSumNonzero;
       };
-      candidates = repairs(gene.depth) ? [before, after] : [after, before];
+      const pairs: [number | undefined, number][] = [[before, gene.depth - 1], [after, gene.depth]];
+      candidates = repairs(gene.depth) ? pairs : [pairs[1] ?? [undefined, 0], pairs[0] ?? [undefined, 0]];
     }
-    const v = candidates.find((c) => c !== undefined);
-    if (v !== undefined) continuous[gene.index] = normalize(v, gene.min, gene.max, gene.name);
+    const found = candidates.find((c) => c[0] !== undefined);
+    const method = found ? read.methods[found[1]] : undefined;
+    if (found?.[0] !== undefined && method !== undefined) {
+      const r = geneRange(schema, gene, method);
+      continuous[gene.index] = normalize(found[0], r.min, r.max, gene.name);
+    }
   }
   const genome: Genome = { continuous, categorical };
   const back = readValues(schema, decodeGenome(schema, genome));
   const differs = (): string | undefined => {
     for (let i = 0; i < schema.groups.length; i++) {
       if (back.methods[i] !== read.methods[i]) return `group ${i} method`;
-      if (back.partners[i] !== read.partners[i]) return `group ${i} slerp model`;
+      if (back.partners[i] !== read.partners[i]) return `group ${i} slerp / nearswap model`;
     }
     for (const [key, v] of read.values) {
       const w = back.values.get(key);

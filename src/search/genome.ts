@@ -2,20 +2,24 @@ import { EvoError } from '../errors.js';
 import type { MergeConfig, MergeDocument, OutputSliceDefinition, InputSliceDefinition } from '../merge/config.js';
 import type { ConditionalSetting, ParameterMap, Setting } from '../merge/resolve.js';
 import type { MethodId } from '../merge/task.js';
+import { dtypeFromMergekit, roundToDType } from '../tensors/dtype.js';
 import { assertFitsShape, type Genome, type GenomeShape } from './genome-vector.js';
-import { methodGenes, type GeneParam, type MethodGenes } from './method-genes.js';
-import type { SearchSpace } from './space.js';
+import { geneParamSpec, methodGenes, type GeneParam, type MethodGenes } from './method-genes.js';
+import type { GeneRange, SearchSpace } from './space.js';
 import { stableHash } from './stable-json.js';
 
 /**
  * Genes ↔ mergekit config (design.md: "a genome decodes to a mergekit config").
  *
  * Layers are cut into groups of `layer_granularity`. Per group: a categorical method gene (when
- * the space lists several methods), a categorical slerp partner (when slerp is allowed and there
- * are several source models: slerp interpolates the base toward the chosen one), and per tensor
- * class (each `filters` entry plus the catch-all `*`) the continuous genes: a weight per source
- * model (and for the base, when linear is allowed: linear has no base, so the base is one of its
- * weighted inputs), a density per source model, and slerp's t. With `embeddings: true`, the pre
+ * the space lists several methods), a categorical partner (`slerp_model`, when slerp or nearswap
+ * is allowed and there are several source models: they move the base toward the chosen one), and
+ * per tensor class (each `filters` entry plus the catch-all `*`) the continuous genes: a weight
+ * per source model (and for the base, when linear is allowed: linear has no base, so the base is
+ * one of its weighted inputs), a density per source model, and a t. The t gene is a fraction
+ * x ∈ [0, 1] that each method maps into its own range, min + x·(max − min): slerp into genome.t,
+ * nearswap into genome.t_ranges.nearswap (a distance, [0, 0.01] by default), so one gene serves
+ * both without squeezing either range. With `embeddings: true`, the pre
  * (embed_tokens) and post (lm_head, final norm) tensors get genes of their own, applied with the
  * method of the first and the last group respectively (mergekit takes pre-weights from the first
  * slice and post-weights from the last, semantics §0.1).
@@ -31,10 +35,12 @@ import { stableHash } from './stable-json.js';
  * takes its embeddings from the first group's stage and its norm / lm_head from the last's.
  *
  * Decoding repairs what a method cannot take: values are rounded to 6 decimals; density is kept
- * in [1e-6, 1], and for DELLA in [ε + 0.001, 1 − ε − 0.001] (semantics §0.7); linear weights
- * that sum to 0 under `normalize` (mergekit would write inf/NaN, §0.8) all become the range's
- * largest-magnitude bound. Genes a group's method does not read are inactive: two genomes that
- * differ only there decode to the same config and share a recipe hash.
+ * in [1e-6, 1], and for DELLA in [ε + 0.001, 1 − ε − 0.001] (semantics §0.7); linear and
+ * multislerp weights that sum to 0 under `normalize` / `normalize_weights` (mergekit would write
+ * inf/NaN, §0.8), also once rounded to the space's dtype as the planner sums them, all become the
+ * range's largest-magnitude bound (multislerp's sum is over the source models: the base is its
+ * tangent origin and carries no weight). Genes a group's method does not read are inactive: two
+ * genomes that differ only there decode to the same config and share a recipe hash.
  */
 
 /** Where a continuous gene acts: a layer group (constant genes), a knot (smooth), or an embedding class. */
@@ -53,7 +59,10 @@ export interface ContinuousGene {
   readonly tensorClass: string;
   /** Index into space.models, 'base' (linear's base weight), or null (t). */
   readonly source: number | 'base' | null;
-  /** The value gene 0 maps to, in the parameter's units. */
+  /**
+   * The value gene 0 maps to, in the parameter's units. A t gene's min / max are those of the
+   * first t-reading method of the space; another one maps it into its own range (geneRange).
+   */
   readonly min: number;
   /** The value gene 1 maps to. */
   readonly max: number;
@@ -101,8 +110,10 @@ export interface GenomeSchema {
 export interface MethodInfo extends MethodGenes {
   /** Density is clamped into [lo, hi] (semantics §0.5, §0.7). */
   readonly densityBounds: readonly [number, number];
-  /** Weights summing to 0 are repaired (linear under normalize, §0.8). */
+  /** Weights summing to 0 are repaired (linear under normalize, multislerp under normalize_weights, §0.8). */
   readonly repairWeights: boolean;
+  /** The search range of its `t` (slerp: genome.t, others: genome.t_ranges), or null when it reads none. */
+  readonly tRange: GeneRange | null;
 }
 
 /** A genome or config the genome cannot handle. */
@@ -143,6 +154,8 @@ export function buildGenomeSchema(space: SearchSpace, numLayers: number): Genome
   const methodGene: (number | null)[] = [];
   const partnerGene: (number | null)[] = [];
   const slerpAllowed = anyMethod(space, (m) => m.t);
+  const firstT = g.methods.find((m) => methodGenes(m).t);
+  const tRange = firstT === undefined ? g.t : methodTRange(space, firstT);
   for (const grp of groups) {
     if (g.methods.length > 1) {
       methodGene.push(categorical.length);
@@ -160,7 +173,7 @@ export function buildGenomeSchema(space: SearchSpace, numLayers: number): Genome
   const hasBaseWeight = anyMethod(space, (m) => m.baseWeight);
   const hasDensity = anyMethod(space, (m) => m.density);
   const add = (param: GeneParam, depth: GeneDepth, cls: string, source: number | 'base' | null): void => {
-    const range = g[param];
+    const range = param === 't' ? tRange : g[param];
     const where = typeof depth === 'number' ? `${g.smooth ? 'k' : 'g'}${depth}.${cls}` : depth;
     const src = source === null ? '' : source === 'base' ? '.base' : `.m${source}`;
     lookup.set(geneKey(param, depth, cls, source), continuous.length);
@@ -220,6 +233,18 @@ function fixedParam(space: SearchSpace, genes: MethodGenes, name: string): numbe
   return v !== undefined ? v : genes.spec.params.find((p) => p.name === name)?.default;
 }
 
+/** The search range of a t-reading method's t: genome.t for slerp, genome.t_ranges for the others. */
+function methodTRange(space: SearchSpace, method: MethodId): GeneRange {
+  const g = space.genome;
+  if (method === 'slerp') return g.t;
+  // parseSpace always resolves tRanges; a space built in code may leave it to the registry.
+  const given = g.tRanges?.[method];
+  if (given !== undefined) return given;
+  const r = geneParamSpec(method, 't')?.searchRange;
+  if (r === undefined) throw new GenomeError('GENOME_SHAPE', `method ${method} has no t search range`);
+  return { min: r[0], max: r[1] };
+}
+
 function methodInfo(space: SearchSpace, method: MethodId): MethodInfo {
   const genes = methodGenes(method);
   let densityBounds: readonly [number, number] = [1e-6, 1];
@@ -227,7 +252,12 @@ function methodInfo(space: SearchSpace, method: MethodId): MethodInfo {
     const eps = Number(fixedParam(space, genes, 'epsilon') ?? 0.15);
     densityBounds = [round6(eps + 0.001), round6(1 - eps - 0.001)];
   }
-  return { ...genes, densityBounds, repairWeights: genes.weightsSumNonzero && fixedParam(space, genes, 'normalize') !== false };
+  return {
+    ...genes,
+    densityBounds,
+    repairWeights: genes.weightsSumNonzero && fixedParam(space, genes, genes.normalizeFlag) !== false,
+    tRange: genes.t ? methodTRange(space, method) : null,
+  };
 }
 
 function info(schema: GenomeSchema, method: MethodId): MethodInfo {
@@ -247,18 +277,33 @@ interface Decoder {
   readonly genome: Genome;
 }
 
-/** The raw (unrepaired) value of a gene in parameter units, rounded. */
-function rawValue(d: Decoder, param: GeneParam, depth: GeneDepth, cls: string, source: number | 'base' | null): number {
+/** The range a gene's fraction maps into in a group of `method`: t genes take the method's own t range. */
+export function geneRange(schema: GenomeSchema, gene: ContinuousGene, method: MethodId): GeneRange {
+  const r = gene.param === 't' ? schema.methodInfo.get(method)?.tRange : undefined;
+  return r ?? { min: gene.min, max: gene.max };
+}
+
+/** The method whose value a gene holds at its depth: a knot's group after it (the last knot: before it). */
+export function geneMethod(schema: GenomeSchema, methods: readonly MethodId[], gene: ContinuousGene): MethodId | undefined {
+  const last = schema.groups.length - 1;
+  if (gene.depth === 'pre') return methods[0];
+  if (gene.depth === 'post') return methods[last];
+  return methods[Math.min(gene.depth, last)];
+}
+
+/** The raw (unrepaired) value of a gene in parameter units, as `method` reads it, rounded. */
+function rawValue(d: Decoder, method: MethodId, param: GeneParam, depth: GeneDepth, cls: string, source: number | 'base' | null): number {
   const i = d.schema.lookup.get(geneKey(param, depth, cls, source));
   const gene = i === undefined ? undefined : d.schema.continuous[i];
   if (i === undefined || !gene) throw new GenomeError('GENOME_SHAPE', `no gene for ${param} at ${depth} ${cls} ${source}`);
   const x = d.genome.continuous[i] ?? 0;
-  return round6(gene.min + x * (gene.max - gene.min));
+  const r = geneRange(d.schema, gene, method);
+  return round6(r.min + x * (r.max - r.min));
 }
 
 /** Repaired values of `param` for every source of a method at one depth and class (aligned with sources). */
 function depthValues(d: Decoder, method: MethodId, param: GeneParam, depth: GeneDepth, cls: string, sources: readonly (number | 'base' | null)[]): number[] {
-  const vals = sources.map((s) => rawValue(d, param, depth, cls, s));
+  const vals = sources.map((s) => rawValue(d, method, param, depth, cls, s));
   const mi = info(d.schema, method);
   if (param === 'density') {
     const [lo, hi] = mi.densityBounds;
@@ -266,7 +311,10 @@ function depthValues(d: Decoder, method: MethodId, param: GeneParam, depth: Gene
   }
   if (param === 'weight' && mi.repairWeights) {
     const sum = vals.reduce((a, b) => a + b, 0);
-    if (Math.abs(sum) < 1e-6) return vals.map(() => weightRepair(d.schema));
+    // The planner sums the weights rounded to the compute dtype and refuses an exact 0.
+    const dtype = dtypeFromMergekit(d.schema.space.dtype) ?? 'F32';
+    const rounded = vals.reduce((a, b) => a + roundToDType(dtype, b), 0);
+    if (Math.abs(sum) < 1e-6 || rounded === 0) return vals.map(() => weightRepair(d.schema));
   }
   return vals;
 }
@@ -428,7 +476,7 @@ export function activeContinuousGenes(schema: GenomeSchema, genome: Genome): boo
   });
 }
 
-/** Whether each categorical gene is read (a slerp partner only matters in a slerp group). */
+/** Whether each categorical gene is read (a partner only matters in a slerp or nearswap group). */
 export function activeCategoricalGenes(schema: GenomeSchema, genome: Genome): boolean[] {
   const methods = groupMethods(schema, genome);
   return schema.categorical.map((gene) => gene.role === 'method' || info(schema, methods[gene.group] ?? 'linear').t);

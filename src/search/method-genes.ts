@@ -1,4 +1,4 @@
-import type { MethodFamily, MethodSpec, ParamSpec } from '../merge/method-spec.js';
+import { normalizeFlagOf, type MethodFamily, type MethodSpec, type ParamSpec } from '../merge/method-spec.js';
 import { findMethodSpec, METHODS } from '../merge/registry.js';
 import type { MethodId } from '../merge/task.js';
 
@@ -10,15 +10,22 @@ import type { MethodId } from '../merge/task.js';
  *   has no base, so the base model is listed as an input with a weight gene of its own;
  * * `density` genes: one per source model, when the method has `density` AND a sparsifier
  *   (task_arithmetic declares density but never sparsifies, so it gets none);
- * * `t` genes: global, for slerp, together with a categorical gene choosing which source model
- *   the base is interpolated toward (when there are several);
- * * model_stock and sce have no per-tensor knobs: choosing them is the only gene.
+ * * `t` genes: global, for slerp and nearswap (each reads exactly one model besides the base),
+ *   together with a categorical gene choosing that model (when there are several). The methods
+ *   share the gene, a fraction in [0, 1], and each maps it into its own range (genome.ts);
+ * * multislerp reads a weight per source model around the base: with `base_model` given, mergekit
+ *   takes the spherical mean of the task vectors xᵢ − base (semantics §1.3), so the base is the
+ *   tangent origin, not a weighted input;
+ * * model_stock, sce and karcher have no per-model knobs: choosing them is the only gene. karcher's
+ *   max_iter and tol only decide how closely the fixed-point iteration reaches the same mean, so
+ *   they stay fixed (registry defaults, or genome.parameters.karcher) rather than spend
+ *   evaluations on numerical noise.
  */
 
 /** The continuous parameters the genome can search. */
 export type GeneParam = 'weight' | 'density' | 't';
 
-const SEARCHABLE_FAMILIES: ReadonlySet<MethodFamily> = new Set(['linear', 'slerp', 'task_vector', 'model_stock', 'sce']);
+const SEARCHABLE_FAMILIES: ReadonlySet<MethodFamily> = new Set(['linear', 'slerp', 'task_vector', 'model_stock', 'sce', 'multislerp', 'karcher', 'nearswap']);
 
 export interface MethodGenes {
   readonly method: MethodId;
@@ -29,9 +36,12 @@ export interface MethodGenes {
   readonly baseWeight: boolean;
   /** The method sparsifies by a per-model `density` (a gene per source model). */
   readonly density: boolean;
-  /** The method reads a global `t` (slerp), and interpolates the base toward ONE chosen source. */
+  /** The method reads a global `t` (slerp, nearswap), and moves the base toward ONE chosen source. */
   readonly t: boolean;
-  /** The document names `base_model` and lists it first among each slice's sources. */
+  /**
+   * The document names `base_model` (required by the method, or optional and taken: multislerp
+   * then works on task vectors around it). The base is always each slice's first source.
+   */
   readonly usesBase: boolean;
   /** Fewest source models (besides the base) the method accepts in this genome. */
   readonly minModels: number;
@@ -39,6 +49,8 @@ export interface MethodGenes {
   readonly dellaWindow: boolean;
   /** With normalize, the weights of a tensor must not sum to 0 (linear has no guard, §0.8). */
   readonly weightsSumNonzero: boolean;
+  /** The flag that turns that normalisation on (linear: normalize, multislerp: normalize_weights). */
+  readonly normalizeFlag: string;
 }
 
 /** Every method the genome can search, in registry order. */
@@ -65,11 +77,14 @@ export function methodGenes(id: string): MethodGenes {
     baseWeight: spec.family === 'linear',
     density: param(spec, 'density') !== undefined && spec.sparsifier !== undefined,
     t,
-    usesBase: spec.needsBase === 'yes',
-    // slerp reads exactly one model besides the base, but the genome picks it among all sources.
-    minModels: t ? 1 : Math.max(1, spec.modelCount?.min ?? 1),
+    usesBase: spec.needsBase !== 'no',
+    // slerp and nearswap read exactly one model besides the base, but the genome picks it among
+    // all sources. multislerp around a base returns a lone model's tensor as it is (§1.3), so its
+    // weights would mean nothing with one source.
+    minModels: t ? 1 : spec.family === 'multislerp' ? 2 : Math.max(1, spec.modelCount?.min ?? 1),
     dellaWindow: spec.rules.includes('della-window'),
     weightsSumNonzero: spec.rules.includes('weights-sum-nonzero'),
+    normalizeFlag: normalizeFlagOf(spec),
   };
 }
 

@@ -1,6 +1,6 @@
 import { formatParamRange, isInParamRange } from '../merge/method-spec.js';
 import { findMethodSpec } from '../merge/registry.js';
-import { geneParamSpec, isSearchableMethod, methodGenes, SEARCHABLE_METHODS } from './method-genes.js';
+import { geneParamSpec, isSearchableMethod, methodGenes, SEARCHABLE_METHODS, type GeneParam } from './method-genes.js';
 import type { OptimizerKind } from './space.js';
 import { describe, valueAt, type PathSeg, type RawIssue, type RawSpace } from './space-schema.js';
 
@@ -19,22 +19,44 @@ const KIND_KEYS: Readonly<Record<string, readonly OptimizerKind[]>> = {
   method: ['cmaes'],
 };
 
+function orderIssue(r: { min: number; max: number }, path: readonly PathSeg[], issues: RawIssue[]): void {
+  if (r.min > r.max) issues.push({ code: 'OUT_OF_RANGE', path: [...path, 'min'], message: `must be ≤ max (${r.max}), got ${r.min}` });
+}
+
+/** The first bound of `r` outside the valid range of `method`'s parameter `p` (when it reads one). */
+function boundIssue(r: { min: number; max: number }, path: readonly PathSeg[], method: string, p: GeneParam, issues: RawIssue[]): void {
+  const spec = isSearchableMethod(method) ? geneParamSpec(method, p) : undefined;
+  if (!spec) return;
+  for (const side of ['min', 'max'] as const) {
+    if (!isInParamRange(spec, r[side])) {
+      issues.push({ code: 'OUT_OF_RANGE', path: [...path, side], message: `${boundMessage(spec.min, spec.minExclusive, spec.max, spec.maxExclusive, r[side])} (${method} ${p} must be in ${formatParamRange(spec)})` });
+      return;
+    }
+  }
+}
+
 function rangeIssues(raw: RawSpace, issues: RawIssue[]): void {
   const g = raw.genome;
   for (const p of ['weight', 'density', 't'] as const) {
     const r = g[p];
     if (!r) continue;
-    if (r.min > r.max) issues.push({ code: 'OUT_OF_RANGE', path: ['genome', p, 'min'], message: `must be ≤ max (${r.max}), got ${r.min}` });
-    // The search range must lie inside the valid range of every method in the space that reads p.
-    for (const m of g.methods) {
-      const spec = isSearchableMethod(m) ? geneParamSpec(m, p) : undefined;
-      if (!spec) continue;
-      for (const side of ['min', 'max'] as const) {
-        if (!isInParamRange(spec, r[side])) {
-          issues.push({ code: 'OUT_OF_RANGE', path: ['genome', p, side], message: `${boundMessage(spec.min, spec.minExclusive, spec.max, spec.maxExclusive, r[side])} (${m} ${p} must be in ${formatParamRange(spec)})` });
-          break;
-        }
-      }
+    // The search range must lie inside the valid range of every method in the space that reads p
+    // through it (genome.t is slerp's; other methods' t have ranges of their own, t_ranges).
+    orderIssue(r, ['genome', p], issues);
+    for (const m of p === 't' ? g.methods.filter((x) => x === 'slerp') : g.methods) boundIssue(r, ['genome', p], m, p, issues);
+  }
+  const own = g.methods.filter((m) => m !== 'slerp' && isSearchableMethod(m) && methodGenes(m).t);
+  if (g.t && !g.methods.includes('slerp') && own.length > 0) {
+    issues.push({ code: 'CONFLICT', path: ['genome', 't'], message: `is slerp's t range, and slerp is not in genome.methods; set ${own.map((m) => `genome.t_ranges.${m}`).join(', ')} instead`, atKey: true });
+  }
+  for (const [m, r] of Object.entries(g.t_ranges ?? {})) {
+    const at: PathSeg[] = ['genome', 't_ranges', m];
+    if (m === 'slerp') issues.push({ code: 'CONFLICT', path: at, message: `slerp's t range is genome.t`, atKey: true });
+    else if (!g.methods.includes(m)) issues.push({ code: 'INVALID_VALUE', path: at, message: `${m} is not in genome.methods (${g.methods.join(', ')})`, atKey: true });
+    else if (!own.includes(m)) issues.push({ code: 'INVALID_VALUE', path: at, message: `${m} has no searched t; methods with a t range here: ${own.join(', ') || 'none in this space'}`, atKey: true });
+    else {
+      orderIssue(r, at, issues);
+      boundIssue(r, at, m, 't', issues);
     }
   }
 }
@@ -86,6 +108,9 @@ export function semanticIssues(raw: RawSpace, data: unknown): RawIssue[] {
   if (w && w.min === 0 && w.max === 0 && g.methods.includes('linear')) {
     issues.push({ code: 'CONFLICT', path: ['genome', 'weight', 'max'], message: 'linear needs weights that are not all 0 (their sum divides the output)' });
   }
+  if (w && w.min === 0 && w.max === 0 && g.methods.includes('multislerp')) {
+    issues.push({ code: 'CONFLICT', path: ['genome', 'weight', 'max'], message: 'multislerp needs weights that are not all 0 (their sum divides them, and their weighted mean direction must not vanish)' });
+  }
   for (const [method, params] of Object.entries(g.parameters)) {
     const path: PathSeg[] = ['genome', 'parameters', method];
     if (!g.methods.includes(method)) {
@@ -100,7 +125,8 @@ export function semanticIssues(raw: RawSpace, data: unknown): RawIssue[] {
       if (!spec) {
         issues.push({ code: 'UNKNOWN_KEY', path: at, message: `${method} has no parameter ${name}; it has: ${genes.spec.params.map((p) => p.name).join(', ')}`, atKey: true });
       } else if ((name === 'weight' && genes.weight) || (name === 'density' && genes.density) || (name === 't' && genes.t)) {
-        issues.push({ code: 'CONFLICT', path: at, message: `${name} is searched; set its range with genome.${name} instead`, atKey: true });
+        const key = name === 't' && method !== 'slerp' ? `t_ranges.${method}` : name;
+        issues.push({ code: 'CONFLICT', path: at, message: `${name} is searched; set its range with genome.${key} instead`, atKey: true });
       } else if (spec.kind === 'boolean' && typeof value !== 'boolean') {
         issues.push({ code: 'WRONG_TYPE', path: at, message: `must be true or false, got ${describe(value)}` });
       } else if (spec.kind === 'number' && (typeof value !== 'number' || !isInParamRange(spec, value))) {

@@ -30,6 +30,7 @@ export const SCHEMA = z.strictObject({
     weight: rangeSchema.optional(),
     density: rangeSchema.optional(),
     t: rangeSchema.optional(),
+    t_ranges: z.record(z.string(), rangeSchema).optional(),
     smooth: z.boolean().default(false),
     parameters: z.record(z.string(), z.record(z.string(), z.union([z.number(), z.boolean()]))).default({}),
   }),

@@ -3,7 +3,7 @@ import { isMap, isScalar, LineCounter, parseDocument, type Document, type Node a
 import { resolveRacingOptions, type ResolvedRacingOptions } from '../eval/racing.js';
 import type { MethodId } from '../merge/task.js';
 import type { MergekitDType } from '../tensors/dtype.js';
-import { geneParamSpec, type GeneParam } from './method-genes.js';
+import { geneParamSpec, methodGenes, type GeneParam } from './method-genes.js';
 import { semanticIssues } from './space-checks.js';
 import { SpaceError, type SpaceIssue } from './space-issue.js';
 import { describe, pathString, SCHEMA, zodIssues, type InitialKind, type PathSeg, type RawSpace } from './space-schema.js';
@@ -45,6 +45,12 @@ export interface GenomeOptions {
   readonly density: GeneRange;
   /** Search range of slerp's `t`. Default: [0, 1]. */
   readonly t: GeneRange;
+  /**
+   * Search ranges of the `t` of the other methods that read one (nearswap, whose t is a distance,
+   * searched in [0, 0.01] by default): `t_ranges: {nearswap: {min, max}}` in the file. Present
+   * only when the space lists such a method, so spaces written before keep their hash.
+   */
+  readonly tRanges?: Readonly<Partial<Record<MethodId, GeneRange>>>;
   /**
    * Genes are the knots of piecewise-linear gradients over depth (one per group boundary), so
    * each group's slice gets a two-point gradient; false: one constant value per group. Default: false.
@@ -129,15 +135,22 @@ export interface SearchSpace {
   readonly mergeSeed: number;
 }
 
-function searchRange(p: GeneParam, fallback: readonly [number, number]): GeneRange {
-  const owner = p === 't' ? 'slerp' : p === 'density' ? 'ties' : 'linear';
+function searchRange(p: GeneParam, fallback: readonly [number, number], owner: string = p === 't' ? 'slerp' : p === 'density' ? 'ties' : 'linear'): GeneRange {
   const r = geneParamSpec(owner, p)?.searchRange ?? fallback;
   return { min: r[0], max: r[1] };
+}
+
+/** The t range of every listed t-reading method besides slerp: the file's, else the registry's. */
+function tRanges(methods: readonly MethodId[], given: Readonly<Record<string, GeneRange>> | undefined): GenomeOptions['tRanges'] {
+  const own = methods.filter((m) => m !== 'slerp' && methodGenes(m).t);
+  if (own.length === 0) return undefined;
+  return Object.fromEntries(own.map((m) => [m, given?.[m] ?? searchRange('t', [0, 1], m)]));
 }
 
 function toSpace(raw: RawSpace): SearchSpace {
   const g = raw.genome;
   const o = raw.optimizer;
+  const ranges = tRanges(g.methods as MethodId[], g.t_ranges); // methods checked by semanticIssues
   return {
     name: raw.name,
     description: raw.description ?? null,
@@ -153,6 +166,7 @@ function toSpace(raw: RawSpace): SearchSpace {
       weight: g.weight ?? searchRange('weight', [0, 1]),
       density: g.density ?? searchRange('density', [0.1, 1]),
       t: g.t ?? searchRange('t', [0, 1]),
+      ...(ranges !== undefined ? { tRanges: ranges } : {}),
       smooth: g.smooth,
       parameters: g.parameters as GenomeOptions['parameters'],
     },
