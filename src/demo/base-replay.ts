@@ -5,7 +5,7 @@
  * are merged; and it cannot get better at the other task, since it only copies the base.
  */
 import type { LlamaTrainConfig, LlamaWeights } from '../train/index.js';
-import { greedyContinuation, llamaForward } from '../train/index.js';
+import { greedyContinuation, llamaForward, softmax } from '../train/index.js';
 import type { BpeEncoder } from './byte-level-bpe.js';
 import type { EncodedDocument, Stage } from './corpus.js';
 import type { DemoData } from './family-data.js';
@@ -45,12 +45,4 @@ export function baseReplayDocuments(config: LlamaTrainConfig, base: LlamaWeights
     for (let j = p.length; j < tokens.length; j++) soft.set(j, softmax(logits.subarray((j - 1) * V, j * V)));
     return { tokens, learn, soft };
   });
-}
-
-function softmax(z: Float32Array): Float32Array {
-  let max = -Infinity;
-  for (const v of z) max = Math.max(max, v);
-  let sum = 0;
-  for (const v of z) sum += Math.exp(v - max);
-  return Float32Array.from(z, (v) => Math.exp(v - max) / sum);
 }

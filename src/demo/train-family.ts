@@ -208,8 +208,7 @@ export async function trainFamily(args: Args, log: (line: string) => void): Prom
       log(`${stage}: ${s.replay} replay answers from the base in ${((performance.now() - r0) / 1000).toFixed(0)} s`);
     }
     const block = stage === 'base' ? undefined : fineTuneBlock(stage, args.stageSettings, config, weights, path.join(familyDir, 'base'));
-    const shape = config;
-    const masks = block === undefined ? undefined : (name: string): Uint8Array | undefined => neuronBlockMask(shape, name, block);
+    const masks = block === undefined ? undefined : (name: string): Uint8Array | undefined => neuronBlockMask(config, name, block);
     log(`${stage}: ${docs.length} documents, ${s.steps} steps of ${s.batchSize} × ${config.maxSeqLen} tokens, lr ${s.learningRate}${block === undefined ? '' : `, MLP neurons [${block.start}, ${block.end})`}`);
     const { losses } = trainLlama(config, weights, (step) => packedBatch(docs, s.batchSize, config.maxSeqLen, vocab.eosId, `demo/${args.seed}/${stage}`, step), trainOptions(s, args.threads, log, stage, masks));
     const fresh = args.stageSettings.math.neurons + args.stageSettings.facts.neurons;

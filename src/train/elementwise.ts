@@ -83,6 +83,21 @@ export function swigluBackwardReference(gate: Float32Array, up: Float32Array, si
   }
 }
 
+/** log Σ exp(z), shifted by max(z) so that no exp overflows (f64). */
+export function logSumExp(z: Float32Array): number {
+  let max = Number.NEGATIVE_INFINITY;
+  for (const v of z) max = Math.max(max, v);
+  let sum = 0;
+  for (const v of z) sum += Math.exp(v - max);
+  return max + Math.log(sum);
+}
+
+/** softmax(z) in f32, through logSumExp. */
+export function softmax(z: Float32Array): Float32Array {
+  const logZ = logSumExp(z);
+  return Float32Array.from(z, (v) => Math.exp(v - logZ));
+}
+
 /**
  * Per-row cross-entropy of logits [n, v] against targets where mask is 1: writes each row's loss
  * (0 where masked) to rowLoss and, when dlogits is given, adds (softmax − onehot) · scale to it.
@@ -93,11 +108,7 @@ export function crossEntropyReference(logits: Float32Array, targets: Int32Array,
     if (mask[i] !== 1) continue;
     const row = i * v;
     const t = targets[i] ?? 0;
-    let max = Number.NEGATIVE_INFINITY;
-    for (let j = 0; j < v; j++) max = Math.max(max, logits[row + j] ?? 0);
-    let sum = 0;
-    for (let j = 0; j < v; j++) sum += Math.exp((logits[row + j] ?? 0) - max);
-    const logZ = max + Math.log(sum);
+    const logZ = logSumExp(logits.subarray(row, row + v));
     rowLoss[i] = logZ - (logits[row + t] ?? 0);
     if (dlogits !== null) {
       for (let j = 0; j < v; j++) dlogits[row + j] = (dlogits[row + j] ?? 0) + Math.exp((logits[row + j] ?? 0) - logZ) * scale;

@@ -4,4 +4,5 @@ export { initLlamaWeights } from './init.js';
 export { loadLlamaCheckpoint, saveLlamaCheckpoint } from './checkpoint.js';
 export { type TrainBatch, type TrainOptions, evaluateLoss, llamaForward, lossAndGradients, trainLlama } from './train.js';
 export { learningRateAt } from './adamw.js';
+export { softmax } from './elementwise.js';
 export { type GreedyOptions, greedyContinuation } from './greedy.js';

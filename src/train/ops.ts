@@ -4,6 +4,7 @@
  * projection weights [out, in]. Sums over many terms are taken in f64 and rounded once.
  */
 import type { AttentionShape } from './attention.js';
+import { logSumExp } from './elementwise.js';
 import { Tape, Tensor } from './tape.js';
 
 function output(tape: Tape, rows: number, cols: number, ...inputs: readonly Tensor[]): Tensor {
@@ -136,13 +137,10 @@ export function add(tape: Tape, a: Tensor, b: Tensor): Tensor {
 
 /**
  * Mean cross-entropy of `logits` [n, vocab] against `targets` over the positions where mask is 1
- * (the value is in f64). Seeds its own backward: call tape.backward() after it.
- */
-/**
- * Mean cross-entropy over the rows where mask is 1. A row listed in `soft` is scored against that
- * distribution over the vocabulary instead of its target id (−Σ p·log softmax, gradient
- * softmax − p): distillation, e.g. toward a frozen model's own predictions, whose gradient is zero
- * where the model already predicts them.
+ * (the value is in f64). Seeds its own backward: call tape.backward() after it. A row listed in
+ * `soft` is scored against that distribution over the vocabulary instead of its target id
+ * (−Σ p·log softmax, gradient softmax − p): distillation, e.g. toward a frozen model's own
+ * predictions, whose gradient is zero where the model already predicts them.
  */
 export function maskedCrossEntropy(tape: Tape, logits: Tensor, targets: Int32Array, mask: Uint8Array, soft?: ReadonlyMap<number, Float32Array>): number {
   const N = logits.rows;
@@ -167,11 +165,7 @@ export function maskedCrossEntropy(tape: Tape, logits: Tensor, targets: Int32Arr
     if (mask[n] !== 1) continue;
     if (p.length !== V) throw new RangeError(`cross-entropy: the soft target of position ${n} has ${p.length} entries for a vocabulary of ${V}`);
     const z = logits.data.subarray(n * V, (n + 1) * V);
-    let max = -Infinity;
-    for (const v of z) max = Math.max(max, v);
-    let sum = 0;
-    for (const v of z) sum += Math.exp(v - max);
-    const logSum = max + Math.log(sum);
+    const logSum = logSumExp(z);
     let loss = 0;
     for (let v = 0; v < V; v++) {
       const pv = p[v] ?? 0;
