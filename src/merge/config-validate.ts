@@ -1,10 +1,5 @@
 import type { ConfigIssue, ConfigIssueCode } from './config-issue.js';
-import type {
-  InputModelDefinition,
-  MergeConfig,
-  MergeDocument,
-  OutputSliceDefinition,
-} from './config.js';
+import { tokenSourcePath, type InputModelDefinition, type MergeConfig, type MergeDocument, type OutputSliceDefinition } from './config.js';
 import { formatParamRange, isInParamRange, type MethodSpec } from './method-spec.js';
 import { getMethodSpec } from './registry.js';
 import type { ParameterMap, Setting } from './resolve.js';
@@ -40,12 +35,12 @@ export function documentInputs(doc: MergeDocument): DocumentInputs {
   return { ...(doc.models ? { models: doc.models } : {}), ...(doc.slices ? { slices: doc.slices } : {}), path: '' };
 }
 
-/** Every model reference a document uses (base models included), in first-use order. */
 /** The document's tokenizer_source, if any; a `tokenizer:` block without `source` means union, as in mergekit. */
 export function tokenizerSourceOf(doc: MergeDocument): string | undefined {
   return doc.tokenizer_source ?? (doc.tokenizer === undefined ? undefined : (doc.tokenizer.source ?? 'union'));
 }
 
+/** Every model reference a document uses (base models included), in first-use order. */
 export function documentModelRefs(doc: MergeDocument): string[] {
   const refs: string[] = [];
   const add = (r: string | undefined): void => {
@@ -195,7 +190,7 @@ export function validateDocument(
   const merged = documentModelRefs({ ...doc, tokenizer_source: 'base' });
   for (const o of doc.tokenizer?.tokens ?? []) {
     if (o.source.kind === 'zero') continue;
-    const at = `tokenizer.tokens.${JSON.stringify(o.token)}.source${o.source.kind === 'model_token' ? '.model' : ''}`;
+    const at = `${tokenSourcePath(o.token)}${o.source.kind === 'model_token' ? '.model' : ''}`;
     if (!merged.includes(o.source.model)) add('error', 'INPUTS_STRUCTURE', at, `'${o.source.model}' is not one of this document's models (${merged.join(', ')})`);
   }
   if (doc.tokenizer_source !== undefined && doc.tokenizer_source !== 'base' && doc.tokenizer_source !== 'union') {

@@ -60,6 +60,17 @@ export interface TokenEmbeddingOverride {
   readonly force: boolean;
 }
 
+/** The key path of an entry's `source` in messages: the token is quoted, as tokens hold dots and spaces. */
+export function tokenSourcePath(token: string): string {
+  return `tokenizer.tokens.${JSON.stringify(token)}.source`;
+}
+
+/** The token whose row an entry's source reads from its model's vocabulary: the entry's own, a `model_token`'s `token`, or none (`token_id`, `zero`). */
+export function overrideSourceToken(o: TokenEmbeddingOverride): string | undefined {
+  const { source } = o;
+  return source.kind === 'model' ? o.token : source.kind === 'model_token' && 'token' in source ? source.token : undefined;
+}
+
 /** The `tokenizer:` block. mergekit's `source` defaults to `union` when the block is given. */
 export interface TokenizerDefinition {
   readonly source?: string;

@@ -96,16 +96,17 @@ const MEAN_BLOCK_BYTES = 1 << 20;
  * the tensor's, so a chunk computes the same bytes as the whole tensor.
  */
 function meanOfRealRows(input: PermutedTensorInput, read: SourceReader): Uint8Array {
-  const real = input.padMeanOf;
+  const { padMeanOf: real, ...rest } = input;
   if (real === undefined) throw new EvoError('INTERNAL', `${input.tensor}: padded rows without the real rows' sources`);
+  const dtype = input.dtype;
+  if (!isFloatDType(dtype)) throw new EvoError('UNSUPPORTED_DTYPE', `${input.tensor}: padding needs F32, F16 or BF16 rows, got ${dtype}`);
   const cols = input.shape[1] ?? 0;
-  const rowBytes = cols * dtypeByteSize(input.dtype);
+  const rowBytes = cols * dtypeByteSize(dtype);
   const n = real.rowOffsets.length - 1;
   const block = Math.max(1, Math.floor(MEAN_BLOCK_BYTES / Math.max(1, rowBytes)));
   const sum = new Float64Array(cols);
   for (let start = 0; start < n; start += block) {
     const rows = Math.min(block, n - start);
-    const { padMeanOf: _all, ...rest } = input;
     const part: PermutedTensorInput = { ...rest, shape: [rows, cols], ...slicePackedRows(real, start, rows) };
     const bytes = new Uint8Array(rows * rowBytes);
     gatherPermutedRows(part, bytes, read);
@@ -113,11 +114,9 @@ function meanOfRealRows(input: PermutedTensorInput, read: SourceReader): Uint8Ar
     for (let k = 0; k < values.length; k++) sum[k % cols] = (sum[k % cols] ?? 0) + (values[k] ?? 0);
   }
   const mean = new Float32Array(cols);
-  const dtype = input.dtype;
-  if (!isFloatDType(dtype)) throw new EvoError('UNSUPPORTED_DTYPE', `${input.tensor}: padding needs F32, F16 or BF16 rows, got ${dtype}`);
   for (let j = 0; j < cols; j++) mean[j] = roundToDType(dtype, Math.fround(Math.fround(sum[j] ?? 0) / n));
   const out = new Uint8Array(rowBytes);
-  encodeFromF32(input.dtype, mean, out);
+  encodeFromF32(dtype, mean, out);
   return out;
 }
 

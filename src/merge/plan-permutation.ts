@@ -2,7 +2,7 @@ import { isFloatDType, type FloatDType } from '../tensors/dtype.js';
 import type { PlanIssue } from './plan-error.js';
 import type { SourceTensor } from './plan-source.js';
 import type { FileTensorInput, PermutedTensorInput } from './task.js';
-import type { TokenEmbeddingOverride } from './config.js';
+import { overrideSourceToken, tokenSourcePath, type TokenEmbeddingOverride } from './config.js';
 import { isIdentity, packRows, permutationRows, type RowOverride, type RowSource, type Vocabulary } from './vocab-permutation.js';
 
 /** The output vocabulary of `tokenizer_source` and every model's own vocabulary (plan-tokenizer.ts). */
@@ -106,7 +106,7 @@ function overrideRow(
 ): RowSource | undefined {
   const { source } = o;
   if (source.kind === 'zero') return [];
-  const at = `tokenizer.tokens.${JSON.stringify(o.token)}.source`;
+  const at = tokenSourcePath(o.token);
   const index = picked.findIndex((p) => p.model === source.model);
   if (index === -1) {
     issues.push({ code: 'UNSUPPORTED', message: `${at}: ${source.model} is not an input of ${output} (inputs: ${picked.map((p) => p.model).join(', ')})` });
@@ -114,7 +114,7 @@ function overrideRow(
   }
   const rows = picked[index]?.tensor.shape[0] ?? 0;
   const vocab = vocabulary.vocabs.get(source.model);
-  const token = source.kind === 'model' ? o.token : 'token' in source ? source.token : undefined;
+  const token = overrideSourceToken(o);
   const row = token === undefined ? ('token_id' in source ? source.token_id : 0) : vocab?.get(token);
   if (row === undefined || row >= rows) {
     const what = token === undefined ? `token_id ${row ?? '?'}` : `token ${JSON.stringify(token)} (id ${row ?? 'absent'})`;

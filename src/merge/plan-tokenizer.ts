@@ -1,7 +1,7 @@
 import path from 'node:path';
 import { EvoError } from '../errors.js';
 import { documentModelRefs, tokenizerSourceOf } from './config-validate.js';
-import type { MergeDocument } from './config.js';
+import { overrideSourceToken, tokenSourcePath, type MergeDocument } from './config.js';
 import type { PlanIssue } from './plan-error.js';
 import type { VocabularyPlan } from './plan-permutation.js';
 import type { PlanSource } from './plan-source.js';
@@ -88,10 +88,10 @@ export function planTokenizer(
   for (const o of tokens) {
     const { source } = o;
     if (source.kind === 'zero') continue;
-    const token = source.kind === 'model' ? o.token : 'token' in source ? source.token : undefined;
+    const token = overrideSourceToken(o);
     const tok = parsed.get(source.model);
     if (token === undefined || tok === undefined || tok.vocab.has(token)) continue;
-    const key = `tokenizer.tokens.${JSON.stringify(o.token)}.source${source.kind === 'model' ? '' : '.token'}`;
+    const key = `${tokenSourcePath(o.token)}${source.kind === 'model' ? '' : '.token'}`;
     push({ code: 'TOKEN_OVERRIDE', message: `${key}: ${source.model}'s tokenizer (${tok.file}) has no token ${JSON.stringify(token)}` });
     tokensOk = false;
   }
