@@ -4,8 +4,8 @@ import type { ConditionalSetting, ParameterMap, Setting } from '../merge/resolve
 import type { MethodId } from '../merge/task.js';
 import { dtypeFromMergekit, roundToDType } from '../tensors/dtype.js';
 import { assertFitsShape, type Genome, type GenomeShape } from './genome-vector.js';
-import { geneParamSpec, methodGenes, type GeneParam, type MethodGenes } from './method-genes.js';
-import type { GeneRange, SearchSpace } from './space.js';
+import { methodGenes, type GeneParam, type MethodGenes } from './method-genes.js';
+import { methodTRange, type GeneRange, type SearchSpace } from './space.js';
 import { stableHash } from './stable-json.js';
 
 /**
@@ -155,7 +155,7 @@ export function buildGenomeSchema(space: SearchSpace, numLayers: number): Genome
   const partnerGene: (number | null)[] = [];
   const slerpAllowed = anyMethod(space, (m) => m.t);
   const firstT = g.methods.find((m) => methodGenes(m).t);
-  const tRange = firstT === undefined ? g.t : methodTRange(space, firstT);
+  const tRange = firstT === undefined ? g.t : methodTRange(g, firstT);
   for (const grp of groups) {
     if (g.methods.length > 1) {
       methodGene.push(categorical.length);
@@ -233,17 +233,6 @@ function fixedParam(space: SearchSpace, genes: MethodGenes, name: string): numbe
   return v !== undefined ? v : genes.spec.params.find((p) => p.name === name)?.default;
 }
 
-/** The search range of a t-reading method's t: genome.t for slerp, genome.t_ranges for the others. */
-function methodTRange(space: SearchSpace, method: MethodId): GeneRange {
-  const g = space.genome;
-  if (method === 'slerp') return g.t;
-  // parseSpace always resolves tRanges; a space built in code may leave it to the registry.
-  const given = g.tRanges?.[method];
-  if (given !== undefined) return given;
-  const r = geneParamSpec(method, 't')?.searchRange;
-  if (r === undefined) throw new GenomeError('GENOME_SHAPE', `method ${method} has no t search range`);
-  return { min: r[0], max: r[1] };
-}
 
 function methodInfo(space: SearchSpace, method: MethodId): MethodInfo {
   const genes = methodGenes(method);
@@ -256,7 +245,7 @@ function methodInfo(space: SearchSpace, method: MethodId): MethodInfo {
     ...genes,
     densityBounds,
     repairWeights: genes.weightsSumNonzero && fixedParam(space, genes, genes.normalizeFlag) !== false,
-    tRange: genes.t ? methodTRange(space, method) : null,
+    tRange: genes.t ? methodTRange(space.genome, method) : null,
   };
 }
 

@@ -140,11 +140,24 @@ function searchRange(p: GeneParam, fallback: readonly [number, number], owner: s
   return { min: r[0], max: r[1] };
 }
 
+/** A t-reading method's own t range (not slerp's): the given one, else the registry's searchRange. */
+function ownTRange(given: Readonly<Partial<Record<string, GeneRange>>> | undefined, method: MethodId): GeneRange {
+  return given?.[method] ?? searchRange('t', [0, 1], method);
+}
+
+/**
+ * The search range of a t-reading method's t: genome.t for slerp; for the others genome.tRanges'
+ * entry, else the registry's (a space built in code may leave tRanges out).
+ */
+export function methodTRange(genome: Pick<GenomeOptions, 't' | 'tRanges'>, method: MethodId): GeneRange {
+  return method === 'slerp' ? genome.t : ownTRange(genome.tRanges, method);
+}
+
 /** The t range of every listed t-reading method besides slerp: the file's, else the registry's. */
 function tRanges(methods: readonly MethodId[], given: Readonly<Record<string, GeneRange>> | undefined): GenomeOptions['tRanges'] {
   const own = methods.filter((m) => m !== 'slerp' && methodGenes(m).t);
   if (own.length === 0) return undefined;
-  return Object.fromEntries(own.map((m) => [m, given?.[m] ?? searchRange('t', [0, 1], m)]));
+  return Object.fromEntries(own.map((m) => [m, ownTRange(given, m)]));
 }
 
 function toSpace(raw: RawSpace): SearchSpace {
