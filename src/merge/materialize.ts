@@ -130,7 +130,7 @@ export async function materializePlan(plan: MergePlan, options: MaterializeOptio
       tokenizer:
         plan.tokenizerDir === null
           ? null
-          : { dir: plan.tokenizerDir, files: plan.tokenizerFiles, ...(plan.tokenizerJson !== undefined ? { generated: { 'tokenizer.json': plan.tokenizerJson } } : {}) },
+          : { dir: plan.tokenizerDir, files: plan.tokenizerFiles, ...(plan.tokenizerGenerated !== undefined ? { generated: plan.tokenizerGenerated } : {}) },
       configText: plan.configText,
     });
     outputs.push(final);

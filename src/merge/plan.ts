@@ -84,7 +84,7 @@ export async function resolvePlan(config: MergeConfig, options: ResolvePlanOptio
     outputConfig: final.outputConfig,
     tokenizerDir: final.tokenizerDir,
     tokenizerFiles: final.tokenizerFiles,
-    ...(final.tokenizerJson !== undefined ? { tokenizerJson: final.tokenizerJson } : {}),
+    ...(final.tokenizerGenerated !== undefined ? { tokenizerGenerated: final.tokenizerGenerated } : {}),
     configText: options.configText ?? stringifyMergeConfig(config),
     seed: options.seed,
     stages,
@@ -97,7 +97,7 @@ interface PlannedDocument {
   readonly numLayers: number;
   readonly tokenizerDir: string | null;
   readonly tokenizerFiles: readonly string[];
-  readonly tokenizerJson?: string;
+  readonly tokenizerGenerated?: Readonly<Record<string, string>>;
 }
 
 /** A slice with its sources' layer ranges resolved (models: becomes one slice, §2). */
@@ -128,7 +128,7 @@ function planDocument(
   }
   // The output vocabulary comes first: with tokenizer_source, embeddings are permuted into it (§1.5).
   const donorRef = doc.base_model ?? slices[0]?.sources[0]?.model ?? '';
-  const tokenizer = planTokenizer(doc, sources, donorRef, push);
+  const tokenizer = planTokenizer(doc, sources, donorRef, { push, warn: (m) => env.warn(`${where}${m}`) });
   if (issues.length > 0) {
     env.issues.push(...issues);
     return undefined;
@@ -242,7 +242,7 @@ function planDocument(
     ctx.warn(`${head.output} is written but config.json (from ${donorRef}) says tie_word_embeddings: true, so transformers will ignore it (mergekit does the same)`);
   }
   if (doc.chat_template !== undefined) ctx.warn('chat_template is not applied yet: the tokenizer files are copied unchanged');
-  return { tasks, outputConfig, numLayers: outLayer, tokenizerDir: tokenizer.dir, tokenizerFiles: tokenizer.files, ...(tokenizer.tokenizerJson !== undefined ? { tokenizerJson: tokenizer.tokenizerJson } : {}) };
+  return { tasks, outputConfig, numLayers: outLayer, tokenizerDir: tokenizer.dir, tokenizerFiles: tokenizer.files, ...(tokenizer.generated !== undefined ? { tokenizerGenerated: tokenizer.generated } : {}) };
 }
 
 function entry(

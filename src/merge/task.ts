@@ -159,10 +159,11 @@ export interface MergePlan {
   /** File names (relative to tokenizerDir) to copy: tokenizer.json, tokenizer_config.json, ... */
   readonly tokenizerFiles: readonly string[];
   /**
-   * `tokenizer_source: union`: the text written as tokenizer.json instead of copying
-   * tokenizerDir's (the donor's with the other models' tokens appended).
+   * Tokenizer files written instead of copying tokenizerDir's, by name: tokenizer.json when
+   * tokenizer_source changes the vocabulary (union, added tokens, the base stripped of ids past
+   * vocab_size) and tokenizer_config.json with its added_tokens_decoder to match.
    */
-  readonly tokenizerJson?: string;
+  readonly tokenizerGenerated?: Readonly<Record<string, string>>;
   /** The mergekit YAML text the plan came from; written beside the output as mergekit_config.yml. */
   readonly configText: string;
   /** Seed of the counter-based random streams (DARE / DELLA). */

@@ -19,7 +19,8 @@ export interface UnionInput {
  * `inputs` order, by ascending id, then their added_tokens likewise, each token once. A regular
  * token becomes a non-special added token (as transformers' `add_tokens` makes it); an added
  * token keeps its flags (lstrip, rstrip, normalized, special, ...) from the first model listing it.
- * Ids at or past a model's `limit` are ignored, as mergekit skips them.
+ * Ids at or past a model's `limit` are ignored, as mergekit skips them; `base` is the base
+ * already stripped of such ids (strip-tokenizer.ts).
  */
 export function buildUnionTokenizer(base: ParsedTokenizer, inputs: readonly UnionInput[]): { readonly text: string; readonly appended: number } {
   const have = new Set(base.vocab.keys());

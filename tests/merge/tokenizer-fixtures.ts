@@ -7,6 +7,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { materializePlan } from '../../src/merge/materialize.js';
+import { PlanError } from '../../src/merge/plan-error.js';
 import type { MergePlan } from '../../src/merge/task.js';
 import { decodeToF32 } from '../../src/tensors/dtype.js';
 import { writeTinyLlama, type TinyLlamaInfo } from '../fixtures/tiny-llama.js';
@@ -18,12 +19,16 @@ export const EMBED = 'model.embed_tokens.weight';
 export const HEAD = 'lm_head.weight';
 export const ZERO: readonly number[] = new Array<number>(HIDDEN).fill(0);
 
-/** Writes a tokenizer.json whose vocabulary is `words` at ids 3.. after the three special tokens. */
-function writeVocab(dir: string, words: readonly string[], extraAdded: readonly { content: string; id: number }[] = []): void {
+/**
+ * Writes a tokenizer.json whose vocabulary is `words` at ids 3.. after the three special tokens:
+ * a WordLevel model, or with `merges` a BPE one.
+ */
+function writeVocab(dir: string, words: readonly string[], extraAdded: readonly { content: string; id: number }[] = [], merges?: readonly (string | readonly string[])[]): void {
   const vocab: Record<string, number> = {};
   [...SPECIAL, ...words].forEach((w, i) => (vocab[w] = i));
   const added = [...SPECIAL.map((content, id) => ({ id, content })), ...extraAdded].map((a) => ({ ...a, single_word: false, lstrip: false, rstrip: false, normalized: false, special: true }));
-  const tok = { version: '1.0', added_tokens: added, normalizer: null, pre_tokenizer: { type: 'Whitespace' }, model: { type: 'WordLevel', vocab, unk_token: '<unk>' } };
+  const model = merges === undefined ? { type: 'WordLevel', vocab, unk_token: '<unk>' } : { type: 'BPE', dropout: null, unk_token: '<unk>', continuing_subword_prefix: null, end_of_word_suffix: null, fuse_unk: false, byte_fallback: false, vocab, merges };
+  const tok = { version: '1.0', added_tokens: added, normalizer: null, pre_tokenizer: { type: 'Whitespace' }, model };
   fs.writeFileSync(path.join(dir, 'tokenizer.json'), JSON.stringify(tok));
 }
 
@@ -33,6 +38,8 @@ export interface VocabModelOptions {
   readonly extraAdded?: { content: string; id: number }[];
   readonly rows?: number;
   readonly dtype?: 'BF16';
+  /** A BPE tokenizer with these merges (else WordLevel). */
+  readonly merges?: readonly (string | readonly string[])[];
 }
 
 /** A temp directory of vocabulary models and the merges written into it. */
@@ -49,7 +56,7 @@ export class TokenizerFixtures {
     const dir = path.join(this.root, name);
     const vocab = opts.rows ?? SPECIAL.length + words.length;
     const info = await writeTinyLlama(dir, { layers: 1, hidden: HIDDEN, intermediate: 16, heads: 2, vocab, seed: opts.seed, tied: opts.tied ?? false, dtype: opts.dtype ?? 'F32' });
-    writeVocab(dir, words, opts.extraAdded);
+    writeVocab(dir, words, opts.extraAdded, opts.merges);
     this.#infos.set(name, info);
   }
 
@@ -73,6 +80,17 @@ export class TokenizerFixtures {
       ...(maxMemoryBytes === undefined ? {} : { maxMemoryBytes }),
     });
     return { dir, plan, warnings, bytesRead: summary.bytesRead };
+  }
+
+  /** The PlanError that planning `yaml` throws; anything else fails the test. */
+  async planError(yaml: string): Promise<PlanError> {
+    try {
+      await planYaml(this.root, yaml);
+    } catch (err) {
+      if (err instanceof PlanError) return err;
+      throw err;
+    }
+    throw new Error('expected a PlanError');
   }
 
   remove(): void {

@@ -10,7 +10,6 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { dryRunReport, formatDryRunTask } from '../../src/cli/merge.js';
 import { ConfigError } from '../../src/merge/config-issue.js';
 import { parseMergeConfig, stringifyMergeConfig } from '../../src/merge/config.js';
-import { PlanError } from '../../src/merge/plan-error.js';
 import { roundToBf16 } from '../../src/tensors/bf16.js';
 import { planYaml, readDir } from './merge-fixtures.js';
 import { ensureMergeWorkerBuilt } from './merge-worker-build.js';
@@ -269,27 +268,17 @@ describe('tokenizer block errors', () => {
     });
   });
 
-  async function planError(yaml: string): Promise<PlanError> {
-    try {
-      await planYaml(fx.root, yaml);
-    } catch (err) {
-      if (err instanceof PlanError) return err;
-      throw err;
-    }
-    throw new Error('expected a PlanError');
-  }
-
   it('names a token the source model lacks, by key path and file', async () => {
-    const err = await planError(selecting('base', '{source: base, tokens: {c: {source: ft2}}}'));
+    const err = await fx.planError(selecting('base', '{source: base, tokens: {c: {source: ft2}}}'));
     expect(err.code).toBe('TOKEN_OVERRIDE');
     expect(err.message).toContain(`tokenizer.tokens."c".source: ft2's tokenizer (${path.join(fx.root, 'ft2', 'tokenizer.json')}) has no token "c"`);
-    const byToken = await planError(selecting('base', '{source: base, tokens: {c: {source: {kind: model_token, model: ft1, token: zz}}}}'));
+    const byToken = await fx.planError(selecting('base', '{source: base, tokens: {c: {source: {kind: model_token, model: ft1, token: zz}}}}'));
     expect(byToken.message).toMatch(/tokenizer\.tokens\."c"\.source\.token: ft1's tokenizer .* has no token "zz"/);
   });
 
   it('refuses tokens that add to the vocabulary in a named stage, and accepts overrides of existing tokens there', async () => {
     const stage = (tokens: string): string => `name: s1\nmerge_method: linear\nbase_model: base\ntokenizer: {source: base, tokens: ${tokens}}\nmodels: [{model: base, parameters: {weight: 1}}, {model: ft1, parameters: {weight: 0}}]\n---\nmerge_method: linear\nmodels: [{model: s1, parameters: {weight: 1}}]\n`;
-    const err = await planError(stage('{"<|new|>": {source: {kind: zero}}}'));
+    const err = await fx.planError(stage('{"<|new|>": {source: {kind: zero}}}'));
     expect(err.code).toBe('UNSUPPORTED');
     expect(err.message).toMatch(/stage 's1': tokenizer\.tokens: adding tokens to the vocabulary \("<\|new\|>"\) is supported only in the final \(unnamed\) document/);
     const ok = await planYaml(fx.root, stage('{"<s>": {source: ft1, force: true}}'));
@@ -297,7 +286,7 @@ describe('tokenizer block errors', () => {
   });
 
   it('names a token_id past the model\'s rows', async () => {
-    const err = await planError(selecting('base', '{source: base, tokens: {c: {source: {kind: model_token, model: ft2, token_id: 7}}}}'));
+    const err = await fx.planError(selecting('base', '{source: base, tokens: {c: {source: {kind: model_token, model: ft2, token_id: 7}}}}'));
     expect(err.code).toBe('TOKEN_OVERRIDE');
     expect(err.message).toMatch(/tokenizer\.tokens\."c"\.source\.token_id: token_id 7 is past the 7 rows of ft2's model\.embed_tokens\.weight/);
   });

@@ -8,7 +8,6 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { dryRunReport, formatDryRunTask } from '../../src/cli/merge.js';
-import { PlanError } from '../../src/merge/plan-error.js';
 import { roundToBf16 } from '../../src/tensors/bf16.js';
 import { writeTinyLlama } from '../fixtures/tiny-llama.js';
 import { planYaml, readDir } from './merge-fixtures.js';
@@ -147,21 +146,11 @@ describe('tokenizer_source with identical tokenizers', () => {
 });
 
 describe('tokenizer_source errors', () => {
-  async function planError(yaml: string): Promise<PlanError> {
-    try {
-      await planYaml(root, yaml);
-    } catch (err) {
-      if (err instanceof PlanError) return err;
-      throw err;
-    }
-    throw new Error('expected a PlanError');
-  }
-
   it('names a missing tokenizer.json', async () => {
     const dir = path.join(root, 'notok');
     await writeTinyLlama(dir, { layers: 1, hidden: HIDDEN, intermediate: 16, heads: 2, vocab: 6, seed: 9 });
     fs.rmSync(path.join(dir, 'tokenizer.json'));
-    const err = await planError('merge_method: linear\nbase_model: base\ntokenizer_source: base\nmodels: [{model: base, parameters: {weight: 1}}, {model: notok, parameters: {weight: 1}}]\n');
+    const err = await fx.planError('merge_method: linear\nbase_model: base\ntokenizer_source: base\nmodels: [{model: base, parameters: {weight: 1}}, {model: notok, parameters: {weight: 1}}]\n');
     expect(err.code).toBe('TOKENIZER_INVALID');
     expect(err.message).toContain(path.join(dir, 'tokenizer.json'));
     expect(err.message).toMatch(/no tokenizer\.json/);
@@ -171,7 +160,7 @@ describe('tokenizer_source errors', () => {
     const dir = path.join(root, 'badtok');
     await writeTinyLlama(dir, { layers: 1, hidden: HIDDEN, intermediate: 16, heads: 2, vocab: 6, seed: 10 });
     fs.writeFileSync(path.join(dir, 'tokenizer.json'), '{"model": {"vocab": ');
-    const err = await planError('merge_method: linear\nbase_model: base\ntokenizer_source: base\nmodels: [{model: base, parameters: {weight: 1}}, {model: badtok, parameters: {weight: 1}}]\n');
+    const err = await fx.planError('merge_method: linear\nbase_model: base\ntokenizer_source: base\nmodels: [{model: base, parameters: {weight: 1}}, {model: badtok, parameters: {weight: 1}}]\n');
     expect(err.code).toBe('TOKENIZER_INVALID');
     expect(err.message).toContain(path.join(dir, 'tokenizer.json'));
     expect(err.message).toMatch(/not valid JSON.*model\.vocab/);
@@ -181,7 +170,7 @@ describe('tokenizer_source errors', () => {
     const dir = path.join(root, 'novocab');
     await writeTinyLlama(dir, { layers: 1, hidden: HIDDEN, intermediate: 16, heads: 2, vocab: 6, seed: 11 });
     fs.writeFileSync(path.join(dir, 'tokenizer.json'), '{"model": {"type": "BPE"}}');
-    const err = await planError('merge_method: linear\nbase_model: base\ntokenizer_source: base\nmodels: [{model: base, parameters: {weight: 1}}, {model: novocab, parameters: {weight: 1}}]\n');
+    const err = await fx.planError('merge_method: linear\nbase_model: base\ntokenizer_source: base\nmodels: [{model: base, parameters: {weight: 1}}, {model: novocab, parameters: {weight: 1}}]\n');
     expect(err.message).toMatch(/novocab.tokenizer\.json: has no model\.vocab/);
   });
 });
@@ -214,8 +203,15 @@ describe('tokenizer_source: union', () => {
     expect(plan.tokenizerFiles).toContain('tokenizer.json');
     // base: its own six rows; d: ft1 and ft2 have it, the base does not: their mean; e, f: ft2's.
     expect(rowsOf(dir, EMBED)).toEqual([0, 1, 2, 3, 4, 5].map((r) => row('base', EMBED, r)).concat([mean(row('ft1', EMBED, 5), row('ft2', EMBED, 5)), row('ft2', EMBED, 4), row('ft2', EMBED, 6)]));
-    // The other tokenizer files are the base's, copied unchanged.
-    expect(fs.readFileSync(path.join(dir, 'tokenizer_config.json'))).toEqual(fs.readFileSync(path.join(root, 'base', 'tokenizer_config.json')));
+    // tokenizer_config.json is the base's with added_tokens_decoder listing every added token (as
+    // transformers' save_pretrained writes it); the other tokenizer files are copied unchanged.
+    const flags = (content: string, special: boolean): Record<string, unknown> => ({ content, lstrip: false, normalized: !special, rstrip: false, single_word: false, special });
+    const baseConfig = JSON.parse(fs.readFileSync(path.join(root, 'base', 'tokenizer_config.json'), 'utf8')) as Record<string, unknown>;
+    expect(JSON.parse(fs.readFileSync(path.join(dir, 'tokenizer_config.json'), 'utf8'))).toEqual({
+      ...baseConfig,
+      added_tokens_decoder: { 0: flags('<unk>', true), 1: flags('<s>', true), 2: flags('</s>', true), 6: flags('d', false), 7: flags('e', false), 8: flags('f', false) },
+    });
+    expect(fs.readFileSync(path.join(dir, 'special_tokens_map.json'))).toEqual(fs.readFileSync(path.join(root, 'base', 'special_tokens_map.json')));
   });
 
   it('re-indexes a tied model into the union vocabulary', async () => {
