@@ -182,10 +182,6 @@ export function validateDocument(
   if (doc.tokenizer_source !== undefined && doc.tokenizer !== undefined) {
     add('error', 'INPUTS_STRUCTURE', 'tokenizer', "give either 'tokenizer_source' or 'tokenizer', not both");
   }
-  if (tokenizerSourceOf(doc) === 'union' && doc.name !== undefined) {
-    // A stage hands later documents its tokenizer directory; a generated union file has none yet.
-    add('error', 'UNSUPPORTED', doc.tokenizer_source !== undefined ? 'tokenizer_source' : 'tokenizer.source', "tokenizer_source 'union' is supported only in the final (unnamed) document");
-  }
   // tokenizer.tokens: a source model must be merged here (mergekit asserts "referenced but not part of merge").
   const merged = documentModelRefs({ ...doc, tokenizer_source: 'base' });
   for (const o of doc.tokenizer?.tokens ?? []) {

@@ -28,6 +28,11 @@ export interface PlanSource {
   readonly tensorNames: readonly string[];
   readonly tokenizerDir: string | null;
   readonly tokenizerFiles: readonly string[];
+  /**
+   * A stage's generated tokenizer files (union, added or stripped tokens), by name: what a later
+   * document reads and copies instead of tokenizerDir's file of that name.
+   */
+  readonly tokenizerGenerated?: Readonly<Record<string, string>>;
   /** The stage name when this source is an earlier document of the same config. */
   readonly stage?: string;
 }
@@ -75,6 +80,7 @@ export function stageSource(
   rawConfig: Readonly<Record<string, unknown>>,
   tokenizerDir: string | null,
   tokenizerFiles: readonly string[],
+  tokenizerGenerated?: Readonly<Record<string, string>>,
 ): PlanSource {
   const tensors = new Map<string, SourceTensor>();
   for (const task of tasks) {
@@ -93,6 +99,7 @@ export function stageSource(
     tensorNames: tasks.map((t) => t.output),
     tokenizerDir,
     tokenizerFiles,
+    ...(tokenizerGenerated === undefined ? {} : { tokenizerGenerated }),
     stage: name,
   };
 }

@@ -47,7 +47,8 @@ export function planTokenizer(
   const requested = tokenizerSourceOf(doc);
   const ref = requested === undefined || requested === 'union' ? donorRef : requested === 'base' ? (doc.base_model ?? donorRef) : requested;
   const donor = sources.get(ref);
-  const result = { dir: donor?.tokenizerDir ?? null, files: donor?.tokenizerFiles ?? [] };
+  // A stage's generated files go on with its directory, as mergekit's multimerge saves each stage's tokenizer.
+  const result = { dir: donor?.tokenizerDir ?? null, files: donor?.tokenizerFiles ?? [], ...(donor?.tokenizerGenerated ? { generated: donor.tokenizerGenerated } : {}) };
   if (requested === undefined || !donor) return result;
 
   const parsed = new Map<string, ParsedTokenizer>();
@@ -84,13 +85,7 @@ export function planTokenizer(
   if (tokens.length > 0) {
     const outTok = out.json === undefined ? donorTok : parseTokenizerJson(out.json, donorTok.file);
     const added = addTokens(outTok, tokens.map((o) => o.token));
-    if (added !== null) {
-      if (doc.name !== undefined) {
-        push({ code: 'UNSUPPORTED', message: `tokenizer.tokens: adding tokens to the vocabulary (${tokens.filter((o) => !outTok.added.has(o.token)).map((o) => JSON.stringify(o.token)).join(', ')}) is supported only in the final (unnamed) document` });
-        return result;
-      }
-      out = { vocab: added.vocab, json: added.text };
-    }
+    if (added !== null) out = { vocab: added.vocab, json: added.text };
   }
   let tokensOk = true;
   for (const o of tokens) {
@@ -115,14 +110,9 @@ export function planTokenizer(
     rows: paddedRows(outTokens.length, doc.tokenizer?.pad_to_multiple_of),
   };
   if (out.json === undefined) return { ...result, vocabulary };
-  if (doc.name !== undefined) {
-    // As with union: a stage hands later documents its tokenizer directory, and a generated file has none yet.
-    push({ code: 'UNSUPPORTED', message: `tokenizer_source ${requested}: ${original.file} has ${stripped?.summary ?? 'tokens past vocab_size'}, and a tokenizer stripped of them is supported only in the final (unnamed) document` });
-    return result;
-  }
   const config = tokenizerConfigFor(out.json, donor, stripped, warn, push);
   if (config === undefined) return result;
-  return { ...result, vocabulary, generated: { 'tokenizer.json': out.json, ...(config === null ? {} : { 'tokenizer_config.json': config }) } };
+  return { ...result, vocabulary, generated: { ...result.generated, 'tokenizer.json': out.json, ...(config === null ? {} : { 'tokenizer_config.json': config }) } };
 }
 
 /**
@@ -138,9 +128,10 @@ function tokenizerConfigFor(
   push: (i: PlanIssue) => void,
 ): string | null | undefined {
   if (donor.tokenizerDir === null || !donor.tokenizerFiles.includes('tokenizer_config.json')) return null;
-  const file = path.join(donor.tokenizerDir, 'tokenizer_config.json');
+  const generated = donor.tokenizerGenerated?.['tokenizer_config.json'];
+  const file = generated === undefined ? path.join(donor.tokenizerDir, 'tokenizer_config.json') : `${donor.label}'s generated tokenizer_config.json`;
   try {
-    const text = readFileSync(file, 'utf8');
+    const text = generated ?? readFileSync(file, 'utf8');
     const added = (JSON.parse(json) as { added_tokens?: unknown }).added_tokens;
     if (stripped !== null) {
       const lost = specialTokensIn(text, file, new Set(stripped.removed));
@@ -177,6 +168,9 @@ function stripBase(ref: string, parsed: ReadonlyMap<string, ParsedTokenizer>, so
 }
 
 function tokenizerOf(src: PlanSource, push: (i: PlanIssue) => void): ParsedTokenizer | undefined {
+  const generated = src.tokenizerGenerated?.['tokenizer.json'];
+  // A stage's generated file was parsed when it was made; it parses again.
+  if (generated !== undefined) return parseTokenizerJson(generated, `${src.label}'s generated tokenizer.json`);
   if (src.tokenizerDir === null || !src.tokenizerFiles.includes('tokenizer.json')) {
     const where = src.tokenizerDir === null ? src.label : path.join(src.tokenizerDir, 'tokenizer.json');
     push({ code: 'TOKENIZER_INVALID', message: `tokenizer_source needs ${where}: model ${src.label} has no tokenizer.json (a Hugging Face tokenizers file with model.vocab)` });

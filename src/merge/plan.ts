@@ -73,7 +73,7 @@ export async function resolvePlan(config: MergeConfig, options: ResolvePlanOptio
     }
     if (doc.name !== undefined) {
       stages.push({ name: doc.name, tasks: planned.tasks, outputConfig: planned.outputConfig });
-      sources.set(doc.name, stageSource(doc.name, planned.tasks, planned.numLayers, planned.outputConfig, planned.tokenizerDir, planned.tokenizerFiles));
+      sources.set(doc.name, stageSource(doc.name, planned.tasks, planned.numLayers, planned.outputConfig, planned.tokenizerDir, planned.tokenizerFiles, planned.tokenizerGenerated));
     }
     if (index === graph.finalIndex) final = planned;
   }

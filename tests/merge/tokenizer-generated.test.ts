@@ -170,9 +170,44 @@ describe('stripping errors', () => {
     expect(err.message).toContain(`${path.join(dir, 'tokenizer_config.json')}: not valid JSON`);
   });
 
-  it('refuses to strip in a named stage', async () => {
-    const err = await fx.planError(`name: s1\n${selecting('base', 'sb')}---\nmerge_method: linear\nmodels: [{model: s1, parameters: {weight: 1}}]\n`);
+});
+
+describe('generated tokenizers in a named stage', () => {
+  const final = 'merge_method: linear\nmodels: [{model: s1, parameters: {weight: 1}}]\n';
+  const sameTokenizer = (a: string, b: string): void => {
+    for (const f of ['tokenizer.json', 'tokenizer_config.json']) expect(fs.readFileSync(path.join(a, f), 'utf8'), f).toBe(fs.readFileSync(path.join(b, f), 'utf8'));
+  };
+
+  it('hands a union on to the final document, as mergekit\'s multimerge saves each stage\'s tokenizer', async () => {
+    const single = await fx.merge(selecting('union', 'sb'));
+    const staged = await fx.merge(`name: s1\n${selecting('union', 'sb')}---\n${final}`);
+    sameTokenizer(staged.dir, single.dir);
+    expect(readJson<Record<string, unknown>>(path.join(staged.dir, 'config.json'))['vocab_size']).toBe(10);
+    expect(rowsOf(staged.dir, EMBED)).toEqual(rowsOf(single.dir, EMBED));
+    expect(rowsOf(staged.dir, EMBED)[8]).toEqual(mean(row('fa', EMBED, 3), row('fb', EMBED, 4)));
+  });
+
+  it('hands a stripped base on', async () => {
+    const single = await fx.merge(selecting('base', 'fa'));
+    const staged = await fx.merge(`name: s1\n${selecting('base', 'fa')}---\n${final}`);
+    sameTokenizer(staged.dir, single.dir);
+    expect(rowsOf(staged.dir, EMBED)).toEqual(rowsOf(single.dir, EMBED));
+  });
+
+  it("reads a stage's added tokens as its vocabulary in a later tokenizer_source", async () => {
+    const stage = "name: s1\nmerge_method: linear\nbase_model: plain\ntokenizer: {source: base, tokens: {'<new>': {source: {kind: zero}}}}\nmodels: [{model: plain, parameters: {weight: 1}}]\n---\n";
+    const { dir, plan } = await fx.merge(`${stage}merge_method: linear\nbase_model: s1\ntokenizer_source: base\nmodels: [{model: s1, parameters: {weight: 1}}]\n`);
+    // The stage's vocabulary is its output's: the identity, so the stage's tensors are used as they are.
+    expect(plan.tasks.find((t) => t.output === EMBED)?.inputs.map((i) => i.kind)).toEqual(['stage']);
+    expect(rowsOf(dir, EMBED)).toEqual([0, 1, 2, 3, 4].map((r) => row('plain', EMBED, r)).concat([[...ZERO]]));
+    const config = readJson<{ added_tokens_decoder: Record<string, unknown> }>(path.join(dir, 'tokenizer_config.json'));
+    expect(config.added_tokens_decoder['5']).toEqual(plainToken('<new>'));
+    expect(readJson<TokenizerFile>(path.join(dir, 'tokenizer.json')).added_tokens.map((a) => [a.id, a.content])).toEqual([[0, '<unk>'], [1, '<s>'], [2, '</s>'], [5, '<new>']]);
+  });
+
+  it("refuses to permute a stage's computed embedding into another vocabulary", async () => {
+    const err = await fx.planError(`name: s1\n${selecting('union', 'sb')}---\nmerge_method: linear\nbase_model: s1\ntokenizer_source: union\nmodels: [{model: s1, parameters: {weight: 1}}, {model: plain, parameters: {weight: 0}}]\n`);
     expect(err.code).toBe('UNSUPPORTED');
-    expect(err.message).toMatch(/stage 's1': tokenizer_source base: .*sb\/tokenizer\.json has 4 token\(s\) at ids ≥ vocab_size 8 .* supported only in the final \(unnamed\) document/);
+    expect(err.message).toMatch(/tokenizer_source cannot permute s1's model\.embed_tokens\.weight, which is computed by an earlier stage/);
   });
 });
