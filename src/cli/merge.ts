@@ -53,6 +53,8 @@ export interface DryRunReport {
   readonly outputConfig: Readonly<Record<string, unknown>>;
   readonly tokenizerDir: string | null;
   readonly tokenizerFiles: readonly string[];
+  /** The tokenizer files written (vocabulary changed by tokenizer_source) instead of copied from tokenizerDir. */
+  readonly tokenizerGenerated: readonly string[];
   readonly seed: number;
 }
 
@@ -87,6 +89,7 @@ export function dryRunReport(plan: MergePlan): DryRunReport {
     outputConfig: plan.outputConfig,
     tokenizerDir: plan.tokenizerDir,
     tokenizerFiles: plan.tokenizerFiles,
+    tokenizerGenerated: Object.keys(plan.tokenizerGenerated ?? {}),
     seed: plan.seed,
   };
 }
@@ -128,7 +131,8 @@ export function formatDryRun(report: DryRunReport): string {
   if (report.stages.length > 0) lines.push('# final model');
   for (const t of report.tasks) lines.push(formatDryRunTask(t));
   const layers = report.outputConfig['num_hidden_layers'];
-  lines.push(`${report.tasks.length} tensors, ${String(layers ?? '?')} layers; tokenizer from ${report.tokenizerDir ?? '(none)'}`);
+  const generated = report.tokenizerGenerated.length > 0 ? ` (${report.tokenizerGenerated.join(', ')} generated)` : '';
+  lines.push(`${report.tasks.length} tensors, ${String(layers ?? '?')} layers; tokenizer from ${report.tokenizerDir ?? '(none)'}${generated}`);
   return lines.join('\n');
 }
 
