@@ -7,7 +7,7 @@ import type { PlanIssue } from './plan-error.js';
 import type { VocabularyPlan } from './plan-permutation.js';
 import type { PlanSource } from './plan-source.js';
 import { stripUnusedTokens, type StrippedTokenizer } from './strip-tokenizer.js';
-import { specialTokensIn, withAddedTokensDecoder } from './tokenizer-config.js';
+import { addedTokensJson, specialTokensIn, withAddedTokensDecoder } from './tokenizer-config.js';
 import { addTokens, buildUnionTokenizer } from './union-tokenizer.js';
 import { paddedRows, parseTokenizerJson, readTokenizerJson, tokensById, type ParsedTokenizer, type Vocabulary } from './vocab-permutation.js';
 
@@ -112,7 +112,11 @@ export function planTokenizer(
   if (out.json === undefined) return { ...result, vocabulary };
   const config = tokenizerConfigFor(out.json, donor, stripped, warn, push);
   if (config === undefined) return result;
-  return { ...result, vocabulary, generated: { ...result.generated, 'tokenizer.json': out.json, ...(config === null ? {} : { 'tokenizer_config.json': config }) } };
+  const generated: Record<string, string> = { ...result.generated, 'tokenizer.json': out.json };
+  if (config !== null) generated['tokenizer_config.json'] = config;
+  // A donor's added_tokens.json (beside a sentencepiece model) would bring stale tokens back on a slow load.
+  if (donor.tokenizerFiles.includes('added_tokens.json')) generated['added_tokens.json'] = addedTokensJson(JSON.parse(out.json) as Record<string, unknown>);
+  return { ...result, vocabulary, generated };
 }
 
 /**

@@ -161,7 +161,7 @@ export interface MergePlan {
   /**
    * Tokenizer files written instead of copying tokenizerDir's, by name: tokenizer.json when
    * tokenizer_source changes the vocabulary (union, added tokens, the base stripped of ids past
-   * vocab_size) and tokenizer_config.json with its added_tokens_decoder to match.
+   * vocab_size), with tokenizer_config.json's added_tokens_decoder (and a donor's added_tokens.json) to match.
    */
   readonly tokenizerGenerated?: Readonly<Record<string, string>>;
   /** The mergekit YAML text the plan came from; written beside the output as mergekit_config.yml. */

@@ -1,5 +1,6 @@
 /**
- * tokenizer_config.json beside a generated tokenizer.json (union, added or stripped tokens).
+ * tokenizer_config.json (and added_tokens.json) beside a generated tokenizer.json (union, added
+ * or stripped tokens).
  * mergekit saves its output tokenizer with transformers' save_pretrained, which writes
  * `added_tokens_decoder` as every added token of the tokenizer, `{id: {content, lstrip,
  * normalized, rstrip, single_word, special}}` by ascending id. transformers reads that map in
@@ -48,6 +49,32 @@ export function withAddedTokensDecoder(text: string, file: string, addedTokens: 
   if (last === undefined) return `${text.slice(0, open + 1)}\n${unit}${member}\n${text.slice(close)}`;
   const sep = unit === '' ? ', ' : `,\n${unit}`;
   return `${text.slice(0, last.valueEnd)}${sep}${member}${text.slice(last.valueEnd)}`;
+}
+
+/**
+ * added_tokens.json for a generated tokenizer.json (the slow-tokenizer file transformers'
+ * save_pretrained writes beside a sentencepiece model): every added token whose id is at or past
+ * the model's own vocabulary (model.vocab's size), `{token: id}` with keys sorted by code point,
+ * two-space indented, as Python's json.dumps(sort_keys=True) writes it.
+ */
+export function addedTokensJson(tokenizer: Readonly<Record<string, unknown>>): string {
+  const vocab = (tokenizer['model'] as { vocab?: unknown } | undefined)?.vocab;
+  const own = Array.isArray(vocab) ? vocab.length : vocab !== null && typeof vocab === 'object' ? Object.keys(vocab).length : 0;
+  const entries: [string, number][] = [];
+  for (const e of Array.isArray(tokenizer['added_tokens']) ? (tokenizer['added_tokens'] as { id?: unknown; content?: unknown }[]) : []) {
+    if (typeof e.content === 'string' && typeof e.id === 'number' && e.id >= own) entries.push([e.content, e.id]);
+  }
+  entries.sort((a, b) => byCodePoint(a[0], b[0]));
+  if (entries.length === 0) return '{}\n';
+  return `{\n${entries.map(([t, id]) => `  ${JSON.stringify(t)}: ${id}`).join(',\n')}\n}\n`;
+}
+
+/** Python's str order (by code point), which differs from UTF-16 order past the BMP. */
+function byCodePoint(a: string, b: string): number {
+  const x = Array.from(a, (c) => c.codePointAt(0) ?? 0);
+  const y = Array.from(b, (c) => c.codePointAt(0) ?? 0);
+  for (let i = 0; i < Math.min(x.length, y.length); i++) if (x[i] !== y[i]) return (x[i] ?? 0) - (y[i] ?? 0);
+  return x.length - y.length;
 }
 
 /**

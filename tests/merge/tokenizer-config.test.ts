@@ -4,7 +4,7 @@
  * transformers' save_pretrained writes, in its key order.
  */
 import { describe, expect, it } from 'vitest';
-import { specialTokensIn, withAddedTokensDecoder } from '../../src/merge/tokenizer-config.js';
+import { addedTokensJson, specialTokensIn, withAddedTokensDecoder } from '../../src/merge/tokenizer-config.js';
 
 const added = [
   { id: 0, content: '<unk>', single_word: false, lstrip: false, rstrip: false, normalized: false, special: true },
@@ -43,5 +43,14 @@ describe('specialTokensIn', () => {
   it('finds named special tokens among the removed ones, as strings, objects and lists', () => {
     const text = JSON.stringify({ bos_token: '<s>', pad_token: { content: '<pad>' }, additional_special_tokens: ['<a>', '<b>'], other: '<pad>' });
     expect(specialTokensIn(text, 'tc.json', new Set(['<pad>', '<b>', '<s2>']))).toEqual(['pad_token "<pad>"', 'additional_special_tokens "<b>"']);
+  });
+});
+
+describe('addedTokensJson', () => {
+  it('lists the added tokens past model.vocab, keys in code-point order', () => {
+    const tok = { model: { vocab: { a: 0, b: 1, '<s>': 2 } }, added_tokens: [{ id: 2, content: '<s>' }, { id: 3, content: '\u{1F600}' }, { id: 4, content: '\uFFFD' }, { id: 5, content: 'x' }] };
+    // UTF-16 order would put the emoji (a surrogate pair, 0xD83D…) before U+FFFD.
+    expect(addedTokensJson(tok)).toBe('{\n  "x": 5,\n  "\uFFFD": 4,\n  "\u{1F600}": 3\n}\n');
+    expect(addedTokensJson({ model: { vocab: [['a', 0]] }, added_tokens: [{ id: 0, content: 'a' }] })).toBe('{}\n');
   });
 });

@@ -121,7 +121,7 @@ describe('tokenizer_source: <the base by name>', () => {
   });
 });
 
-describe('tokenizer_config.json with tokenizer.tokens', () => {
+describe('tokenizer_config.json and added_tokens.json', () => {
   it('lists an added token in added_tokens_decoder', async () => {
     const { dir } = await fx.merge("merge_method: linear\nbase_model: plain\ntokenizer: {source: base, tokens: {'<new>': {source: {kind: zero}}}}\nmodels: [{model: plain, parameters: {weight: 1}}]\n");
     const config = readJson<Record<string, unknown>>(path.join(dir, 'tokenizer_config.json'));
@@ -132,6 +132,15 @@ describe('tokenizer_config.json with tokenizer.tokens', () => {
   it('is copied unchanged when the vocabulary does not change', async () => {
     const { dir } = await fx.merge("merge_method: linear\nbase_model: plain\ntokenizer: {source: base, tokens: {'<s>': {source: plain, force: true}}}\nmodels: [{model: plain, parameters: {weight: 1}}]\n");
     for (const f of ['tokenizer.json', 'tokenizer_config.json']) expect(fs.readFileSync(path.join(dir, f))).toEqual(fs.readFileSync(path.join(fx.root, 'plain', f)));
+  });
+
+  it("rewrites a donor's added_tokens.json with the added tokens past model.vocab", async () => {
+    const dir = path.join(fx.root, 'withadded');
+    fs.cpSync(path.join(fx.root, 'plain'), dir, { recursive: true });
+    fs.writeFileSync(path.join(dir, 'added_tokens.json'), '{"<old>": 9}');
+    // plain's model.vocab is <unk> <s> </s> a b (5); the union appends fa's e (5) and cd (6).
+    const { dir: out } = await fx.merge(selecting('union', 'withadded', ['withadded', 'fa']));
+    expect(fs.readFileSync(path.join(out, 'added_tokens.json'), 'utf8')).toBe('{\n  "cd": 6,\n  "e": 5\n}\n');
   });
 });
 
