@@ -14,7 +14,7 @@ import { EvoError } from '../errors.js';
 import { allTasks, resolveMaterializeOptions } from './materialize-options.js';
 import type { MaterializeOptions, ResolvedMaterializeOptions } from './materialize-options.js';
 import { StagedOutputDir } from './output-dir.js';
-import type { TensorSlot } from './output-dir.js';
+import type { OutputDirContents, TensorSlot } from './output-dir.js';
 import { createMergeProgress } from './progress.js';
 import { MergeAbortedError, runUnits } from './task-pool.js';
 import type { FileTensorInput, MergePlan, TensorTask } from './task.js';
@@ -112,7 +112,7 @@ export async function materializePlan(plan: MergePlan, options: MaterializeOptio
           tensors: tasks.map(plannedTensor),
           shardBytes: opts.shardBytes,
           config: stage.outputConfig,
-          tokenizer: null,
+          tokenizer: tokenizerContents(stage),
           configText: null,
         });
         outputs.push(out);
@@ -127,10 +127,7 @@ export async function materializePlan(plan: MergePlan, options: MaterializeOptio
       tensors: finalTasks.map(plannedTensor),
       shardBytes: opts.shardBytes,
       config: plan.outputConfig,
-      tokenizer:
-        plan.tokenizerDir === null
-          ? null
-          : { dir: plan.tokenizerDir, files: plan.tokenizerFiles, ...(plan.tokenizerGenerated !== undefined ? { generated: plan.tokenizerGenerated } : {}) },
+      tokenizer: tokenizerContents(plan),
       configText: plan.configText,
     });
     outputs.push(final);
@@ -248,6 +245,12 @@ function plannedTensor(task: TensorTask): { name: string; dtype: TensorTask['out
   return { name: task.output, dtype: task.outDType, shape: task.outShape };
 }
 
+/** The tokenizer files an output directory gets: copied from the donor's folder, or generated. */
+function tokenizerContents(p: Pick<MergePlan, 'tokenizerDir' | 'tokenizerFiles' | 'tokenizerGenerated'>): OutputDirContents['tokenizer'] {
+  if (p.tokenizerDir === null) return null;
+  return { dir: p.tokenizerDir, files: p.tokenizerFiles, ...(p.tokenizerGenerated !== undefined ? { generated: p.tokenizerGenerated } : {}) };
+}
+
 /** Checks the plan before anything is written: outputs, tokenizer files, stage names. */
 function checkPlan(plan: MergePlan, opts: ResolvedMaterializeOptions): void {
   if (plan.tasks.length === 0) throw new EvoError('EMPTY_PLAN', 'the merge plan has no output tensors');
@@ -256,16 +259,19 @@ function checkPlan(plan: MergePlan, opts: ResolvedMaterializeOptions): void {
     if (seen.has(task.output)) throw new EvoError('DUPLICATE_OUTPUT', `output tensor ${task.output} is planned twice`);
     seen.add(task.output);
   }
-  if (plan.tokenizerDir !== null) {
-    for (const name of plan.tokenizerFiles) {
-      const file = path.join(plan.tokenizerDir, name);
-      if (!fs.statSync(file, { throwIfNoEntry: false })?.isFile()) {
+  const checkTokenizer = (p: Pick<MergePlan, 'tokenizerDir' | 'tokenizerFiles' | 'tokenizerGenerated'>): void => {
+    if (p.tokenizerDir === null) return;
+    for (const name of p.tokenizerFiles) {
+      const file = path.join(p.tokenizerDir, name);
+      if (p.tokenizerGenerated?.[name] === undefined && !fs.statSync(file, { throwIfNoEntry: false })?.isFile()) {
         throw new EvoError('TOKENIZER_FILE_MISSING', `tokenizer file ${file} does not exist`);
       }
     }
-  }
+  };
+  checkTokenizer(plan);
   if (opts.intermediateDir !== null) {
     for (const stage of plan.stages) {
+      checkTokenizer(stage);
       if (stage.name === '' || stage.name === '.' || stage.name === '..' || /[/\\]/.test(stage.name)) {
         throw new EvoError('BAD_STAGE_NAME', `stage name ${JSON.stringify(stage.name)} cannot be a directory name`);
       }

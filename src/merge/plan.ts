@@ -72,7 +72,7 @@ export async function resolvePlan(config: MergeConfig, options: ResolvePlanOptio
       continue;
     }
     if (doc.name !== undefined) {
-      stages.push({ name: doc.name, tasks: planned.tasks, outputConfig: planned.outputConfig });
+      stages.push({ name: doc.name, tasks: planned.tasks, outputConfig: planned.outputConfig, ...tokenizerOf(planned) });
       sources.set(doc.name, stageSource(doc.name, planned.tasks, planned.numLayers, planned.outputConfig, planned.tokenizerDir, planned.tokenizerFiles, planned.tokenizerGenerated));
     }
     if (index === graph.finalIndex) final = planned;
@@ -82,13 +82,16 @@ export async function resolvePlan(config: MergeConfig, options: ResolvePlanOptio
   return {
     tasks: final.tasks,
     outputConfig: final.outputConfig,
-    tokenizerDir: final.tokenizerDir,
-    tokenizerFiles: final.tokenizerFiles,
-    ...(final.tokenizerGenerated !== undefined ? { tokenizerGenerated: final.tokenizerGenerated } : {}),
+    ...tokenizerOf(final),
     configText: options.configText ?? stringifyMergeConfig(config),
     seed: options.seed,
     stages,
   };
+}
+
+/** A planned document's tokenizer files, as a plan or stage carries them. */
+function tokenizerOf(d: PlannedDocument): Pick<MergePlan, 'tokenizerDir' | 'tokenizerFiles' | 'tokenizerGenerated'> {
+  return { tokenizerDir: d.tokenizerDir, tokenizerFiles: d.tokenizerFiles, ...(d.tokenizerGenerated !== undefined ? { tokenizerGenerated: d.tokenizerGenerated } : {}) };
 }
 
 interface PlannedDocument {

@@ -143,6 +143,10 @@ export interface PlannedStage {
   readonly name: string;
   readonly tasks: readonly TensorTask[];
   readonly outputConfig: Readonly<Record<string, unknown>>;
+  /** The stage's tokenizer files, as MergePlan's: written into its --intermediate-dir folder. */
+  readonly tokenizerDir: string | null;
+  readonly tokenizerFiles: readonly string[];
+  readonly tokenizerGenerated?: Readonly<Record<string, string>>;
 }
 
 /**

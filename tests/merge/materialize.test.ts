@@ -258,12 +258,14 @@ describe('intermediates', () => {
     const viaFiles = readDir(outDir);
     expect([...viaFiles.keys()]).toEqual([...inMemory.keys()]);
     for (const [name, bytes] of inMemory) expect(viaFiles.get(name)?.equals(bytes), name).toBe(true);
-    // The stage is a loadable model of its own: its tensors and its config.
+    // The stage is a loadable model of its own: its tensors, its config and its base's tokenizer files.
     const stage = p.stages[0];
     if (stage === undefined) throw new Error('no stage');
     const stageTensors = readTensors(path.join(intermediateDir, 'mix'));
     expect([...stageTensors.keys()].sort()).toEqual(stage.tasks.map((t) => t.output).sort());
     expect(JSON.parse(fs.readFileSync(path.join(intermediateDir, 'mix', 'config.json'), 'utf8'))).toEqual(stage.outputConfig);
+    expect(stage.tokenizerFiles).toContain('tokenizer.json');
+    for (const f of stage.tokenizerFiles) expect(fs.readFileSync(path.join(intermediateDir, 'mix', f)).equals(fs.readFileSync(path.join(stage.tokenizerDir ?? '', f))), f).toBe(true);
     // And its values are the stage's: the linear mix computed on its own.
     const alone = readTensors(await merge({}, { ...p, tasks: stage.tasks, stages: [] }));
     for (const [name, t] of alone) expect(stageTensors.get(name)?.bytes.equals(t.bytes), name).toBe(true);

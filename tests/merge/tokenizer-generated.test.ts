@@ -8,6 +8,8 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { dryRunReport, formatDryRun } from '../../src/cli/merge.js';
+import { materializePlan } from '../../src/merge/materialize.js';
+import { planYaml } from './merge-fixtures.js';
 import { ensureMergeWorkerBuilt } from './merge-worker-build.js';
 import { EMBED, HEAD, mean, rowsOf, TokenizerFixtures, ZERO } from './tokenizer-fixtures.js';
 
@@ -195,6 +197,16 @@ describe('generated tokenizers in a named stage', () => {
     expect(readJson<Record<string, unknown>>(path.join(staged.dir, 'config.json'))['vocab_size']).toBe(10);
     expect(rowsOf(staged.dir, EMBED)).toEqual(rowsOf(single.dir, EMBED));
     expect(rowsOf(staged.dir, EMBED)[8]).toEqual(mean(row('fa', EMBED, 3), row('fb', EMBED, 4)));
+  });
+
+  it("writes a stage's generated tokenizer into its --intermediate-dir folder", async () => {
+    const plan = await planYaml(fx.root, `name: s1\n${selecting('union', 'sb')}---\n${final}`);
+    const inter = path.join(fx.root, 'inter');
+    const out = path.join(fx.root, 'inter-out');
+    await materializePlan(plan, { outDir: out, intermediateDir: inter, progress: 'none', jobs: 2 });
+    sameTokenizer(path.join(inter, 's1'), out);
+    expect(readJson<{ added_tokens: { content: string }[] }>(path.join(inter, 's1', 'tokenizer.json')).added_tokens.map((a) => a.content)).toEqual(['<unk>', '<s>', '</s>', 'e', 'cd']);
+    expect(readJson<Record<string, unknown>>(path.join(inter, 's1', 'config.json'))['vocab_size']).toBe(10);
   });
 
   it('hands a stripped base on', async () => {
