@@ -35,6 +35,11 @@ export { MergeAbortedError } from './task-pool.js';
 const MAX_SCRATCH_RETAIN_BYTES = 256 * 1024 ** 2;
 /** Smallest row chunk the memory budget alone can ask for. */
 const MIN_BUDGET_CHUNK_BYTES = 1024 ** 2;
+/**
+ * Units posted to a worker thread at once. A thread computes one at a time; the second computes
+ * while the first's direct write (slot-write.ts) is on its way to disk. Both hold their budget.
+ */
+const TASKS_PER_THREAD = 2;
 
 export interface MaterializeSummary {
   /** Output tensors of the final model. */
@@ -98,6 +103,7 @@ export async function materializePlan(plan: MergePlan, options: MaterializeOptio
       name: WORKER_FUNCTION,
       minThreads: opts.jobs,
       maxThreads: opts.jobs,
+      concurrentTasksPerWorker: TASKS_PER_THREAD,
       idleTimeout: 10_000,
     });
     // Lay out every output first: a later stage reads an earlier one's temp file.
@@ -160,7 +166,7 @@ export async function materializePlan(plan: MergePlan, options: MaterializeOptio
       const out = phases[i]?.out;
       const run = (units: readonly WorkUnit[], onStats: (unit: WorkUnit, stats: ChunkStats | null) => void): Promise<void> =>
         runUnits(pool ?? fail('the pool is gone'), units, {
-          jobs: opts.jobs,
+          jobs: opts.jobs * TASKS_PER_THREAD,
           maxMemoryBytes: opts.maxMemoryBytes,
           kernels: opts.kernels,
           fds,

@@ -9,6 +9,7 @@ import { EvoError } from '../errors.js';
 import { syncDirectoryOf, tempPathFor } from '../tensors/atomic-file.js';
 import type { LayoutEntry, PlannedTensor } from '../tensors/safetensors-writer.js';
 import { formatSafetensorsIndex, SAFETENSORS_INDEX_FILE, ShardedWriter } from '../tensors/shards.js';
+import { openDirect } from './slot-write.js';
 
 /** What goes into one output directory. */
 export interface OutputDirContents {
@@ -30,6 +31,8 @@ export interface TensorSlot extends LayoutEntry {
   readonly tempPath: string;
   /** Read-write descriptor of `tempPath`, valid until commit() or abort(). */
   readonly fd: number;
+  /** Write-only O_DIRECT descriptor of `tempPath` for whole pages (slot-write.ts), or null where refused. */
+  readonly directFd: number | null;
 }
 
 interface StagedFile {
@@ -138,7 +141,9 @@ export class StagedOutputDir {
       for (const writer of weights.writers) {
         const fd = fs.openSync(writer.tempPath, 'r+');
         fds.push(fd);
-        for (const [name, entry] of writer.layout.entries) slots.set(name, { ...entry, tempPath: writer.tempPath, fd });
+        const directFd = openDirect(writer.tempPath);
+        if (directFd !== null) fds.push(directFd);
+        for (const [name, entry] of writer.layout.entries) slots.set(name, { ...entry, tempPath: writer.tempPath, fd, directFd });
         files.push(path.basename(writer.file));
         bytes += writer.layout.totalBytes;
       }

@@ -1,6 +1,6 @@
 /**
  * Runs work units (tasks or row chunks) on the Piscina pool under a memory budget: a unit is posted
- * to a worker only when the scheduler admits it, so at most `jobs` units run and their estimated
+ * to a worker only when the scheduler admits it, so at most `jobs` units are in flight and their estimated
  * working sets fit in the budget (a unit larger than the whole budget runs alone).
  */
 import type { Piscina } from 'piscina';
@@ -12,6 +12,7 @@ import { WORKER_FUNCTION } from './worker-protocol.js';
 import type { KernelChoice, TensorTaskDone, TensorTaskReply, TensorTaskRequest } from './worker-protocol.js';
 
 export interface RunUnitsOptions {
+  /** Units in flight at once (threads × tasks per thread). */
   readonly jobs: number;
   readonly maxMemoryBytes: number;
   readonly kernels: KernelChoice;

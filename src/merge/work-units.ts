@@ -74,6 +74,7 @@ export function planWorkUnits(
         task: c.task,
         output: {
           fd: slot.fd,
+          directFd: slot.directFd,
           byteOffset: slot.byteOffset + c.rowStart * rowBytes,
           byteLength: chunks.length === 1 ? slot.byteLength : c.rows * rowBytes,
         },

@@ -14,6 +14,8 @@ export type KernelChoice = 'native' | 'ts';
 export interface OutputSlot {
   /** Descriptor of the output temp file, opened read-write by the pool owner. */
   readonly fd: number;
+  /** Its O_DIRECT write descriptor for whole pages, or null (output-dir.ts TensorSlot). */
+  readonly directFd: number | null;
   /** Absolute offset of the tensor (or row chunk) in that file. */
   readonly byteOffset: number;
   /** Exactly the bytes the result must have. */

@@ -12,6 +12,7 @@ import { computeTask, computeTaskStats, selectKernels } from './compute.js';
 import { TS_KERNELS, type KernelBinding } from './native/binding.js';
 import { inputBytesOf } from './memory-budget.js';
 import { gatherPermutedRows, permutedByteLength } from './permuted-input.js';
+import { DirectWriter, writeSlot } from './slot-write.js';
 import type { TensorData } from './compute.js';
 import type { FileTensorInput, TensorTask } from './task.js';
 import type { TensorTaskDone, TensorTaskReply, TensorTaskRequest } from './worker-protocol.js';
@@ -85,6 +86,13 @@ function makeCollector(): (() => void) | null {
 // The worker thread's lifetime state: one arena, reused by every task this thread runs.
 const arena = new ScratchArena();
 const collectGarbage = makeCollector();
+let direct: DirectWriter | null = null;
+
+/** This thread's direct writer, made on first use from the kernel table's pages (page-aligned with the addon on Linux). */
+function directWriter(): DirectWriter {
+  direct ??= new DirectWriter(arena.pages);
+  return direct;
+}
 
 interface TaskCounters {
   bytesRead: number;
@@ -94,28 +102,47 @@ interface TaskCounters {
   readonly warnings: string[];
 }
 
-/** Piscina entry (by name; see WORKER_FUNCTION). Never throws: failures come back as data. */
-export function runTensorTask(request: TensorTaskRequest): TensorTaskReply {
+/**
+ * Piscina entry (by name; see WORKER_FUNCTION). Never rejects: failures come back as data. The
+ * reply waits for the task's output to be on its way to disk (a direct write runs after the arena
+ * is free, so with two tasks per thread the next one computes meanwhile).
+ */
+export async function runTensorTask(request: TensorTaskRequest): Promise<TensorTaskReply> {
   // Before a task too large for the arena, clear what earlier small tasks left for the GC, so the
   // large one does not stack on top of it.
   if (inputBytesOf(request.task) > request.scratchRetainBytes) collectGarbage?.();
   let reply: TensorTaskReply;
+  let pending: Promise<void> | null = null;
   try {
-    reply = computeAndWrite(request);
+    ({ reply, pending } = computeAndWrite(request));
   } catch (err) {
-    reply = {
-      ok: false,
-      code: err instanceof EvoError ? err.code : 'INTERNAL',
-      message: err instanceof Error ? err.message : String(err),
-      stack: err instanceof Error ? err.stack : undefined,
-    };
+    reply = failureOf(err);
   }
   // computeAndWrite has returned, so nothing here references the task's tensors any more.
   if (arena.reset(request.scratchRetainBytes)) collectGarbage?.();
+  if (pending !== null && reply.ok) {
+    const t0 = performance.now();
+    const done = reply;
+    try {
+      await pending;
+      reply = { ...done, writeMs: done.writeMs + (performance.now() - t0) };
+    } catch (err) {
+      reply = failureOf(err);
+    }
+  }
   return reply;
 }
 
-function computeAndWrite(request: TensorTaskRequest): TensorTaskDone {
+function failureOf(err: unknown): TensorTaskReply {
+  return {
+    ok: false,
+    code: err instanceof EvoError ? err.code : 'INTERNAL',
+    message: err instanceof Error ? err.message : String(err),
+    stack: err instanceof Error ? err.stack : undefined,
+  };
+}
+
+function computeAndWrite(request: TensorTaskRequest): { reply: TensorTaskDone; pending: Promise<void> | null } {
   const counters: TaskCounters = { bytesRead: 0, readMs: 0, computeMs: 0, rssBytes: 0, warnings: [] };
   // Before the first read, so that the one-time "no addon" warning travels with this task's reply.
   arena.pages = selectKernels({ kernels: request.kernels, logger: (m) => counters.warnings.push(m) });
@@ -127,7 +154,7 @@ function computeAndWrite(request: TensorTaskRequest): TensorTaskDone {
     // A statistics pass: counts over this chunk's rows go back; nothing is written.
     const stats = computeTaskStats(task, inputs, request.pass, options);
     counters.computeMs += performance.now() - t0;
-    return { ...doneOf(counters, 0, 0), stats };
+    return { reply: { ...doneOf(counters, 0, 0), stats }, pending: null };
   }
   const result = computeTask(task, inputs, options);
   counters.computeMs += performance.now() - t0;
@@ -141,8 +168,8 @@ function computeAndWrite(request: TensorTaskRequest): TensorTaskDone {
   }
   counters.rssBytes = Math.max(counters.rssBytes, process.memoryUsage.rss());
   const t1 = performance.now();
-  writeFully(request.output.fd, result.bytes, request.output.byteOffset, task.output);
-  return { ...doneOf(counters, expected, performance.now() - t1), stats: null };
+  const pending = writeSlot(request.output, result.bytes, task.output, request.output.directFd === null ? null : directWriter());
+  return { reply: { ...doneOf(counters, expected, performance.now() - t1), stats: null }, pending };
 }
 
 function doneOf(counters: TaskCounters, bytesWritten: number, writeMs: number): Omit<TensorTaskDone, 'stats'> {
@@ -221,15 +248,6 @@ function readRange(input: FileTensorInput, fds: Readonly<Record<string, number>>
         `${input.file}: tensor ${JSON.stringify(input.tensor)}: file ended after ${done} of ${dst.byteLength} bytes at offset ${byteOffset}`,
       );
     }
-    done += n;
-  }
-}
-
-function writeFully(fd: number, bytes: Uint8Array, byteOffset: number, tensor: string): void {
-  let done = 0;
-  while (done < bytes.byteLength) {
-    const n = fs.writeSync(fd, bytes, done, bytes.byteLength - done, byteOffset + done);
-    if (n <= 0) throw new EvoError('WRITE_FAILED', `tensor ${tensor}: write returned ${n} at offset ${byteOffset + done}`);
     done += n;
   }
 }

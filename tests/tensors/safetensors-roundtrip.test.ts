@@ -19,21 +19,10 @@ import {
   writeSafetensors,
 } from '../../src/tensors/safetensors-writer.js';
 import type { TensorWithData } from '../../src/tensors/safetensors-writer.js';
+import { randomBytes } from '../random-bytes.js';
 
 const dir = mkdtempSync(path.join(os.tmpdir(), 'evomerge-st-roundtrip-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
-
-function randomBytes(n: number, seed: number): Uint8Array {
-  const out = new Uint8Array(n);
-  let s = seed >>> 0 || 1;
-  for (let i = 0; i < n; i++) {
-    s ^= s << 13;
-    s ^= s >>> 17;
-    s ^= s << 5;
-    out[i] = s & 0xff;
-  }
-  return out;
-}
 
 const count = (shape: readonly number[]): number => shape.reduce((a, b) => a * b, 1);
 
