@@ -19,7 +19,9 @@ import { parseMergeConfig } from '../src/merge/config.js';
 import { materializePlan, resolveMaterializeOptions } from '../src/merge/materialize.js';
 import type { MaterializeOptions } from '../src/merge/materialize.js';
 import { inputBytesOf } from '../src/merge/memory-budget.js';
+import { loadKernels } from '../src/merge/native/binding.js';
 import { resolvePlan } from '../src/merge/plan.js';
+import { DirectWriter, openDirect, writeSlot } from '../src/merge/slot-write.js';
 import { ensureBenchModels } from './merge-models.js';
 import type { BenchModels } from './merge-models.js';
 
@@ -166,24 +168,31 @@ function sequentialReadGbps(files: readonly string[]): number {
 }
 
 /**
- * Single-threaded write of `bytes` into a new file in `dir` (16 MiB writes, then fsync), in GB/s:
- * what putting a merge's output on disk costs at least. Fresh page-cache pages are expensive on
- * some virtual machines, so this can be far below memcpy.
+ * Single-threaded write of `bytes` into a new file in `dir`, then fsync, in GB/s: what putting a
+ * merge's output on disk costs at least. It writes 16 MiB slots the way the merge's workers do
+ * (slot-write.ts: whole pages through O_DIRECT where the file system allows it, else buffered;
+ * fresh page-cache pages are expensive on some virtual machines). `direct` says which it was.
  */
-function sequentialWriteGbps(dir: string, bytes: number): number {
+async function sequentialWriteGbps(dir: string, bytes: number): Promise<{ gbps: number; direct: boolean }> {
   const file = path.join(dir, `write-baseline-${process.pid}.bin`);
-  const buf = Buffer.alloc(16 * 1024 * 1024, 0x5a);
+  const buf = new Uint8Array(16 * 1024 * 1024).fill(0x5a);
+  const loaded = loadKernels({ logger: () => undefined });
+  const writer = new DirectWriter(loaded.kernels);
   const t0 = performance.now();
   const fd = fs.openSync(file, 'w');
+  const directFd = openDirect(file);
   try {
-    for (let done = 0; done < bytes; done += buf.length) fs.writeSync(fd, buf, 0, Math.min(buf.length, bytes - done), done);
+    for (let done = 0; done < bytes; done += buf.length) {
+      await writeSlot({ fd, directFd, byteOffset: done }, buf.subarray(0, Math.min(buf.length, bytes - done)), 'baseline', writer);
+    }
     fs.fsyncSync(fd);
   } finally {
     fs.closeSync(fd);
+    if (directFd !== null) fs.closeSync(directFd);
   }
   const seconds = (performance.now() - t0) / 1000;
   fs.rmSync(file, { force: true });
-  return bytes / 1e9 / seconds;
+  return { gbps: bytes / 1e9 / seconds, direct: directFd !== null && writer.enabled };
 }
 
 /** Buffer.copy of a 64 MiB buffer (far beyond any cache), in GB/s. */
@@ -232,10 +241,11 @@ export async function run(args: readonly string[]): Promise<void> {
   sequentialReadGbps(allFiles); // warm the page cache, as the merges will find it
   const readGbps = sequentialReadGbps(allFiles);
   const copyGbps = memcpyGbps();
-  const writeGbps = sequentialWriteGbps(root, models.modelBytes);
+  const written = await sequentialWriteGbps(root, models.modelBytes);
+  const writeGbps = written.gbps;
   process.stdout.write(
     `baselines: sequential read of the inputs ${fmt(readGbps)} GB/s (1 thread), memcpy ${fmt(copyGbps)} GB/s (1 thread), ` +
-      `write + fsync of one output-sized new file ${fmt(writeGbps)} GB/s (1 thread)\n\n`,
+      `write + fsync of one output-sized new file ${fmt(writeGbps)} GB/s (1 thread, ${written.direct ? 'O_DIRECT' : 'buffered'}, as the merge writes)\n\n`,
   );
   process.stdout.write('method           input GB   seconds   input GB/s   ÷read  ÷memcpy   peak RSS (sampled / VmHWM)   target\n');
 
