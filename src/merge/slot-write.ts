@@ -27,7 +27,7 @@ export function openDirect(file: string): number | null {
 }
 
 /**
- * A worker thread's direct writing: page-aligned staging buffers (reused, at most two kept) and
+ * A worker thread's direct writing: page-aligned staging buffers (reused, the largest two kept) and
  * whether direct writes still work in this thread. A slot's interior is copied into one (memcpy is
  * far cheaper than the page-cache copy it replaces), so the task's own buffers are free at once and
  * the disk write runs beside the thread's next task.
@@ -49,13 +49,19 @@ export class DirectWriter {
     return new Uint8Array(buffer, 0, byteLength);
   }
 
+  /**
+   * Returns a staging view's buffer. The largest two are kept: keeping the most recent instead
+   * would map (and zero) fresh pages for every large slot that follows a small one.
+   */
   give(view: Uint8Array): void {
-    const buffer = view.buffer as ArrayBuffer;
-    if (this.#free.length < 2) this.#free.push(buffer);
-    else this.#pages.releasePages(buffer);
+    this.#free.push(view.buffer as ArrayBuffer);
+    this.#free.sort((a, b) => b.byteLength - a.byteLength);
+    for (const b of this.#free.splice(KEPT_STAGING_BUFFERS)) this.#pages.releasePages(b);
   }
 }
 
+/** Staging buffers kept per thread: one per task in flight (materialize.ts runs two per thread). */
+const KEPT_STAGING_BUFFERS = 2;
 /** Staging buffers grow in steps of this, so that similar slots reuse one. */
 const STAGING_STEP = 1024 * 1024;
 
