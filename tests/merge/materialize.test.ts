@@ -187,7 +187,7 @@ describe('materialize options', () => {
       progress: 'auto',
       signal: null,
       kernels: 'native',
-      rowChunkBytes: 16 * 1024 ** 2,
+      rowChunkBytes: 64 * 1024 ** 2,
       maxMemoryExplicit: false,
     });
     const perJob = 384 * 1024 ** 2 * os.availableParallelism();
