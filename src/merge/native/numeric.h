@@ -12,8 +12,11 @@
 // into each clone). All give the same bits: IEEE operations either way, no reassociation, and the
 // build disables FMA contraction. The AVX-512 clone cut dare_ties' CPU time by a third in
 // `npm run bench -- merge` on an AVX-512 machine (the mask draws); other methods gained little.
-#if defined(__x86_64__) && defined(__linux__) && defined(__GNUC__) && !defined(__clang__)
+#if defined(__x86_64__) && defined(__linux__) && defined(__GNUC__) && !defined(__clang__) && __GNUC__ >= 11
 #define EVOMERGE_MULTIVERSION __attribute__((target_clones("arch=x86-64-v4", "avx2", "default"), flatten))
+#elif defined(__x86_64__) && defined(__linux__) && defined(__GNUC__) && !defined(__clang__)
+// GCC before 11 has no x86-64-v4 level name.
+#define EVOMERGE_MULTIVERSION __attribute__((target_clones("avx2", "default"), flatten))
 #else
 #define EVOMERGE_MULTIVERSION
 #endif
