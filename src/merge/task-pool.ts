@@ -35,19 +35,29 @@ export class MergeAbortedError extends EvoError {
 
 /**
  * Runs every unit; resolves when all have been written, rejects on the first failure or on abort.
- * After a rejection, workers may still be running: the caller must destroy the pool before it
- * closes descriptors or removes files.
+ * The rejection waits for the units already started to settle: a worker's reply comes only after
+ * its output write has (slot-write.ts writes asynchronously through libuv's threadpool), so no
+ * write is then queued against a descriptor the caller is about to close and the system may hand
+ * out again. The caller still destroys the pool before it closes descriptors or removes files.
  */
 export function runUnits(pool: Piscina, units: readonly WorkUnit[], options: RunUnitsOptions): Promise<void> {
   return new Promise<void>((resolve, reject) => {
     const scheduler = new LargestFirstScheduler<WorkUnit>({ capacityBytes: options.maxMemoryBytes, maxRunning: options.jobs });
     for (const u of units) scheduler.push(u, u.costBytes);
     let settled = false;
+    let running = 0;
+    let failure: { readonly err: unknown } | null = null;
     const fail = (err: unknown): void => {
       if (settled) return;
       settled = true;
       options.signal?.removeEventListener('abort', onAbort);
-      reject(err);
+      failure = { err };
+      if (running === 0) reject(err);
+    };
+    /** One started unit has settled: after a failure, the last one to settle delivers it. */
+    const landed = (): void => {
+      running -= 1;
+      if (failure !== null && running === 0) reject(failure.err);
     };
     const onAbort = (): void => fail(new MergeAbortedError());
     if (options.signal?.aborted) {
@@ -68,8 +78,10 @@ export function runUnits(pool: Piscina, units: readonly WorkUnit[], options: Run
         pass: unit.pass,
         chunk: unit.chunk,
       };
+      running += 1;
       (pool.run(request, { name: WORKER_FUNCTION }) as Promise<TensorTaskReply>).then(
         (reply) => {
+          landed();
           if (settled) return;
           if (!reply.ok) {
             const err = new EvoError(reply.code, reply.message);
@@ -78,10 +90,18 @@ export function runUnits(pool: Piscina, units: readonly WorkUnit[], options: Run
             return;
           }
           scheduler.release(admission);
-          options.onDone(unit, reply);
+          try {
+            options.onDone(unit, reply);
+          } catch (err) {
+            fail(err);
+            return;
+          }
           pump();
         },
-        (err: unknown) => fail(err),
+        (err: unknown) => {
+          landed();
+          fail(err);
+        },
       );
     };
 
