@@ -8,7 +8,7 @@ import { logSumExp } from './elementwise.js';
 import { Tape, Tensor } from './tape.js';
 
 function output(tape: Tape, rows: number, cols: number, ...inputs: readonly Tensor[]): Tensor {
-  return new Tensor(new Float32Array(rows * cols), rows, cols, tape.tracks(...inputs));
+  return new Tensor(tape.alloc(rows * cols), rows, cols, tape.tracks(...inputs), (n) => tape.alloc(n));
 }
 
 /** Rows `tokens` of `table` ([vocab, hidden]). */
@@ -39,7 +39,7 @@ export function linear(tape: Tape, x: Tensor, w: Tensor): Tensor {
   const O = w.rows;
   const y = output(tape, N, O, x, w);
   // Wᵀ [in, out], so that the kernel runs along contiguous output columns.
-  const wt = new Float32Array(K * O);
+  const wt = tape.alloc(K * O);
   for (let o = 0; o < O; o++) for (let k = 0; k < K; k++) wt[k * O + o] = w.data[o * K + k] ?? 0;
   tape.kernels.gemm({ a: x.data, aOffset: 0, sam: K, sak: 1, b: wt, bOffset: 0, ldb: O, c: y.data, cOffset: 0, ldc: O, m: N, n: O, k: K, accumulate: false }, tape.threads);
   if (y.requiresGrad) {
@@ -64,7 +64,7 @@ export function rmsNorm(tape: Tape, x: Tensor, w: Tensor, eps: number): Tensor {
   const E = x.cols;
   if (w.data.length !== E) throw new RangeError(`rmsNorm: weight of ${w.data.length} for ${E} features`);
   const y = output(tape, N, E, x, w);
-  const inv = new Float32Array(N);
+  const inv = tape.alloc(N);
   tape.kernels.rmsNormForward(x.data, w.data, y.data, inv, N, E, eps, tape.threads);
   if (y.requiresGrad) {
     tape.record(() => tape.kernels.rmsNormBackward(x.data, w.data, inv, y.grad, x.requiresGrad ? x.grad : null, w.requiresGrad ? w.grad : null, N, E, tape.threads));
@@ -100,7 +100,7 @@ export function rope(tape: Tape, x: Tensor, seq: number, headDim: number, tables
 /** Causal grouped-query attention; q [n, heads·d], k and v [n, kvHeads·d]. */
 export function attention(tape: Tape, q: Tensor, k: Tensor, v: Tensor, shape: AttentionShape): Tensor {
   const o = output(tape, q.rows, q.cols, q, k, v);
-  const p = new Float32Array(shape.batch * shape.heads * shape.seq * shape.seq);
+  const p = tape.alloc(shape.batch * shape.heads * shape.seq * shape.seq);
   tape.kernels.attentionForward(shape, q.data, k.data, v.data, o.data, p, tape.threads);
   if (o.requiresGrad) {
     tape.record(() => tape.kernels.attentionBackward(shape, q.data, k.data, v.data, p, o.grad, q.grad, k.grad, v.grad, tape.threads));
@@ -112,7 +112,7 @@ export function attention(tape: Tape, q: Tensor, k: Tensor, v: Tensor, shape: At
 export function swiglu(tape: Tape, gate: Tensor, up: Tensor): Tensor {
   const y = output(tape, gate.rows, gate.cols, gate, up);
   const n = y.data.length;
-  const sig = new Float32Array(n);
+  const sig = tape.alloc(n);
   tape.kernels.swigluForward(gate.data, up.data, y.data, sig, n, tape.threads);
   if (y.requiresGrad) tape.record(() => tape.kernels.swigluBackward(gate.data, up.data, sig, y.grad, gate.grad, up.grad, n, tape.threads));
   return y;

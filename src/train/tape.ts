@@ -3,6 +3,7 @@
  * records one backward closure per operation and replays them in reverse. Operations live in
  * ops.ts; with `recording` off (evaluation) nothing is kept, so the same code is the forward pass.
  */
+import type { BufferPool } from './buffer-pool.js';
 import type { TrainKernels } from './kernels.js';
 
 export class Tensor {
@@ -13,8 +14,14 @@ export class Tensor {
   readonly cols: number;
   readonly requiresGrad: boolean;
 
-  /** A rows × cols row-major matrix (a vector is 1 × n). */
-  constructor(data: Float32Array, rows: number, cols: number, requiresGrad: boolean) {
+  readonly #alloc: (length: number) => Float32Array;
+
+  /**
+   * A rows × cols row-major matrix (a vector is 1 × n). `alloc` makes its gradient buffer (a
+   * tape's pool for activations; a fresh array for weights, whose gradients outlive a step).
+   */
+  constructor(data: Float32Array, rows: number, cols: number, requiresGrad: boolean, alloc: (length: number) => Float32Array = (n) => new Float32Array(n)) {
+    this.#alloc = alloc;
     this.data = data;
     this.rows = rows;
     this.cols = cols;
@@ -24,7 +31,7 @@ export class Tensor {
 
   /** The gradient buffer, allocated (zeroed) on first use. */
   get grad(): Float32Array {
-    this.#grad ??= new Float32Array(this.data.length);
+    this.#grad ??= this.#alloc(this.data.length);
     return this.#grad;
   }
 
@@ -45,10 +52,29 @@ export class Tape {
   /** False for evaluation: operations record nothing. */
   readonly recording: boolean;
 
-  constructor(kernels: TrainKernels, threads: number, recording: boolean) {
+  readonly #pool: BufferPool | null;
+  readonly #taken: Float32Array[] = [];
+
+  /** With a pool, the buffers of this tape's tensors come from it and go back on release(). */
+  constructor(kernels: TrainKernels, threads: number, recording: boolean, pool: BufferPool | null = null) {
     this.kernels = kernels;
     this.threads = threads;
     this.recording = recording;
+    this.#pool = pool;
+  }
+
+  /** A zeroed buffer for an operation's output, gradient or scratch, valid until release(). */
+  alloc(length: number): Float32Array {
+    if (this.#pool === null) return new Float32Array(length);
+    const b = this.#pool.take(length);
+    this.#taken.push(b);
+    return b;
+  }
+
+  /** Gives every buffer alloc() handed out back to the pool: no tensor of this tape may be used after. */
+  release(): void {
+    this.#pool?.give(this.#taken);
+    this.#taken.length = 0;
   }
 
   /** True when an operation on these inputs needs a backward step. */

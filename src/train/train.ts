@@ -6,6 +6,7 @@
 import os from 'node:os';
 import { UsageError } from '../errors.js';
 import { AdamW, type AdamWParameter, learningRateAt } from './adamw.js';
+import { BufferPool } from './buffer-pool.js';
 import { type LlamaTrainConfig, type LlamaWeights, checkTrainConfig, checkWeights } from './config.js';
 import { type TrainKernels, loadTrainKernels } from './kernels.js';
 import { llamaLogits, weightTensors } from './model.js';
@@ -88,12 +89,13 @@ function defaultThreads(): number {
 }
 
 /** Forward and backward through a recording tape: adds d(loss)/d(weight) into each tensor's grad. */
-function backpropagate(config: LlamaTrainConfig, tensors: ReadonlyMap<string, Tensor>, batch: TrainBatch, kernels: TrainKernels, threads: number, where: string): number {
+function backpropagate(config: LlamaTrainConfig, tensors: ReadonlyMap<string, Tensor>, batch: TrainBatch, kernels: TrainKernels, threads: number, where: string, pool: BufferPool | null = null): number {
   const { inputs, targets, mask } = splitBatch(config, batch, where);
-  const tape = new Tape(kernels, threads, true);
+  const tape = new Tape(kernels, threads, true, pool);
   const logits = llamaLogits(tape, config, tensors, inputs, batch.batchSize, batch.seqLen);
   const loss = maskedCrossEntropy(tape, logits, targets, mask, batch.softTargets);
   tape.backward();
+  tape.release();
   return loss;
 }
 
@@ -124,11 +126,12 @@ export function trainLlama(config: LlamaTrainConfig, weights: Map<string, Float3
   if (params.length === 0) throw new UsageError('train options: trainable leaves no tensor to train');
   const adam = new AdamW(options);
   const losses = new Float64Array(options.steps);
+  const pool = new BufferPool();
   for (let step = 0; step < options.steps; step++) {
     const t0 = performance.now();
     const batch = nextBatch(step);
     for (const p of params) p.grad.fill(0);
-    const loss = backpropagate(config, tensors, batch, kernels, threads, `batch of step ${step}`);
+    const loss = backpropagate(config, tensors, batch, kernels, threads, `batch of step ${step}`, pool);
     const learningRate = learningRateAt(options, step);
     const gradNorm = adam.step(params, learningRate);
     losses[step] = loss;
