@@ -46,9 +46,10 @@ function modelFiles(dir: string): Map<string, Buffer> {
 
 /**
  * Merges the documents in one pass and by multimerge's route: each document on its own, with the
- * earlier documents' names replaced by the folders they were written to. Returns both outputs.
+ * earlier documents' names replaced by the folders they were written to. Returns both outputs
+ * and the stages' folders of the second route.
  */
-async function bothRoutes(docs: readonly { readonly name?: string; readonly text: (ref: (stage: string) => string) => string }[], jobs = 2): Promise<{ onePass: Awaited<ReturnType<TokenizerFixtures['merge']>>; stepwise: string }> {
+async function bothRoutes(docs: readonly { readonly name?: string; readonly text: (ref: (stage: string) => string) => string }[], jobs = 2): Promise<{ onePass: Awaited<ReturnType<TokenizerFixtures['merge']>>; stepwise: string; stages: ReadonlyMap<string, string> }> {
   const onePass = await fx.merge(docs.map((d) => `${d.name === undefined ? '' : `name: ${d.name}\n`}${d.text((s) => s)}`).join('---\n'), jobs);
   const written = new Map<string, string>();
   let last = '';
@@ -57,7 +58,7 @@ async function bothRoutes(docs: readonly { readonly name?: string; readonly text
     if (d.name !== undefined) written.set(d.name, dir);
     last = dir;
   }
-  return { onePass, stepwise: last };
+  return { onePass, stepwise: last, stages: written };
 }
 
 function embedTask(tasks: readonly TensorTask[], output = EMBED): TensorTask {
@@ -134,13 +135,18 @@ describe('tokenizer_source over a stage tensor', () => {
     // s2 re-indexes s1 into ft1's vocabulary; the final document re-indexes s2 into the union with ft2.
     const s2 = { name: 's2', text: (ref: (s: string) => string) => doc(ref('s1'), 'ft1', { [ref('s1')]: 0.5, ft1: 0.5 }) };
     const final = { text: (ref: (s: string) => string) => doc(ref('s2'), 'union', { [ref('s2')]: 0.6, ft2: 0.4 }) };
-    const { onePass, stepwise } = await bothRoutes([s1, s2, final]);
+    const { onePass, stepwise, stages } = await bothRoutes([s1, s2, final]);
     const outer = permuted(embedTask(onePass.plan.tasks), 0);
     const stage = outer.sources[0];
     expect(stage?.kind).toBe('stage');
     if (stage?.kind !== 'stage') return;
     expect(permuted(stage.task, 0).sources.map((s) => [s.model, s.kind])).toEqual([['s1', 'stage'], ['ft1', 'file']]);
     expect(modelFiles(onePass.dir)).toEqual(modelFiles(stepwise));
+    // With --intermediate-dir, s2 reads s1 back from its folder and the final document reads s2's.
+    const out = path.join(fx.root, 'nested-out');
+    await materializePlan(onePass.plan, { outDir: out, intermediateDir: path.join(fx.root, 'nested-inter'), progress: 'none', jobs: 2 });
+    expect(modelFiles(out)).toEqual(modelFiles(stepwise));
+    expect(modelFiles(path.join(fx.root, 'nested-inter', 's2'))).toEqual(modelFiles(stages.get('s2') ?? ''));
   });
 
   it('counts the stage tensor once in the memory estimate and never cuts the task into row chunks', async () => {
