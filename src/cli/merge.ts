@@ -26,9 +26,12 @@ export interface DryRunInput {
   readonly model: string;
   /**
    * `file`: the stored tensor read; `stage`: the named stage's output tensor (computed in memory);
-   * `permuted`: the stored tensor re-indexed into the tokenizer_source vocabulary.
+   * `permuted`: the stored tensor (or with `fromStage`, the stage's output tensor) re-indexed into
+   * the tokenizer_source vocabulary.
    */
   readonly kind: 'file' | 'stage' | 'permuted';
+  /** For `permuted` inputs: true when the rows come from a named stage's tensor (computed in memory). */
+  readonly fromStage?: boolean;
   readonly tensor: string;
   readonly base: boolean;
   readonly params: ResolvedParams;
@@ -76,7 +79,7 @@ function dryRunTask(t: TensorTask): DryRunTask {
       tensor: inputTensor(input),
       base: i === t.baseIndex,
       params: t.modelParams[i] ?? {},
-      ...(input.kind === 'permuted' ? { permutation: input.stats } : {}),
+      ...(input.kind === 'permuted' ? { permutation: input.stats, ...(input.sources.some((s) => s.model === input.model && s.kind === 'stage') ? { fromStage: true } : {}) } : {}),
     })),
   };
 }
@@ -102,12 +105,12 @@ function formatParams(p: ResolvedParams): string {
 
 /**
  * One line per output tensor: name, method, dtypes, global parameters, then each input with its
- * own parameters (`*` marks the base; a stage input reads `stage:tensor`).
+ * own parameters (`*` marks the base; a stage input, permuted or not, reads `stage:tensor`).
  */
 export function formatDryRunTask(t: DryRunTask): string {
   const inputs = t.inputs
     .map((i) => {
-      const where = i.kind === 'stage' || i.tensor !== t.output ? `${i.model}:${i.tensor}` : i.model;
+      const where = i.kind === 'stage' || i.fromStage === true || i.tensor !== t.output ? `${i.model}:${i.tensor}` : i.model;
       const params = formatParams(i.params);
       const p = i.permutation;
       // tokenizer_source: how the model's rows map into the output vocabulary (semantics §1.5).

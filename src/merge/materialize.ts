@@ -17,7 +17,7 @@ import { StagedOutputDir } from './output-dir.js';
 import type { OutputDirContents, TensorSlot } from './output-dir.js';
 import { createMergeProgress } from './progress.js';
 import { MergeAbortedError, runUnits } from './task-pool.js';
-import type { FileTensorInput, MergePlan, TensorTask } from './task.js';
+import type { FileTensorInput, MergePlan, TensorInput, TensorTask } from './task.js';
 import type { ChunkStats } from './methods/task-vector-stats.js';
 import { planWorkUnits, readStagesFromFiles, statPassUnits, twoPassMergeUnits } from './work-units.js';
 import type { WorkUnit } from './work-units.js';
@@ -327,10 +327,13 @@ function openInputFiles(tasks: readonly TensorTask[]): InputFiles {
 }
 
 function forEachFileInput(task: TensorTask, visit: (input: FileTensorInput) => void): void {
-  for (const input of task.inputs) {
-    if (input.kind === 'file') visit(input);
-    else if (input.kind === 'permuted') input.sources.forEach(visit);
-    else forEachFileInput(input.task, visit);
-  }
+  for (const input of task.inputs) forEachFileOf(input, visit);
+}
+
+/** The files an input reads: its own, its permutation sources' and those of the stage tasks it computes. */
+function forEachFileOf(input: TensorInput, visit: (input: FileTensorInput) => void): void {
+  if (input.kind === 'file') visit(input);
+  else if (input.kind === 'permuted') input.sources.forEach((s) => forEachFileOf(s, visit));
+  else forEachFileInput(input.task, visit);
 }
 

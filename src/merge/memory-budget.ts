@@ -5,7 +5,7 @@
  */
 import { dtypeByteSize } from '../tensors/dtype.js';
 import type { MethodId, TensorTask } from './task.js';
-import { permutedByteLength } from './permuted-input.js';
+import { permutedByteLength, stageSourcesOf } from './permuted-input.js';
 
 /** A task let in by the scheduler; hand it back to `release` when it has finished. */
 export interface Admission<T> {
@@ -169,6 +169,7 @@ const METHOD_SCRATCH_BYTES: Readonly<Record<MethodId, number>> = {
  * Estimated peak working set of one task in a worker, in bytes:
  * - every file input in its stored dtype (read whole into memory),
  * - every stage input at its own estimate (computed in the same worker, held until the task ends),
+ *   and so every distinct stage tensor permuted inputs gather rows from (computed whole, once),
  * - the output in its dtype,
  * - (inputs + 4) bytes per element of the largest input: the kernels stream in small blocks and
  *   allocate whole-tensor only a 1-byte keep mask per DELLA input (or per input of a test's mask
@@ -192,16 +193,18 @@ export function estimateWorkingSetBytes(task: TensorTask): number {
       maxElements = Math.max(maxElements, elementCount(input.task.outShape));
     }
   }
+  for (const s of stageSourcesOf(task.inputs)) inputs += estimateWorkingSetBytes(s.task);
   const scratch = (task.inputs.length + 4 + METHOD_SCRATCH_BYTES[task.method]) * maxElements;
   return inputs + scratch + elementCount(task.outShape) * dtypeByteSize(task.outDType);
 }
 
-/** Bytes of input a task reads from files, stage inputs' files included. */
+/** Bytes of input a task reads from files, stage inputs' files included (permuted inputs: about their gathered size). */
 export function inputBytesOf(task: TensorTask): number {
   let n = 0;
   for (const input of task.inputs) {
     n += input.kind === 'file' ? input.byteLength : input.kind === 'permuted' ? permutedByteLength(input) : inputBytesOf(input.task);
   }
+  for (const s of stageSourcesOf(task.inputs)) n += inputBytesOf(s.task);
   return n;
 }
 

@@ -1,15 +1,42 @@
 /**
  * Resolving a PermutedTensorInput into its bytes (worker side): each output row is copied, averaged
- * or zeroed from rows of the source tensors, read by position. Consecutive rows of one source are
- * read in one call, so an identity-like permutation costs a few reads, not one per row.
+ * or zeroed from rows of the source tensors, read by position (from a file, or from a stage's tensor
+ * computed in memory). Consecutive rows of one source are read in one call, so an identity-like
+ * permutation costs a few reads, not one per row.
  */
-import { decodeToF32, dtypeByteSize, encodeFromF32, isFloatDType, roundToDType } from '../tensors/dtype.js';
+import { decodeToF32, dtypeByteSize, encodeFromF32, isFloatDType, roundToDType, type DType } from '../tensors/dtype.js';
 import { EvoError } from '../errors.js';
-import type { FileTensorInput, PermutedTensorInput } from './task.js';
+import type { PermutationSource, PermutedTensorInput, StageTensorInput, TensorInput } from './task.js';
 import { PAD_MEAN, slicePackedRows } from './vocab-permutation.js';
 
 /** Reads `dst.byteLength` bytes of `source` starting at its byte `offset` (relative to the tensor). */
-export type SourceReader = (source: FileTensorInput, offset: number, dst: Uint8Array) => void;
+export type SourceReader = (source: PermutationSource, offset: number, dst: Uint8Array) => void;
+
+/** The dtype a source's rows are stored (file) or computed (stage) in. */
+export function sourceDType(source: PermutationSource): DType {
+  return source.kind === 'file' ? source.dtype : source.task.outDType;
+}
+
+/**
+ * Identifies a stage source within one task: the stage (its name) and its tensor. A permuted
+ * source is always the stage's whole task for that tensor, so equal keys are equal computations.
+ */
+export function stageSourceKey(source: StageTensorInput): string {
+  return `${source.model}\u0000${source.task.output}`;
+}
+
+/**
+ * The distinct stage sources of a task's permuted inputs (the models of one embedding share them),
+ * each computed once per task by the worker and counted once by the memory estimate.
+ */
+export function stageSourcesOf(inputs: readonly TensorInput[]): StageTensorInput[] {
+  const out = new Map<string, StageTensorInput>();
+  for (const input of inputs) {
+    if (input.kind !== 'permuted') continue;
+    for (const s of input.sources) if (s.kind === 'stage' && !out.has(stageSourceKey(s))) out.set(stageSourceKey(s), s);
+  }
+  return [...out.values()];
+}
 
 /**
  * Fills `dst` (exactly the input's bytes) with the permuted tensor. A mean accumulates in f32 and
@@ -34,13 +61,13 @@ export function gatherPermutedRows(input: PermutedTensorInput, dst: Uint8Array, 
   const dtype = input.dtype;
   if (!isFloatDType(dtype)) throw new EvoError('UNSUPPORTED_DTYPE', `${input.tensor}: embedding permutation needs F32, F16 or BF16 rows, got ${dtype}`);
   const round = (x: number): number => roundToDType(dtype, x);
-  const srcRowBytes = (s: FileTensorInput): number => cols * dtypeByteSize(s.dtype);
+  const srcRowBytes = (s: PermutationSource): number => cols * dtypeByteSize(sourceDType(s));
   const readRowF32 = (pair: readonly [number, number]): Float32Array => {
     const src = input.sources[pair[0]];
     if (src === undefined) throw new EvoError('INTERNAL', `${input.tensor}: no source ${pair[0]}`);
     const bytes = new Uint8Array(srcRowBytes(src));
     read(src, pair[1] * bytes.byteLength, bytes);
-    return decodeToF32(src.dtype, bytes);
+    return decodeToF32(sourceDType(src), bytes);
   };
   let padRow: Uint8Array | undefined;
   let r = 0;
@@ -60,7 +87,7 @@ export function gatherPermutedRows(input: PermutedTensorInput, dst: Uint8Array, 
       continue;
     }
     const src = input.sources[first[0]];
-    if (n === 1 && src !== undefined && src.dtype === input.dtype) {
+    if (n === 1 && src !== undefined && sourceDType(src) === input.dtype) {
       // A run of consecutive rows of one source: one read.
       let run = 1;
       while (r + run < total && count(r + run) === 1) {

@@ -1,7 +1,7 @@
 import { isFloatDType, type FloatDType } from '../tensors/dtype.js';
 import type { PlanIssue } from './plan-error.js';
 import type { SourceTensor } from './plan-source.js';
-import type { FileTensorInput, PermutedTensorInput } from './task.js';
+import type { PermutationSource, PermutedTensorInput } from './task.js';
 import { overrideSourceToken, tokenSourcePath, type TokenEmbeddingOverride } from './config.js';
 import { isIdentity, packRows, permutationRows, type RowOverride, type RowSource, type Vocabulary } from './vocab-permutation.js';
 
@@ -60,29 +60,27 @@ export function permuteEmbeddingInputs(
   const { rows, stats, missing } = permutationRows(vocabulary.outTokens, models, baseIndex === -1 ? null : baseIndex, { overrides, rows: vocabulary.rows });
   if (rows.every((r, i) => isIdentity(r, i, models[i]?.rows ?? 0))) return undefined;
 
-  const files: FileTensorInput[] = [];
+  const sources: PermutationSource[] = [];
   for (const p of picked) {
     const input = p.tensor.input(p.model);
-    if (input.kind !== 'file') {
-      issues.push({ code: 'UNSUPPORTED', message: `${output}: tokenizer_source cannot permute ${p.model}'s ${p.inputName}, which is computed by an earlier stage; write the stage to disk and merge it as a model` });
-      return null;
-    }
-    files.push(input);
+    // A stage's tensor is gathered from as the stage computes it: what multimerge writes and loads back.
+    if (input.kind === 'permuted') throw new Error(`internal: ${p.model}'s ${p.inputName} is itself permuted`);
+    sources.push(input);
   }
   if (missing > 0) {
     const n = vocabulary.outTokens.length;
     env.warn(`${output}: ${missing} of the ${n} output tokens ${missing === 1 ? 'has' : 'have'} no row in any model (absent, or an id past a model's rows); those rows are zeros`);
   }
-  const width = files[0]?.shape[1] ?? 0;
+  const width = picked[0]?.tensor.shape[1] ?? 0;
   return picked.map((p, i) => {
-    const own = files[i] as FileTensorInput;
+    const own = sources[i] as PermutationSource;
     return {
       kind: 'permuted',
       model: p.model,
-      tensor: own.tensor,
-      dtype: env.dtype ?? own.dtype,
+      tensor: own.kind === 'file' ? own.tensor : own.task.output,
+      dtype: env.dtype ?? p.tensor.dtype,
       shape: [vocabulary.rows, width],
-      sources: files,
+      sources,
       ...packRows(rows[i] ?? []),
       // Padded rows are the mean of the real ones, which the worker gathers from these.
       ...(vocabulary.rows > vocabulary.outTokens.length ? { padMeanOf: packRows((rows[i] ?? []).slice(0, vocabulary.outTokens.length)) } : {}),

@@ -38,7 +38,8 @@ function sameDims(a: readonly number[], b: readonly number[]): boolean {
  *   (task-vector-stats.ts); each chunk is then merged on its own. DELLA ranks within rows (dim 1),
  *   so it needs at least 2 dims for a row chunk to hold whole vectors;
  * - 'whole': slerp / nuslerp / multislerp / karcher / model_stock / sce (norms and dot products),
- *   tensors of more than 2^32 − 1 elements for the rank kernels, and inputs that are not floats.
+ *   tensors of more than 2^32 − 1 elements for the rank kernels, inputs that are not floats, and
+ *   embeddings permuted from a tensor an earlier stage computes.
  */
 export type RowSplit = 'elementwise' | 'two-pass' | 'whole';
 
@@ -92,7 +93,10 @@ function inputShape(input: TensorInput): readonly number[] {
 }
 
 function inputOk(input: TensorInput): boolean {
-  return input.kind !== 'stage' || isRowSeparable(input.task);
+  if (input.kind === 'stage') return isRowSeparable(input.task);
+  // A stage tensor rows are gathered from is computed whole: each chunk would compute it again.
+  if (input.kind === 'permuted') return input.sources.every((s) => s.kind === 'file');
+  return true;
 }
 
 /** The task restricted to output rows [rowStart, rowStart + rows). Assumes rowSplitOf(task) is not 'whole'. */

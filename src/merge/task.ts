@@ -52,23 +52,30 @@ export interface StageTensorInput {
 }
 
 /**
+ * A tensor rows of a permuted input are gathered from: stored in a file (read by position), or
+ * computed by an earlier stage (computed whole in the worker, in the stage's output dtype: the
+ * bytes mergekit's multimerge writes for the stage and loads back as a model).
+ */
+export type PermutationSource = FileTensorInput | StageTensorInput;
+
+/**
  * A 2-D embedding (or lm_head) of one model re-indexed into the output vocabulary of
  * `tokenizer_source` (semantics §1.5): row r is gathered from `sources` as `rows[r]` says (one
- * pair copies a row, several are averaged, none is zeros). The worker reads only the rows it needs,
- * with positional reads, so memory is bounded by this tensor, not by the source models.
- * vocab-permutation.ts decides the rows.
+ * pair copies a row, several are averaged, none is zeros). The worker reads only the rows it needs
+ * of file sources, with positional reads, so memory is bounded by this tensor, not by the source
+ * models; a stage source is computed whole once per task. vocab-permutation.ts decides the rows.
  */
 export interface PermutedTensorInput {
   readonly kind: 'permuted';
   readonly model: string;
-  /** The model's own stored tensor name (for messages and --dry-run). */
+  /** The model's own tensor name, stored or a stage's output (for messages and --dry-run). */
   readonly tensor: string;
   /** dtype of the gathered tensor: the model's own stored dtype (rows of other dtypes are converted). */
   readonly dtype: DType;
   /** [output vocabulary rows, hidden]. */
   readonly shape: readonly number[];
-  /** Whole stored tensors rows are read from (every model of the task, in task order). */
-  readonly sources: readonly FileTensorInput[];
+  /** Whole tensors rows are read from (every model of the task, in task order). */
+  readonly sources: readonly PermutationSource[];
   /**
    * Per output row, `[index into sources, row]` pairs, packed (vocab-permutation.ts PackedRows):
    * row r's pairs are pairs[2k], pairs[2k+1] for k in [rowOffsets[r], rowOffsets[r+1]).

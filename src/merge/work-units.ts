@@ -10,7 +10,7 @@ import { estimateWorkingSetBytes, inputBytesOf } from './memory-budget.js';
 import { KERNEL_DTYPE } from './native/numeric.js';
 import type { TensorSlot } from './output-dir.js';
 import { rowSplitOf, splitRows } from './row-chunks.js';
-import type { TensorInput, TensorTask } from './task.js';
+import type { FileTensorInput, PermutationSource, StageTensorInput, TensorInput, TensorTask } from './task.js';
 import type { OutputSlot } from './worker-protocol.js';
 
 /** One piece of work for a worker: a whole task or a row chunk of one. */
@@ -126,9 +126,10 @@ export function twoPassMergeUnits(twoPass: readonly TwoPassTensor[]): WorkUnit[]
 }
 
 /**
- * Replaces stage inputs whose stage was written to an intermediate file by reads of that file.
- * Only an input whose task is the stage's own task for that tensor is replaced; the bytes read back
- * are then those the stage would compute, so the final output is the same either way.
+ * Replaces stage inputs whose stage was written to an intermediate file by reads of that file, the
+ * stage tensors permuted inputs gather rows from included. Only an input whose task is the stage's
+ * own task for that tensor is replaced; the bytes read back are then those the stage would compute,
+ * so the final output is the same either way.
  */
 export function readStagesFromFiles(
   task: TensorTask,
@@ -136,14 +137,16 @@ export function readStagesFromFiles(
   stageTasks: ReadonlyMap<string, ReadonlyMap<string, TensorTask>>,
 ): TensorTask {
   if (written.size === 0) return task;
-  let changed = false;
-  const inputs = task.inputs.map((input): TensorInput => {
-    if (input.kind !== 'stage') return input;
+  // Stage inputs by identity, so the sources the permuted inputs of one embedding share stay shared.
+  const done = new Map<StageTensorInput, FileTensorInput | StageTensorInput>();
+  const fromFile = (input: StageTensorInput): FileTensorInput | StageTensorInput => {
+    const known = done.get(input);
+    if (known !== undefined) return known;
     const slot = written.get(input.model)?.get(input.task.output);
     const planned = stageTasks.get(input.model)?.get(input.task.output);
+    let out: FileTensorInput | StageTensorInput;
     if (slot !== undefined && planned !== undefined && JSON.stringify(planned) === JSON.stringify(input.task)) {
-      changed = true;
-      return {
+      out = {
         kind: 'file',
         model: input.model,
         file: slot.tempPath,
@@ -153,11 +156,30 @@ export function readStagesFromFiles(
         byteOffset: slot.byteOffset,
         byteLength: slot.byteLength,
       };
+    } else {
+      const inner = readStagesFromFiles(input.task, written, stageTasks);
+      out = inner === input.task ? input : { ...input, task: inner };
     }
-    const inner = readStagesFromFiles(input.task, written, stageTasks);
-    if (inner === input.task) return input;
+    done.set(input, out);
+    return out;
+  };
+  const sourcesDone = new Map<readonly PermutationSource[], readonly PermutationSource[]>();
+  let changed = false;
+  const inputs = task.inputs.map((input): TensorInput => {
+    if (input.kind === 'file') return input;
+    if (input.kind === 'stage') {
+      const out = fromFile(input);
+      changed ||= out !== input;
+      return out;
+    }
+    let sources = sourcesDone.get(input.sources);
+    if (sources === undefined) {
+      sources = input.sources.map((s) => (s.kind === 'stage' ? fromFile(s) : s));
+      sourcesDone.set(input.sources, sources);
+    }
+    if (sources.every((s, i) => s === input.sources[i])) return input;
     changed = true;
-    return { ...input, task: inner };
+    return { ...input, sources };
   });
   return changed ? { ...task, inputs } : task;
 }

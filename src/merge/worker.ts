@@ -11,10 +11,10 @@ import { EvoError } from '../errors.js';
 import { computeTask, computeTaskStats, selectKernels } from './compute.js';
 import { TS_KERNELS, type KernelBinding } from './native/binding.js';
 import { inputBytesOf } from './memory-budget.js';
-import { gatherPermutedRows, permutedByteLength } from './permuted-input.js';
+import { gatherPermutedRows, permutedByteLength, stageSourceKey, stageSourcesOf } from './permuted-input.js';
 import { DirectWriter, writeSlot } from './slot-write.js';
 import type { TensorData } from './compute.js';
-import type { FileTensorInput, TensorTask } from './task.js';
+import type { FileTensorInput, StageTensorInput, TensorTask } from './task.js';
 import type { TensorTaskDone, TensorTaskReply, TensorTaskRequest } from './worker-protocol.js';
 
 /** Each input starts on a cache line, so typed-array views need no copy and SIMD loads stay aligned. */
@@ -200,6 +200,14 @@ function computeOptions(request: TensorTaskRequest, counters: TaskCounters, chun
 
 /** The task's inputs: files read, stage inputs computed in this thread (never chunk statistics: those are the top task's). */
 function readInputs(task: TensorTask, request: TensorTaskRequest, counters: TaskCounters): TensorData[] {
+  // The stage tensors this task's permuted inputs gather rows from, each computed once (whole).
+  const stageTensors = new Map<string, TensorData>();
+  for (const s of stageSourcesOf(task.inputs)) {
+    const computed = computeStage(s, request, counters);
+    // Rows are gathered in the stage's output dtype, as the stage writes them.
+    if (computed.dtype !== s.task.outDType) throw new EvoError('INTERNAL', `stage ${s.model}'s ${s.task.output}: computed ${computed.dtype}, planned ${s.task.outDType}`);
+    stageTensors.set(stageSourceKey(s), computed);
+  }
   const inputs: TensorData[] = [];
   for (const input of task.inputs) {
     if (input.kind === 'file') {
@@ -211,20 +219,32 @@ function readInputs(task: TensorTask, request: TensorTaskRequest, counters: Task
       const t0 = performance.now();
       const bytes = arena.take(permutedByteLength(input));
       gatherPermutedRows(input, bytes, (source, offset, dst) => {
+        if (source.kind === 'stage') {
+          const computed = stageTensors.get(stageSourceKey(source));
+          if (computed === undefined) throw new EvoError('INTERNAL', `${input.tensor}: stage ${source.model}'s ${source.task.output} was not computed`);
+          dst.set(computed.bytes.subarray(offset, offset + dst.byteLength));
+          return;
+        }
         readRange(source, request.fds, source.byteOffset + offset, dst);
         counters.bytesRead += dst.byteLength;
       });
       inputs.push({ dtype: input.dtype, shape: input.shape, bytes });
       counters.readMs += performance.now() - t0;
     } else {
-      const stageInputs = readInputs(input.task, request, counters);
-      const t0 = performance.now();
-      inputs.push(computeTask(input.task, stageInputs, computeOptions(request, counters, false)));
-      counters.computeMs += performance.now() - t0;
+      inputs.push(computeStage(input, request, counters));
     }
   }
   counters.rssBytes = Math.max(counters.rssBytes, process.memoryUsage.rss());
   return inputs;
+}
+
+/** A stage's tensor, computed in this thread from its own inputs (in its output dtype, as the stage writes it). */
+function computeStage(input: StageTensorInput, request: TensorTaskRequest, counters: TaskCounters): TensorData {
+  const stageInputs = readInputs(input.task, request, counters);
+  const t0 = performance.now();
+  const out = computeTask(input.task, stageInputs, computeOptions(request, counters, false));
+  counters.computeMs += performance.now() - t0;
+  return out;
 }
 
 function readInput(input: FileTensorInput, fds: Readonly<Record<string, number>>): Uint8Array {

@@ -227,9 +227,13 @@ describe('generated tokenizers in a named stage', () => {
     expect(readJson<TokenizerFile>(path.join(dir, 'tokenizer.json')).added_tokens.map((a) => [a.id, a.content])).toEqual([[0, '<unk>'], [1, '<s>'], [2, '</s>'], [5, '<new>']]);
   });
 
-  it("refuses to permute a stage's computed embedding into another vocabulary", async () => {
-    const err = await fx.planError(`name: s1\n${selecting('union', 'sb')}---\nmerge_method: linear\nbase_model: s1\ntokenizer_source: union\nmodels: [{model: s1, parameters: {weight: 1}}, {model: plain, parameters: {weight: 0}}]\n`);
-    expect(err.code).toBe('UNSUPPORTED');
-    expect(err.message).toMatch(/tokenizer_source cannot permute s1's model\.embed_tokens\.weight, which is computed by an earlier stage/);
+  it("permutes a stage's computed embedding into another vocabulary as the stage written and loaded back would be", async () => {
+    const later = (s: string): string => `merge_method: linear\nbase_model: ${s}\ntokenizer_source: union\nmodels: [{model: ${s}, parameters: {weight: 1}}, {model: plain, parameters: {weight: 0}}]\n`;
+    const staged = await fx.merge(`name: s1\n${selecting('union', 'sb')}---\n${later('s1')}`);
+    expect(staged.plan.tasks.find((t) => t.output === EMBED)?.inputs.map((i) => (i.kind === 'permuted' ? i.sources.map((s) => s.kind) : i.kind))).toEqual([['stage', 'file'], ['stage', 'file']]);
+    const stage = await fx.merge(selecting('union', 'sb'));
+    const stepwise = await fx.merge(later(path.basename(stage.dir)));
+    sameTokenizer(staged.dir, stepwise.dir);
+    expect(fs.readFileSync(path.join(staged.dir, 'model.safetensors'))).toEqual(fs.readFileSync(path.join(stepwise.dir, 'model.safetensors')));
   });
 });
