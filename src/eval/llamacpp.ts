@@ -189,7 +189,12 @@ export class LlamaCppEngine {
     return new Promise<ChildOps[K]['result']>((resolve, reject) => {
       this.pending.set(id, { op, resolve: resolve as (v: unknown) => void, reject });
       this.child.send({ id, op, params }, (err) => {
-        if (err && this.pending.delete(id)) reject(new LlamaCppError('LLAMACPP_CRASHED', `${op}: cannot reach the llama.cpp child (${err.message})`));
+        if (!err || !this.pending.delete(id)) return;
+        // The IPC channel is gone, so the child is too; its 'exit' event may come later, and
+        // until then `closed` must already say so and later calls fail at once.
+        const lost = new LlamaCppError('LLAMACPP_CRASHED', `${op}: cannot reach the llama.cpp child (${err.message})`);
+        this.exitError ??= lost;
+        reject(lost);
       });
     });
   }
@@ -271,7 +276,11 @@ export class LlamaCppEngine {
 
   /** Frees the model and llama.cpp, and ends the child process. */
   async close(): Promise<void> {
-    if (this.exitError !== undefined) return;
+    if (this.exitError !== undefined) {
+      // Unreachable but maybe not yet gone (its channel failed first): make sure it ends.
+      if (this.child.exitCode === null && this.child.signalCode === null) this.child.kill('SIGKILL');
+      return;
+    }
     if (this.child.exitCode !== null || this.child.signalCode !== null) return;
     const exited = new Promise<void>((resolve) => this.child.once('exit', () => resolve()));
     // A child stuck in a long decode may never answer 'close': give it 5 s, then stop it, and
