@@ -22,6 +22,7 @@ import type { ChunkStats } from './methods/task-vector-stats.js';
 import { planWorkUnits, readStagesFromFiles, statPassUnits, twoPassMergeUnits } from './work-units.js';
 import type { WorkUnit } from './work-units.js';
 import { WORKER_FUNCTION } from './worker-protocol.js';
+import { TASKS_PER_THREAD } from './slot-write.js';
 
 export {
   defaultMaxMemoryBytes,
@@ -35,11 +36,6 @@ export { MergeAbortedError } from './task-pool.js';
 const MAX_SCRATCH_RETAIN_BYTES = 256 * 1024 ** 2;
 /** Smallest row chunk the memory budget alone can ask for. */
 const MIN_BUDGET_CHUNK_BYTES = 1024 ** 2;
-/**
- * Units posted to a worker thread at once. A thread computes one at a time; the second computes
- * while the first's direct write (slot-write.ts) is on its way to disk. Both hold their budget.
- */
-const TASKS_PER_THREAD = 2;
 
 export interface MaterializeSummary {
   /** Output tensors of the final model. */

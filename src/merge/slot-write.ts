@@ -60,8 +60,13 @@ export class DirectWriter {
   }
 }
 
-/** Staging buffers kept per thread: one per task in flight (materialize.ts runs two per thread). */
-const KEPT_STAGING_BUFFERS = 2;
+/**
+ * Units posted to a worker thread at once (materialize.ts). A thread computes one at a time; the
+ * second computes while the first's direct write is on its way to disk. Both hold their budget.
+ */
+export const TASKS_PER_THREAD = 2;
+/** Staging buffers kept per thread: one per task in flight. */
+const KEPT_STAGING_BUFFERS = TASKS_PER_THREAD;
 /** Staging buffers grow in steps of this, so that similar slots reuse one. */
 const STAGING_STEP = 1024 * 1024;
 
