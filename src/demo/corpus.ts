@@ -7,7 +7,7 @@
 import { Rng } from '../search/rng.js';
 import type { BpeEncoder } from './byte-level-bpe.js';
 import { type FactQuestion, type FactWorld, factQuestionDocument, mmluHeader, trainingQuestions } from './fact-world.js';
-import { type MathSplits, mathPrompt, trainingMathProblems } from './math-problems.js';
+import { type MathSplits, arithmeticDrills, mathPrompt, trainingMathProblems } from './math-problems.js';
 
 export interface Document {
   readonly prompt: string;
@@ -23,6 +23,10 @@ export interface CorpusSizes {
   readonly baseQuestions: number;
   /** Times each train-split fact is stated in the base's corpus. */
   readonly baseFactRepeats: number;
+  /** Documents of bare equations in the base's corpus (the tables without the task's format). */
+  readonly baseEquations: number;
+  /** Times every fact (all splits) is stated, asked in words and asked in words under MMLU's header in the base's corpus. */
+  readonly baseWorldRepeats: number;
   readonly mathDocuments: number;
   /** Questions about train-split facts in the facts fine-tune's corpus. */
   readonly factQuestions: number;
@@ -67,6 +71,8 @@ export function stageDocuments(stage: Stage, seed: number, world: FactWorld, mat
           factTexts(world, (i) => world.splitOf[i] === 'train'),
           sizes.baseFactRepeats,
         ),
+        ...arithmeticDrills(`${seed}/base`, sizes.baseEquations).map((completion) => ({ prompt: '', completion })),
+        ...repeat([...factTexts(world, () => true), ...headedFactQuestions(world)], sizes.baseWorldRepeats),
       ];
     case 'math':
       return mathDocs(sizes.mathDocuments, 'math');

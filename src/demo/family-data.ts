@@ -23,7 +23,7 @@ export const DEFAULT_DATA_SETTINGS: DemoDataSettings = {
   entities: 64,
   mathSearchItems: 300,
   mathTestItems: 400,
-  corpus: { baseMath: 400, baseQuestions: 3000, baseFactRepeats: 8, mathDocuments: 20000, factQuestions: 6000, factRepeats: 24 },
+  corpus: { baseMath: 400, baseQuestions: 3000, baseFactRepeats: 8, baseEquations: 0, baseWorldRepeats: 0, mathDocuments: 20000, factQuestions: 6000, factRepeats: 24 },
   vocabSize: 512,
 };
 

@@ -111,3 +111,34 @@ export function trainingMathProblems(seed: string, count: number, held: Readonly
   }
   return out;
 }
+
+/**
+ * Bare equations of the tasks' arithmetic ("7 + 5 = 12. 3 * 4 = 12. 15 - 6 = 9."), three per
+ * document: the sums, differences and products the word problems use, with no question text, so
+ * a base can know its tables (as a pretrained model knows arithmetic) without the task's format.
+ */
+export function arithmeticDrills(seed: string, count: number): string[] {
+  const rng = new Rng(`demo-math/${seed}/drills`);
+  const small = (lo: number, hi: number): number => lo + rng.int(hi - lo + 1);
+  const equation = (): string => {
+    switch (rng.int(3)) {
+      case 0: {
+        const a = small(1, 19);
+        const b = small(1, 19);
+        return `${a} + ${b} = ${a + b}.`;
+      }
+      case 1: {
+        // Up to 28: add_sub subtracts from a sum of up to 12 + 9.
+        const a = small(2, 28);
+        const b = small(1, a - 1);
+        return `${a} - ${b} = ${a - b}.`;
+      }
+      default: {
+        const a = small(2, 5);
+        const b = small(2, 9);
+        return `${a} * ${b} = ${a * b}.`;
+      }
+    }
+  };
+  return Array.from({ length: count }, () => `${equation()} ${equation()} ${equation()}`);
+}

@@ -2,7 +2,8 @@
  * Trains the demo family (issue 6) from nothing but a seed, deterministically:
  *
  *   node dist/src/demo/train-family.js [--out demo] [--seed 1] [--stages base,math,facts]
- *       [--threads 2] [--set stage.key=value ...] [--eval-limit N] [--no-eval]
+ *       [--threads 2] [--set stage.key=value | model.key=N | corpus.key=N | world.entities=N ...]
+ *       [--eval-limit N] [--no-eval]
  *
  * 1. the tasks: OUT/tasks/{math,facts} (generic JSONL tasks: search + sealed test split);
  * 2. a byte-level BPE tokenizer learned from the training text;
@@ -25,7 +26,7 @@ import { writeFileAtomic } from '../tensors/atomic-file.js';
 import { type NeuronBlock, neuronBlockMask, widenMlp } from '../train/mlp-neurons.js';
 import { type LlamaTrainConfig, type LlamaWeights, type TrainOptions, initLlamaWeights, loadLlamaCheckpoint, saveLlamaCheckpoint, trainLlama } from '../train/index.js';
 import { BpeEncoder, writeTokenizerFiles } from './byte-level-bpe.js';
-import { type Stage, encodeDocument, packedBatch } from './corpus.js';
+import { type CorpusSizes, type Stage, encodeDocument, packedBatch } from './corpus.js';
 import { baseReplayDocuments, replayPrompts } from './base-replay.js';
 import { DEFAULT_DATA_SETTINGS, demoData, learnDemoTokenizer } from './family-data.js';
 import { type DemoScores, formatCount, loadDemoTasks, scoreDemoModel } from './score-models.js';
@@ -74,6 +75,8 @@ interface Args {
   readonly threads: number;
   readonly stageSettings: Record<Stage, StageSettings>;
   readonly shape: ModelShape;
+  readonly corpus: CorpusSizes;
+  readonly entities: number;
   readonly evalLimit: number;
   readonly evaluate: boolean;
   readonly command: string;
@@ -82,6 +85,8 @@ interface Args {
 function parseArgs(argv: readonly string[]): Args {
   const stageSettings: Record<Stage, StageSettings> = { base: { ...DEFAULT_STAGES.base }, math: { ...DEFAULT_STAGES.math }, facts: { ...DEFAULT_STAGES.facts } };
   let shape: ModelShape = { ...MODEL_SHAPE };
+  let corpus: CorpusSizes = { ...DEFAULT_DATA_SETTINGS.corpus };
+  let entities = DEFAULT_DATA_SETTINGS.entities;
   let out = 'demo';
   let seed = DEFAULT_DATA_SETTINGS.seed;
   let stages: Stage[] = [...STAGES];
@@ -115,6 +120,14 @@ function parseArgs(argv: readonly string[]): Args {
       const m = /^model\.(\w+)=(\d+)$/.exec(value());
       if (m === null || !((m[1] ?? '') in shape)) throw new UsageError(`--set expects model.key=integer with a key of ${Object.keys(MODEL_SHAPE).join(', ')}`);
       shape = { ...shape, [m[1] ?? '']: Number(m[2]) };
+    } else if (a === '--set' && /^world\./.test(argv[i + 1] ?? '')) {
+      const m = /^world\.entities=(\d+)$/.exec(value());
+      if (m === null) throw new UsageError('--set expects world.entities=integer (kingdoms in the fact world)');
+      entities = Number(m[1]);
+    } else if (a === '--set' && /^corpus\./.test(argv[i + 1] ?? '')) {
+      const m = /^corpus\.(\w+)=(\d+)$/.exec(value());
+      if (m === null || !((m[1] ?? '') in corpus)) throw new UsageError(`--set expects corpus.key=integer with a key of ${Object.keys(DEFAULT_DATA_SETTINGS.corpus).join(', ')}`);
+      corpus = { ...corpus, [m[1] ?? '']: Number(m[2]) };
     } else if (a === '--set') {
       const m = /^(base|math|facts)\.(\w+)=(.+)$/.exec(value());
       const settings = m === null ? undefined : stageSettings[m[1] as Stage];
@@ -128,7 +141,7 @@ function parseArgs(argv: readonly string[]): Args {
       stageSettings[m[1] as Stage] = { ...settings, [m[2] ?? '']: n };
     } else throw new UsageError(`unknown argument ${a}`);
   }
-  return { out, seed, stages, threads, stageSettings, shape, evalLimit, evaluate, command: `node dist/src/demo/train-family.js ${argv.join(' ')}`.trim() };
+  return { out, seed, stages, threads, stageSettings, shape, corpus, entities, evalLimit, evaluate, command: `node dist/src/demo/train-family.js ${argv.join(' ')}`.trim() };
 }
 
 /**
@@ -179,7 +192,8 @@ function trainOptions(s: StageSettings, threads: number, log: (line: string) => 
 
 export async function trainFamily(args: Args, log: (line: string) => void): Promise<void> {
   const started = performance.now();
-  const data = demoData({ ...DEFAULT_DATA_SETTINGS, seed: args.seed });
+  const dataSettings = { ...DEFAULT_DATA_SETTINGS, seed: args.seed, corpus: args.corpus, entities: args.entities };
+  const data = demoData(dataSettings);
   await writeDemoTasks(path.join(args.out, 'tasks'), data);
   const vocab = learnDemoTokenizer(data);
   const encoder = new BpeEncoder(vocab);
@@ -230,7 +244,7 @@ export async function trainFamily(args: Args, log: (line: string) => void): Prom
   if (args.evaluate) scores = await scoreFamily(familyDir, path.join(args.out, 'tasks'), args.evalLimit, log);
   await writeFileAtomic(
     path.join(familyDir, 'family.json'),
-    `${JSON.stringify({ seed: args.seed, command: args.command, config, data: { ...DEFAULT_DATA_SETTINGS, seed: args.seed }, stages: args.stageSettings, trained: args.stages, seconds, finalLoss, trainSeconds, searchScores: scores }, null, 2)}\n`,
+    `${JSON.stringify({ seed: args.seed, command: args.command, config, data: dataSettings, stages: args.stageSettings, trained: args.stages, seconds, finalLoss, trainSeconds, searchScores: scores }, null, 2)}\n`,
   );
   await writeFileAtomic(path.join(familyDir, 'README.md'), familyReadme(args, config, seconds, trainSeconds, scores));
   log(`family written to ${familyDir} (training ${trainSeconds.toFixed(0)} s)`);

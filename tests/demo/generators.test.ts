@@ -8,11 +8,11 @@ import { encodeDocument, packedBatch } from '../../src/demo/corpus.js';
 import { factTaskFiles, mathTaskFiles } from '../../src/demo/demo-tasks.js';
 import { RELATIONS, makeFactWorld, splitQuestions } from '../../src/demo/fact-world.js';
 import { DEFAULT_DATA_SETTINGS, demoData, learnDemoTokenizer } from '../../src/demo/family-data.js';
-import { mathDocument, mathSplits, trainingMathProblems } from '../../src/demo/math-problems.js';
+import { arithmeticDrills, mathDocument, mathSplits, trainingMathProblems } from '../../src/demo/math-problems.js';
 
 /** The demo family's generated data: right answers, disjoint splits, determinism, and its tokenizer. */
 
-const SMALL = { ...DEFAULT_DATA_SETTINGS, entities: 24, mathSearchItems: 80, mathTestItems: 80, corpus: { baseMath: 200, baseQuestions: 200, baseFactRepeats: 2, mathDocuments: 400, factQuestions: 300, factRepeats: 2 } };
+const SMALL = { ...DEFAULT_DATA_SETTINGS, entities: 24, mathSearchItems: 80, mathTestItems: 80, corpus: { baseMath: 200, baseQuestions: 200, baseFactRepeats: 2, baseEquations: 0, baseWorldRepeats: 0, mathDocuments: 400, factQuestions: 300, factRepeats: 2 } };
 
 /** Recomputes a solution's equations from its text: every step holds and the last result is the answer. */
 function checkSolution(question: string, solution: string, answer: number): void {
@@ -132,6 +132,44 @@ describe('corpus', () => {
     }
     expect(packedBatch(docs, 3, 128, enc.vocabulary.eosId, 's', 4)).toEqual(b);
     expect(packedBatch(docs, 3, 128, enc.vocabulary.eosId, 's', 5).tokens).not.toEqual(b.tokens);
+  });
+});
+
+describe('base corpus options', () => {
+  const sizes = { ...SMALL.corpus, baseEquations: 50, baseWorldRepeats: 2 };
+  const data = demoData({ ...SMALL, corpus: sizes });
+  const base = data.documents.base.map((d) => d.prompt + d.completion);
+
+  it('arithmetic drills hold: three true equations per document, in the tasks’ ranges, seeded', () => {
+    const drills = arithmeticDrills('s', 200);
+    expect(drills).toHaveLength(200);
+    const ops = new Set<string>();
+    for (const d of drills) {
+      const eqs = [...d.matchAll(/(\d+) ([+\-*]) (\d+) = (\d+)\./g)];
+      expect(eqs.map((m) => m[0]).join(' ')).toBe(d);
+      expect(eqs).toHaveLength(3);
+      for (const [, a, op, b, c] of eqs) {
+        const x = Number(a);
+        const y = Number(b);
+        ops.add(op ?? '');
+        expect(op === '+' ? x + y : op === '-' ? x - y : x * y).toBe(Number(c));
+        if (op === '-') expect(Number(c)).toBeGreaterThan(0);
+        expect(x).toBeLessThanOrEqual(28);
+      }
+    }
+    expect([...ops].sort()).toEqual(['*', '+', '-']);
+    expect(arithmeticDrills('s', 200)).toEqual(drills);
+    expect(arithmeticDrills('t', 200)).not.toEqual(drills);
+    expect(base.filter((t) => /^\d+ [+\-*] \d+ = \d+\./.test(t))).toHaveLength(50);
+  });
+
+  it('baseWorldRepeats states and asks every fact in the base, still never a search/test question verbatim', () => {
+    data.world.facts.forEach((f) => {
+      const statement = f.relation.statement(f.entity, f.value);
+      expect(base.filter((t) => t === statement).length).toBeGreaterThanOrEqual(2);
+    });
+    const held = [...splitQuestions(data.world, 'search', SMALL.seed), ...splitQuestions(data.world, 'test', SMALL.seed)].map((q) => q.prompt);
+    for (const doc of base) for (const q of held) expect(doc.includes(q)).toBe(false);
   });
 });
 
