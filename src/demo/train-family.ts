@@ -28,7 +28,7 @@ import { type LlamaTrainConfig, type LlamaWeights, type TrainOptions, initLlamaW
 import { BpeEncoder, writeTokenizerFiles } from './byte-level-bpe.js';
 import { type CorpusSizes, type Stage, encodeDocument, packedBatch } from './corpus.js';
 import { baseReplayDocuments, replayPrompts } from './base-replay.js';
-import { DEFAULT_DATA_SETTINGS, demoData, learnDemoTokenizer } from './family-data.js';
+import { DEFAULT_DATA_SETTINGS, type DemoDataSettings, demoData, learnDemoTokenizer } from './family-data.js';
 import { type DemoScores, formatCount, loadDemoTasks, scoreDemoModel } from './score-models.js';
 import { writeDemoTasks } from './write-tasks.js';
 
@@ -75,8 +75,8 @@ interface Args {
   readonly threads: number;
   readonly stageSettings: Record<Stage, StageSettings>;
   readonly shape: ModelShape;
-  readonly corpus: CorpusSizes;
-  readonly entities: number;
+  /** The generated data's settings (seed, world size, corpus sizes). */
+  readonly data: DemoDataSettings;
   readonly evalLimit: number;
   readonly evaluate: boolean;
   readonly command: string;
@@ -117,17 +117,11 @@ function parseArgs(argv: readonly string[]): Args {
           return s as Stage;
         });
     } else if (a === '--set' && /^model\./.test(argv[i + 1] ?? '')) {
-      const m = /^model\.(\w+)=(\d+)$/.exec(value());
-      if (m === null || !((m[1] ?? '') in shape)) throw new UsageError(`--set expects model.key=integer with a key of ${Object.keys(MODEL_SHAPE).join(', ')}`);
-      shape = { ...shape, [m[1] ?? '']: Number(m[2]) };
+      shape = { ...shape, ...integerSetting(value(), 'model', Object.keys(MODEL_SHAPE)) };
     } else if (a === '--set' && /^world\./.test(argv[i + 1] ?? '')) {
-      const m = /^world\.entities=(\d+)$/.exec(value());
-      if (m === null) throw new UsageError('--set expects world.entities=integer (kingdoms in the fact world)');
-      entities = Number(m[1]);
+      entities = integerSetting(value(), 'world', ['entities']).entities ?? entities;
     } else if (a === '--set' && /^corpus\./.test(argv[i + 1] ?? '')) {
-      const m = /^corpus\.(\w+)=(\d+)$/.exec(value());
-      if (m === null || !((m[1] ?? '') in corpus)) throw new UsageError(`--set expects corpus.key=integer with a key of ${Object.keys(DEFAULT_DATA_SETTINGS.corpus).join(', ')}`);
-      corpus = { ...corpus, [m[1] ?? '']: Number(m[2]) };
+      corpus = { ...corpus, ...integerSetting(value(), 'corpus', Object.keys(DEFAULT_DATA_SETTINGS.corpus)) };
     } else if (a === '--set') {
       const m = /^(base|math|facts)\.(\w+)=(.+)$/.exec(value());
       const settings = m === null ? undefined : stageSettings[m[1] as Stage];
@@ -141,7 +135,16 @@ function parseArgs(argv: readonly string[]): Args {
       stageSettings[m[1] as Stage] = { ...settings, [m[2] ?? '']: n };
     } else throw new UsageError(`unknown argument ${a}`);
   }
-  return { out, seed, stages, threads, stageSettings, shape, corpus, entities, evalLimit, evaluate, command: `node dist/src/demo/train-family.js ${argv.join(' ')}`.trim() };
+  const data: DemoDataSettings = { ...DEFAULT_DATA_SETTINGS, seed, corpus, entities };
+  return { out, seed, stages, threads, stageSettings, shape, data, evalLimit, evaluate, command: `node dist/src/demo/train-family.js ${argv.join(' ')}`.trim() };
+}
+
+/** `prefix.key=integer` with key one of `keys`, as { key: integer }; a usage error naming the keys otherwise. */
+function integerSetting(text: string, prefix: string, keys: readonly string[]): Record<string, number> {
+  const m = new RegExp(`^${prefix}\\.(\\w+)=(\\d+)$`).exec(text);
+  const key = m?.[1] ?? '';
+  if (m === null || !keys.includes(key)) throw new UsageError(`--set expects ${prefix}.key=integer with a key of ${keys.join(', ')}, got '${text}'`);
+  return { [key]: Number(m[2]) };
 }
 
 /**
@@ -192,8 +195,7 @@ function trainOptions(s: StageSettings, threads: number, log: (line: string) => 
 
 export async function trainFamily(args: Args, log: (line: string) => void): Promise<void> {
   const started = performance.now();
-  const dataSettings = { ...DEFAULT_DATA_SETTINGS, seed: args.seed, corpus: args.corpus, entities: args.entities };
-  const data = demoData(dataSettings);
+  const data = demoData(args.data);
   await writeDemoTasks(path.join(args.out, 'tasks'), data);
   const vocab = learnDemoTokenizer(data);
   const encoder = new BpeEncoder(vocab);
@@ -244,7 +246,7 @@ export async function trainFamily(args: Args, log: (line: string) => void): Prom
   if (args.evaluate) scores = await scoreFamily(familyDir, path.join(args.out, 'tasks'), args.evalLimit, log);
   await writeFileAtomic(
     path.join(familyDir, 'family.json'),
-    `${JSON.stringify({ seed: args.seed, command: args.command, config, data: dataSettings, stages: args.stageSettings, trained: args.stages, seconds, finalLoss, trainSeconds, searchScores: scores }, null, 2)}\n`,
+    `${JSON.stringify({ seed: args.seed, command: args.command, config, data: args.data, stages: args.stageSettings, trained: args.stages, seconds, finalLoss, trainSeconds, searchScores: scores }, null, 2)}\n`,
   );
   await writeFileAtomic(path.join(familyDir, 'README.md'), familyReadme(args, config, seconds, trainSeconds, scores));
   log(`family written to ${familyDir} (training ${trainSeconds.toFixed(0)} s)`);
