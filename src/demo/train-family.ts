@@ -24,12 +24,14 @@ import { UsageError } from '../errors.js';
 import { LlamaCppBackend } from '../eval/backend.js';
 import { writeFileAtomic } from '../tensors/atomic-file.js';
 import { type NeuronBlock, neuronBlockMask, widenMlp } from '../train/mlp-neurons.js';
+import { type DimRange, type PrivateParts, gateNeuronsOn, privatePartsMask, seedPrivateEmbeddings, widenResidual } from '../train/private-dims.js';
 import { type LlamaTrainConfig, type LlamaWeights, type TrainOptions, initLlamaWeights, loadLlamaCheckpoint, saveLlamaCheckpoint, trainLlama } from '../train/index.js';
 import { BpeEncoder, writeTokenizerFiles } from './byte-level-bpe.js';
 import { type CorpusSizes, type Stage, encodeDocument, packedBatch } from './corpus.js';
 import { baseReplayDocuments, replayPrompts } from './base-replay.js';
 import { DEFAULT_DATA_SETTINGS, type DemoDataSettings, demoData, learnDemoTokenizer } from './family-data.js';
 import { type DemoScores, formatCount, loadDemoTasks, scoreDemoModel } from './score-models.js';
+import { embeddingRowMask, ownedTokens } from './owned-tokens.js';
 import { writeDemoTasks } from './write-tasks.js';
 
 export interface StageSettings {
@@ -51,6 +53,18 @@ export interface StageSettings {
    * counts after pretraining (mlp-neurons.ts), math's block first, so it computes what it did.
    */
   readonly neurons: number;
+  /**
+   * Fine-tunes, 1: the embedding rows trained are only those of tokens this fine-tune's documents
+   * use and the other fine-tune's never do (owned-tokens.ts); 0: every row of a trained embedding.
+   */
+  readonly ownTokens: number;
+  /**
+   * Fine-tunes: private residual dims (private-dims.ts). The base is widened by both fine-tunes'
+   * counts after pretraining, math's first; a fine-tune with dims > 0 changes only parameters that
+   * read its own dims (and its own tokens' rows, and its fresh neurons, gated on its dims), so it
+   * cannot change what the model does on a prompt without its tokens.
+   */
+  readonly dims: number;
 }
 
 /** The dimensions `--set model.*` may change (the rest of the config comes from the tokenizer). */
@@ -59,11 +73,11 @@ export type ModelShape = Pick<LlamaTrainConfig, 'hiddenSize' | 'intermediateSize
 export const MODEL_SHAPE: ModelShape = { hiddenSize: 96, intermediateSize: 256, numLayers: 4, numHeads: 4, numKvHeads: 4, maxSeqLen: 128 };
 
 export const DEFAULT_STAGES: Readonly<Record<Stage, StageSettings>> = {
-  base: { steps: 1200, batchSize: 16, learningRate: 3e-3, warmupSteps: 60, minLrRatio: 0.1, weightDecay: 0.01, replay: 0, distill: 0, trainable: [], neurons: 0 },
-  math: { steps: 400, batchSize: 16, learningRate: 1e-3, warmupSteps: 20, minLrRatio: 0.1, weightDecay: 0, replay: 0, distill: 0, trainable: [], neurons: 0 },
+  base: { steps: 1200, batchSize: 16, learningRate: 3e-3, warmupSteps: 60, minLrRatio: 0.1, weightDecay: 0.01, replay: 0, distill: 0, trainable: [], neurons: 0, ownTokens: 0, dims: 0 },
+  math: { steps: 400, batchSize: 16, learningRate: 1e-3, warmupSteps: 20, minLrRatio: 0.1, weightDecay: 0, replay: 0, distill: 0, trainable: [], neurons: 0, ownTokens: 0, dims: 0 },
   // MLP tensors only at a higher rate: 63.3% on the facts search split against 58.6% for every
   // tensor at 1e-3 (n = 128), and the merges lose the math skill either way (README).
-  facts: { steps: 900, batchSize: 16, learningRate: 3e-3, warmupSteps: 20, minLrRatio: 0.1, weightDecay: 0, replay: 0, distill: 0, trainable: ['mlp'], neurons: 0 },
+  facts: { steps: 900, batchSize: 16, learningRate: 3e-3, warmupSteps: 20, minLrRatio: 0.1, weightDecay: 0, replay: 0, distill: 0, trainable: ['mlp'], neurons: 0, ownTokens: 0, dims: 0 },
 };
 
 const STAGES: readonly Stage[] = ['base', 'math', 'facts'];
@@ -148,17 +162,25 @@ function integerSetting(text: string, prefix: string, keys: readonly string[]): 
 }
 
 /**
- * The fresh MLP neurons a fine-tune trains: the base's last math.neurons + facts.neurons, math's
- * block first. Checked to be fresh (zero down_proj columns in the base), so a base grown with other
- * counts is refused rather than fine-tuned in the wrong place.
+ * A fine-tune's slice of the units (MLP neurons or residual dims) the base was grown by: the last
+ * math.key + facts.key of `total`, math's first; undefined when it owns none.
+ */
+function grownSlice(stage: Exclude<Stage, 'base'>, settings: Readonly<Record<Stage, StageSettings>>, key: 'neurons' | 'dims', total: number, minStart: number, where: string, what: string): { start: number; end: number } | undefined {
+  const own = settings[stage][key];
+  if (own === 0) return undefined;
+  const end = stage === 'facts' ? total : total - settings.facts[key];
+  if (end - own < minStart) throw new UsageError(`${where}: ${stage}.${key} ${own} does not fit the base's ${total} ${what}`);
+  return { start: end - own, end };
+}
+
+/**
+ * The fresh MLP neurons a fine-tune trains. Checked to be fresh (zero down_proj columns in the
+ * base), so a base grown with other counts is refused rather than fine-tuned in the wrong place.
  */
 export function fineTuneBlock(stage: Exclude<Stage, 'base'>, settings: Readonly<Record<Stage, StageSettings>>, config: LlamaTrainConfig, base: LlamaWeights, where: string): NeuronBlock | undefined {
-  const own = settings[stage].neurons;
-  if (own === 0) return undefined;
   const I = config.intermediateSize;
-  const end = stage === 'facts' ? I : I - settings.facts.neurons;
-  const block = { start: end - own, end };
-  if (block.start < 0) throw new UsageError(`${where}: ${stage}.neurons ${own} does not fit the base's ${I} MLP neurons`);
+  const block = grownSlice(stage, settings, 'neurons', I, 0, where, 'MLP neurons');
+  if (block === undefined) return undefined;
   for (let l = 0; l < config.numLayers; l++) {
     const name = `model.layers.${l}.mlp.down_proj.weight`;
     const down = base.get(name);
@@ -170,6 +192,24 @@ export function fineTuneBlock(stage: Exclude<Stage, 'base'>, settings: Readonly<
     }
   }
   return block;
+}
+
+/**
+ * The private residual dims of a fine-tune (private-dims.ts). With the base's weights given they
+ * are checked to be unused (zero in every embedding row).
+ */
+export function privateDims(stage: Exclude<Stage, 'base'>, settings: Readonly<Record<Stage, StageSettings>>, config: LlamaTrainConfig, base?: LlamaWeights, where = 'base'): DimRange | undefined {
+  const H = config.hiddenSize;
+  const range = grownSlice(stage, settings, 'dims', H, 1, where, 'residual dims');
+  if (range === undefined || base === undefined) return range;
+  const embed = base.get('model.embed_tokens.weight');
+  if (embed === undefined) throw new UsageError(`${where}: the base has no model.embed_tokens.weight`);
+  for (let t = 0; t < config.vocabSize; t++) {
+    for (let d = range.start; d < range.end; d++) {
+      if (embed[t * H + d] !== 0) throw new UsageError(`${where}: residual dim ${d} is not private (embedding row ${t} is not zero there): the base was grown with other dims; retrain it (--stages base,…) with math.dims ${settings.math.dims} and facts.dims ${settings.facts.dims}`);
+    }
+  }
+  return range;
 }
 
 function trainOptions(s: StageSettings, threads: number, log: (line: string) => void, stage: Stage, masks?: (name: string) => Uint8Array | undefined): TrainOptions {
@@ -224,13 +264,41 @@ export async function trainFamily(args: Args, log: (line: string) => void): Prom
       log(`${stage}: ${s.replay} replay answers from the base in ${((performance.now() - r0) / 1000).toFixed(0)} s`);
     }
     const block = stage === 'base' ? undefined : fineTuneBlock(stage, args.stageSettings, config, weights, path.join(familyDir, 'base'));
-    const masks = block === undefined ? undefined : (name: string): Uint8Array | undefined => neuronBlockMask(config, name, block);
+    let owned: number[] | undefined;
+    if (stage !== 'base' && (s.ownTokens === 1 || s.dims > 0)) {
+      const other = stage === 'math' ? 'facts' : 'math';
+      owned = ownedTokens(data.documents[stage].map((d) => encodeDocument(d, encoder, false)), data.documents[other].map((d) => encodeDocument(d, encoder, false)));
+      log(`${stage}: embedding rows of ${owned.length} owned tokens (in its documents, never in ${other}'s)`);
+    }
+    const rows = owned === undefined ? undefined : embeddingRowMask(config.vocabSize, config.hiddenSize, owned);
+    const dims = stage === 'base' ? undefined : privateDims(stage, args.stageSettings, config, weights, path.join(familyDir, 'base'));
+    let masks: ((name: string) => Uint8Array | undefined) | undefined =
+      block === undefined && rows === undefined
+        ? undefined
+        : (name: string): Uint8Array | undefined => (name === 'model.embed_tokens.weight' && rows !== undefined ? rows : block === undefined ? undefined : neuronBlockMask(config, name, block));
+    if (dims !== undefined && stage !== 'base') {
+      const others = (['math', 'facts'] as const).filter((x) => x !== stage).flatMap((x) => privateDims(x, args.stageSettings, config) ?? []);
+      const parts: PrivateParts = { dims, tokens: owned ?? [], others, ...(block === undefined ? {} : { neurons: block }) };
+      seedPrivateEmbeddings(config, weights, parts, `${args.seed}/${stage}`);
+      masks = (name: string): Uint8Array => privatePartsMask(config, name, parts);
+      log(`${stage}: private residual dims [${dims.start}, ${dims.end})`);
+    }
     log(`${stage}: ${docs.length} documents, ${s.steps} steps of ${s.batchSize} × ${config.maxSeqLen} tokens, lr ${s.learningRate}${block === undefined ? '' : `, MLP neurons [${block.start}, ${block.end})`}`);
     const { losses } = trainLlama(config, weights, (step) => packedBatch(docs, s.batchSize, config.maxSeqLen, vocab.eosId, `demo/${args.seed}/${stage}`, step), trainOptions(s, args.threads, log, stage, masks));
     const fresh = args.stageSettings.math.neurons + args.stageSettings.facts.neurons;
     if (stage === 'base' && fresh > 0) {
       ({ config, weights } = widenMlp(config, weights, fresh, args.seed));
       log(`base: grown by ${fresh} fresh MLP neurons per layer (zero output) for the fine-tunes`);
+    }
+    const extraDims = args.stageSettings.math.dims + args.stageSettings.facts.dims;
+    if (stage === 'base' && extraDims > 0) {
+      ({ config, weights } = widenResidual(config, weights, extraDims));
+      for (const ft of ['math', 'facts'] as const) {
+        const b = fineTuneBlock(ft, args.stageSettings, config, weights, 'base');
+        const d = privateDims(ft, args.stageSettings, config);
+        if (b !== undefined && d !== undefined) gateNeuronsOn(config, weights, b, d, args.seed);
+      }
+      log(`base: grown by ${extraDims} zero residual dims for the fine-tunes' private parts`);
     }
     const dir = path.join(familyDir, stage);
     await mkdir(dir, { recursive: true });
@@ -260,7 +328,7 @@ function familyReadme(args: Args, config: LlamaTrainConfig, seconds: Partial<Rec
   const first = STAGES.map((s) => scores[s]).find((x) => x !== undefined);
   const stageRows = STAGES.map((s) => {
     const t = args.stageSettings[s];
-    return `| ${s} | ${t.steps} | ${t.batchSize} | ${t.learningRate} | ${t.warmupSteps} | ${t.weightDecay} | ${t.replay} | ${t.trainable.length === 0 ? 'all' : t.trainable.join(', ')} | ${s === 'base' || t.neurons === 0 ? '—' : t.neurons} | ${seconds[s] === undefined ? 'not retrained' : `${seconds[s]?.toFixed(0)} s`} |`;
+    return `| ${s} | ${t.steps} | ${t.batchSize} | ${t.learningRate} | ${t.warmupSteps} | ${t.weightDecay} | ${t.replay} | ${t.trainable.length === 0 ? 'all' : t.trainable.join(', ')} | ${s === 'base' || t.neurons === 0 ? '—' : t.neurons} | ${s === 'base' || t.dims === 0 ? '—' : t.dims} | ${seconds[s] === undefined ? 'not retrained' : `${seconds[s]?.toFixed(0)} s`} |`;
   });
   return [
     '# The demo family',
@@ -270,14 +338,17 @@ function familyReadme(args: Args, config: LlamaTrainConfig, seconds: Partial<Rec
       'pretrained from scratch on generated text (`base`), and two fine-tunes of it: `math` (GSM8K-format word problems) and `facts` (a generated world of facts, asked MMLU-style).' +
       (args.stageSettings.math.neurons + args.stageSettings.facts.neurons > 0
         ? ` After pretraining with ${config.intermediateSize - args.stageSettings.math.neurons - args.stageSettings.facts.neurons} MLP neurons per layer, the base is grown by ${args.stageSettings.math.neurons} + ${args.stageSettings.facts.neurons} fresh ones whose output weights are zero (it computes exactly what it did); each fine-tune trains only its own block of them in the MLP (src/train/mlp-neurons.ts).`
+        : '') +
+      (args.stageSettings.math.dims + args.stageSettings.facts.dims > 0
+        ? ` The base's residual stream is then widened by ${args.stageSettings.math.dims} + ${args.stageSettings.facts.dims} dims it never uses; each fine-tune changes only what reads its own dims, the rows of its own tokens and its own neurons (gated on its dims), so it computes the other task's prompts exactly as the base does (src/train/private-dims.ts).`
         : ''),
     '',
     `- seed: ${args.seed}`,
     `- command: \`${args.command}\` (after \`npm run build\`)`,
     `- training time: ${trainSeconds.toFixed(0)} s for the stages trained by that command (${args.threads} threads)`,
     '',
-    '| stage | steps | batch (rows of 128 tokens) | learning rate | warm-up | weight decay | replayed base answers | tensors trained | own MLP neurons per layer | time |',
-    '|---|---|---|---|---|---|---|---|---|---|',
+    '| stage | steps | batch (rows of 128 tokens) | learning rate | warm-up | weight decay | replayed base answers | tensors trained | own MLP neurons per layer | private residual dims | time |',
+    '|---|---|---|---|---|---|---|---|---|---|---|',
     ...stageRows,
     '',
     first === undefined

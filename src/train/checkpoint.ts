@@ -10,7 +10,7 @@ import { writeFileAtomic } from '../tensors/atomic-file.js';
 import { openCheckpoint, readCheckpointTensorF32 } from '../tensors/checkpoint.js';
 import { encodeFromF32 } from '../tensors/dtype.js';
 import { writeSafetensors } from '../tensors/safetensors-writer.js';
-import { type LlamaTrainConfig, type LlamaWeights, checkTrainConfig, checkWeights, llamaWeightShapes } from './config.js';
+import { type LlamaTrainConfig, type LlamaWeights, checkTrainConfig, checkWeights, headDimOf, llamaWeightShapes } from './config.js';
 
 const DTYPES = { f32: 'F32', f16: 'F16', bf16: 'BF16' } as const;
 
@@ -24,7 +24,7 @@ export function llamaConfigJson(c: LlamaTrainConfig, dtype: keyof typeof DTYPES 
     num_hidden_layers: c.numLayers,
     num_attention_heads: c.numHeads,
     num_key_value_heads: c.numKvHeads,
-    head_dim: c.hiddenSize / c.numHeads,
+    head_dim: headDimOf(c),
     vocab_size: c.vocabSize,
     hidden_act: 'silu',
     max_position_embeddings: c.maxSeqLen,
@@ -66,7 +66,7 @@ export async function loadLlamaCheckpoint(dir: string): Promise<{ config: LlamaT
   if (ckpt.config.modelType !== 'llama') throw new UsageError(`${file}: model_type '${ckpt.config.modelType}', only llama can be trained`);
   const hiddenSize = numberKey(raw, 'hidden_size', file);
   const numHeads = numberKey(raw, 'num_attention_heads', file);
-  if (raw.head_dim !== undefined && raw.head_dim !== hiddenSize / numHeads) throw new UsageError(`${file}: head_dim ${String(raw.head_dim)} differs from hidden_size / num_attention_heads`);
+  const headDim = raw.head_dim === undefined || raw.head_dim === null ? hiddenSize / numHeads : numberKey(raw, 'head_dim', file);
   const embed = ckpt.tensors.get('model.embed_tokens.weight');
   if (embed === undefined) throw new UsageError(`${dir}: no tensor model.embed_tokens.weight`);
   const config: LlamaTrainConfig = {
@@ -82,6 +82,7 @@ export async function loadLlamaCheckpoint(dir: string): Promise<{ config: LlamaT
     tieEmbeddings: ckpt.tiedEmbeddings,
     bosTokenId: numberKey(raw, 'bos_token_id', file),
     eosTokenId: numberKey(raw, 'eos_token_id', file),
+    ...(headDim === hiddenSize / numHeads ? {} : { headDim }),
   };
   checkTrainConfig(config, file);
   const weights = new Map<string, Float32Array>();

@@ -17,13 +17,15 @@ export interface LlamaTrainConfig {
   readonly tieEmbeddings: boolean;
   readonly bosTokenId: number;
   readonly eosTokenId: number;
+  /** Per-head width when it is not hiddenSize / numHeads (a residual widened by private-dims.ts). */
+  readonly headDim?: number;
 }
 
 /** Weights by Hugging Face tensor name, row-major f32. */
 export type LlamaWeights = ReadonlyMap<string, Float32Array>;
 
 export function headDimOf(c: LlamaTrainConfig): number {
-  return c.hiddenSize / c.numHeads;
+  return c.headDim ?? c.hiddenSize / c.numHeads;
 }
 
 /** Throws a UsageError naming the first key that does not describe a Llama we can train. */
@@ -32,7 +34,8 @@ export function checkTrainConfig(c: LlamaTrainConfig, where = 'model config'): v
   for (const k of positive) {
     if (!Number.isInteger(c[k]) || c[k] < 1) throw new UsageError(`${where}: ${k} must be a positive integer, got ${c[k]}`);
   }
-  if (c.hiddenSize % c.numHeads !== 0) throw new UsageError(`${where}: hiddenSize ${c.hiddenSize} is not a multiple of numHeads ${c.numHeads}`);
+  if (c.headDim !== undefined && (!Number.isInteger(c.headDim) || c.headDim < 1)) throw new UsageError(`${where}: headDim must be a positive integer, got ${c.headDim}`);
+  if (c.headDim === undefined && c.hiddenSize % c.numHeads !== 0) throw new UsageError(`${where}: hiddenSize ${c.hiddenSize} is not a multiple of numHeads ${c.numHeads}`);
   if (headDimOf(c) % 2 !== 0) throw new UsageError(`${where}: the head dimension ${headDimOf(c)} must be even for RoPE`);
   if (c.numHeads % c.numKvHeads !== 0) throw new UsageError(`${where}: numHeads ${c.numHeads} is not a multiple of numKvHeads ${c.numKvHeads}`);
   if (!(c.rmsEps > 0)) throw new UsageError(`${where}: rmsEps must be positive, got ${c.rmsEps}`);

@@ -1,7 +1,8 @@
 import { describe, expect, it } from 'vitest';
-import { DEFAULT_STAGES, fineTuneBlock } from '../../src/demo/train-family.js';
+import { DEFAULT_STAGES, fineTuneBlock, privateDims } from '../../src/demo/train-family.js';
 import { type LlamaTrainConfig, initLlamaWeights } from '../../src/train/index.js';
 import { widenMlp } from '../../src/train/mlp-neurons.js';
+import { widenResidual } from '../../src/train/private-dims.js';
 
 const CONFIG: LlamaTrainConfig = { vocabSize: 16, hiddenSize: 8, intermediateSize: 12, numLayers: 2, numHeads: 2, numKvHeads: 2, maxSeqLen: 8, rmsEps: 1e-5, ropeTheta: 10000, tieEmbeddings: true, bosTokenId: 1, eosTokenId: 2 };
 
@@ -21,5 +22,22 @@ describe('fineTuneBlock: which fresh MLP neurons each fine-tune trains', () => {
       /demo\/family\/base: MLP neuron 11 of layer 0 is not fresh \(model\.layers\.0\.mlp\.down_proj\.weight column 11 is not zero\).*math\.neurons 4 and facts\.neurons 5/,
     );
     expect(() => fineTuneBlock('facts', { ...settings, facts: { ...settings.facts, neurons: 40 } }, grown.config, grown.weights, 'base')).toThrow(/facts\.neurons 40 does not fit the base's 20 MLP neurons/);
+  });
+});
+
+describe('privateDims: which residual dims each fine-tune owns', () => {
+  const settings = { ...DEFAULT_STAGES, math: { ...DEFAULT_STAGES.math, dims: 2 }, facts: { ...DEFAULT_STAGES.facts, dims: 3 } };
+  const grown = widenResidual(CONFIG, initLlamaWeights(CONFIG, 1), 5);
+
+  it('math gets the first of the grown dims, facts the last; none without dims', () => {
+    expect(privateDims('math', settings, grown.config, grown.weights)).toEqual({ start: 8, end: 10 });
+    expect(privateDims('facts', settings, grown.config, grown.weights)).toEqual({ start: 10, end: 13 });
+    expect(privateDims('math', { ...settings, math: { ...settings.math, dims: 0 } }, grown.config)).toBeUndefined();
+  });
+
+  it('refuses dims the base uses (a base grown with other counts), naming the dim and the row', () => {
+    const more = { ...settings, math: { ...settings.math, dims: 3 } };
+    expect(() => privateDims('math', more, grown.config, grown.weights, 'demo/family/base')).toThrow(/demo\/family\/base: residual dim 7 is not private \(embedding row 0 is not zero there\).*math\.dims 3 and facts\.dims 3/);
+    expect(() => privateDims('facts', { ...settings, facts: { ...settings.facts, dims: 13 } }, grown.config)).toThrow(/facts\.dims 13 does not fit the base's 13 residual dims/);
   });
 });
