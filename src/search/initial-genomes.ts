@@ -8,7 +8,10 @@ import type { InitialKind } from './space-schema.js';
  * Genomes a search starts from besides random ones (`optimizer.initial`), so that the first
  * generation already holds the models a user would try by hand and the optimizer can only improve
  * on them: `sources` is each source model alone (weight 1 for it, 0 for the others, no
- * sparsification), `uniform` every source at weight 1 (plain task arithmetic, or linear's mean).
+ * sparsification), `uniform` every source at weight 1 (plain task arithmetic, or linear's mean),
+ * `ablations` the uniform genome once per tensor class (each `genome.filters` entry, the catch-all,
+ * pre and post) with that class left at the base in every layer: the merge a user tries when one
+ * kind of tensor carries a fine-tune's side effects.
  */
 
 /** The normalized gene value for `value`, which must lie in the gene's search range. */
@@ -21,12 +24,12 @@ function geneValue(gene: ContinuousGene, value: number, kind: InitialKind): numb
 }
 
 /** One genome with every group on `method`, source weights from `weightOf`, densities at their most. */
-function weightedGenome(schema: GenomeSchema, method: string, weightOf: (source: number | 'base') => number, kind: InitialKind): Genome {
+function weightedGenome(schema: GenomeSchema, method: string, weightOf: (source: number | 'base', gene: ContinuousGene) => number, kind: InitialKind): Genome {
   const categorical = schema.categorical.map((c) => (c.role === 'method' ? c.choices.indexOf(method) : 0));
   const continuous = schema.continuous.map((gene) => {
     switch (gene.param) {
       case 'weight':
-        return geneValue(gene, weightOf(gene.source ?? 'base'), kind);
+        return geneValue(gene, weightOf(gene.source ?? 'base', gene), kind);
       case 'density':
         // Density 1 keeps the whole task vector: the source exactly, not a sparsified copy.
         return geneValue(gene, Math.max(gene.min, gene.max), kind);
@@ -35,6 +38,11 @@ function weightedGenome(schema: GenomeSchema, method: string, weightOf: (source:
     }
   });
   return { continuous, categorical };
+}
+
+/** A weight gene's tensor class for `ablations`: pre and post are classes of their own. */
+function classOf(gene: ContinuousGene): string {
+  return gene.depth === 'pre' || gene.depth === 'post' ? gene.depth : gene.tensorClass;
 }
 
 /** The genomes of `kinds`, in order (sources in the space's model order); [] for none. */
@@ -51,7 +59,11 @@ export function initialGenomes(schema: GenomeSchema, kinds: readonly InitialKind
   const out: Genome[] = [];
   for (const kind of kinds) {
     if (kind === 'sources') schema.space.models.forEach((_, k) => out.push(weightedGenome(schema, method, (s) => (s === k ? 1 : 0), kind)));
-    else out.push(weightedGenome(schema, method, (s) => (s === 'base' ? 0 : 1), kind));
+    else if (kind === 'uniform') out.push(weightedGenome(schema, method, (s) => (s === 'base' ? 0 : 1), kind));
+    else {
+      const classes = [...new Set(schema.continuous.filter((g) => g.param === 'weight').map(classOf))];
+      for (const c of classes) out.push(weightedGenome(schema, method, (s, gene) => (s === 'base' || classOf(gene) === c ? 0 : 1), kind));
+    }
   }
   return out;
 }

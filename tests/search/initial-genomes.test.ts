@@ -54,6 +54,29 @@ describe('optimizer.initial', () => {
     await rm(dir, { recursive: true, force: true });
   });
 
+  it('ablations: the uniform genome once per tensor class (filters, catch-all, pre, post) with that class at weight 0 in every layer', () => {
+    const space = parseSpace(spaceText(family.dir, 'ties, task_arithmetic', '{min: 0, max: 1.5}', '[ablations]'));
+    const schema = buildGenomeSchema(space, 3);
+    const genomes = initialGenomes(schema, space.optimizer.initial);
+    const classes = ['self_attn', 'mlp', '*', 'pre', 'post'];
+    expect(genomes).toHaveLength(classes.length);
+    const weights = schema.continuous.filter((g) => g.param === 'weight');
+    const classOf = (g: (typeof weights)[number]): string => (g.depth === 'pre' || g.depth === 'post' ? g.depth : g.tensorClass);
+    expect(new Set(weights.map(classOf))).toEqual(new Set(classes));
+    genomes.forEach((genome, k) => {
+      for (const g of weights) {
+        const value = g.min + (genome.continuous[g.index] ?? Number.NaN) * (g.max - g.min);
+        expect(value).toBeCloseTo(classOf(g) === classes[k] ? 0 : 1, 12);
+      }
+      // Every other gene as in uniform: densities at their most, one method everywhere.
+      for (const g of schema.continuous.filter((x) => x.param === 'density')) expect(genome.continuous[g.index]).toBe(1);
+      expect(new Set(genome.categorical)).toEqual(new Set([genome.categorical[0]]));
+    });
+    // Decoded, the ablated class's tensors come from the base: weight 0 for both sources in its filter entries.
+    const decoded = sourceParams(decodeGenome(schema, genomes[0] ?? { continuous: [], categorical: [] }));
+    for (const [, weight] of decoded) expect(constants(weight)).toContain(0);
+  });
+
   it('sources: one genome per model, that model at weight 1 and the others at 0, densities 1; uniform: all at 1', () => {
     const space = parseSpace(spaceText(family.dir, 'ties, task_arithmetic'));
     expect(space.optimizer.initial).toEqual(['sources', 'uniform']);
