@@ -16,13 +16,3 @@ export function ownedTokens(own: readonly EncodedDocument[], other: readonly Enc
   const theirs = seen(other);
   return [...seen(own)].filter((t) => !theirs.has(t)).sort((a, b) => a - b);
 }
-
-/** The update mask of a [vocab, hidden] embedding matrix that lets only the rows of `tokens` change. */
-export function embeddingRowMask(vocabSize: number, hiddenSize: number, tokens: readonly number[]): Uint8Array {
-  const mask = new Uint8Array(vocabSize * hiddenSize);
-  for (const t of tokens) {
-    if (!Number.isInteger(t) || t < 0 || t >= vocabSize) throw new RangeError(`embedding row mask: token id ${t} is outside the vocabulary of ${vocabSize}`);
-    mask.fill(1, t * hiddenSize, (t + 1) * hiddenSize);
-  }
-  return mask;
-}

@@ -24,14 +24,14 @@ import { UsageError } from '../errors.js';
 import { LlamaCppBackend } from '../eval/backend.js';
 import { writeFileAtomic } from '../tensors/atomic-file.js';
 import { type NeuronBlock, neuronBlockMask, widenMlp } from '../train/mlp-neurons.js';
-import { type DimRange, type PrivateParts, gateNeuronsOn, privatePartsMask, seedPrivateEmbeddings, widenResidual } from '../train/private-dims.js';
+import { type DimRange, type PrivateParts, embeddingRowMask, gateNeuronsOn, privatePartsMask, seedPrivateEmbeddings, widenResidual } from '../train/private-dims.js';
 import { type LlamaTrainConfig, type LlamaWeights, type TrainOptions, initLlamaWeights, loadLlamaCheckpoint, saveLlamaCheckpoint, trainLlama } from '../train/index.js';
 import { BpeEncoder, writeTokenizerFiles } from './byte-level-bpe.js';
 import { type CorpusSizes, type Stage, encodeDocument, packedBatch } from './corpus.js';
 import { baseReplayDocuments, replayPrompts } from './base-replay.js';
 import { DEFAULT_DATA_SETTINGS, type DemoDataSettings, demoData, learnDemoTokenizer } from './family-data.js';
 import { type DemoScores, formatCount, loadDemoTasks, scoreDemoModel } from './score-models.js';
-import { embeddingRowMask, ownedTokens } from './owned-tokens.js';
+import { ownedTokens } from './owned-tokens.js';
 import { writeDemoTasks } from './write-tasks.js';
 
 export interface StageSettings {
@@ -274,31 +274,34 @@ export async function trainFamily(args: Args, log: (line: string) => void): Prom
       if (config.vocabSize !== vocab.tokens.length) throw new UsageError(`${baseDir}: vocabulary of ${config.vocabSize} ids, the tokenizer has ${vocab.tokens.length}; retrain the base`);
       weights = loaded.weights;
     }
-    const docs = data.documents[stage].map((d) => encodeDocument(d, encoder, stage === 'base'));
+    const own = data.documents[stage].map((d) => encodeDocument(d, encoder, stage === 'base'));
+    const docs = [...own];
     if (stage !== 'base' && s.replay > 0) {
       const r0 = performance.now();
       docs.push(...baseReplayDocuments(config, weights, encoder, replayPrompts(stage, data, s.replay), args.threads, s.distill === 1));
       log(`${stage}: ${s.replay} replay answers from the base in ${((performance.now() - r0) / 1000).toFixed(0)} s`);
     }
     const block = stage === 'base' ? undefined : fineTuneBlock(stage, args.stageSettings, config, weights, path.join(familyDir, 'base'));
-    let owned: number[] | undefined;
-    if (stage !== 'base' && (s.ownTokens === 1 || s.dims > 0)) {
+    let masks: ((name: string) => Uint8Array | undefined) | undefined;
+    if (stage !== 'base') {
       const other = stage === 'math' ? 'facts' : 'math';
-      owned = ownedTokens(data.documents[stage].map((d) => encodeDocument(d, encoder, false)), data.documents[other].map((d) => encodeDocument(d, encoder, false)));
-      log(`${stage}: embedding rows of ${owned.length} owned tokens (in its documents, never in ${other}'s)`);
-    }
-    const rows = owned === undefined ? undefined : embeddingRowMask(config.vocabSize, config.hiddenSize, owned);
-    const dims = stage === 'base' ? undefined : privateDims(stage, args.stageSettings, config, weights, path.join(familyDir, 'base'));
-    let masks: ((name: string) => Uint8Array | undefined) | undefined =
-      block === undefined && rows === undefined
-        ? undefined
-        : (name: string): Uint8Array | undefined => (name === 'model.embed_tokens.weight' && rows !== undefined ? rows : block === undefined ? undefined : neuronBlockMask(config, name, block));
-    if (dims !== undefined && stage !== 'base') {
-      const others = (['math', 'facts'] as const).filter((x) => x !== stage).flatMap((x) => privateDims(x, args.stageSettings, config) ?? []);
-      const parts: PrivateParts = { dims, tokens: owned ?? [], others, ...(block === undefined ? {} : { neurons: block }) };
-      seedPrivateEmbeddings(config, weights, parts, `${args.seed}/${stage}`);
-      masks = (name: string): Uint8Array | undefined => (s.shared.some((part) => name.includes(part)) ? undefined : privatePartsMask(config, name, parts));
-      log(`${stage}: private residual dims [${dims.start}, ${dims.end})${s.shared.length === 0 ? '' : `, tensors matching ${s.shared.join(', ')} trained whole`}`);
+      const dims = privateDims(stage, args.stageSettings, config, weights, path.join(familyDir, 'base'));
+      let owned: number[] = [];
+      if (s.ownTokens === 1 || dims !== undefined) {
+        owned = ownedTokens(own, data.documents[other].map((d) => encodeDocument(d, encoder, false)));
+        log(`${stage}: embedding rows of ${owned.length} owned tokens (in its documents, never in ${other}'s)`);
+      }
+      if (dims !== undefined) {
+        const otherDims = privateDims(other, args.stageSettings, config);
+        const others = otherDims === undefined ? [] : [otherDims];
+        const parts: PrivateParts = { dims, tokens: owned, others, ...(block === undefined ? {} : { neurons: block }) };
+        seedPrivateEmbeddings(config, weights, parts, `${args.seed}/${stage}`);
+        masks = (name: string): Uint8Array | undefined => (s.shared.some((part) => name.includes(part)) ? undefined : privatePartsMask(config, name, parts));
+        log(`${stage}: private residual dims [${dims.start}, ${dims.end})${s.shared.length === 0 ? '' : `, tensors matching ${s.shared.join(', ')} trained whole`}`);
+      } else if (block !== undefined || s.ownTokens === 1) {
+        const rows = s.ownTokens === 1 ? embeddingRowMask(config.vocabSize, config.hiddenSize, owned) : undefined;
+        masks = (name: string): Uint8Array | undefined => (name === 'model.embed_tokens.weight' && rows !== undefined ? rows : block === undefined ? undefined : neuronBlockMask(config, name, block));
+      }
     }
     log(`${stage}: ${docs.length} documents, ${s.steps} steps of ${s.batchSize} × ${config.maxSeqLen} tokens, lr ${s.learningRate}${block === undefined ? '' : `, MLP neurons [${block.start}, ${block.end})`}`);
     const { losses } = trainLlama(config, weights, (step) => packedBatch(docs, s.batchSize, config.maxSeqLen, vocab.eosId, `demo/${args.seed}/${stage}`, step), trainOptions(s, args.threads, log, stage, masks));

@@ -102,6 +102,19 @@ export function seedPrivateEmbeddings(config: LlamaTrainConfig, weights: Map<str
   for (const t of parts.tokens) for (let d = parts.dims.start; d < parts.dims.end; d++) embed[t * H + d] = s.normal() * STD;
 }
 
+/**
+ * The update mask of a [vocab, hidden] embedding matrix that lets only the rows of `tokens` change,
+ * in `columns` only when given (a fine-tune's private dims) and whole otherwise.
+ */
+export function embeddingRowMask(vocabSize: number, hiddenSize: number, tokens: readonly number[], columns: DimRange = { start: 0, end: hiddenSize }): Uint8Array {
+  const mask = new Uint8Array(vocabSize * hiddenSize);
+  for (const t of tokens) {
+    if (!Number.isInteger(t) || t < 0 || t >= vocabSize) throw new RangeError(`embedding row mask: token id ${t} is outside the vocabulary of ${vocabSize}`);
+    mask.fill(1, t * hiddenSize + columns.start, t * hiddenSize + columns.end);
+  }
+  return mask;
+}
+
 /** The update mask (1: may change) of `tensorName` for a fine-tune that owns `parts`. */
 export function privatePartsMask(config: LlamaTrainConfig, tensorName: string, parts: PrivateParts): Uint8Array {
   const H = config.hiddenSize;
@@ -114,14 +127,7 @@ export function privatePartsMask(config: LlamaTrainConfig, tensorName: string, p
     for (let r = 0; r < rows; r++) mask.fill(1, r * H + dims.start, r * H + dims.end);
     return mask;
   };
-  if (tensorName === 'model.embed_tokens.weight') {
-    const mask = new Uint8Array(config.vocabSize * H);
-    for (const t of parts.tokens) {
-      if (!Number.isInteger(t) || t < 0 || t >= config.vocabSize) throw new UsageError(`private parts: token id ${t} is outside the vocabulary of ${config.vocabSize}`);
-      mask.fill(1, t * H + dims.start, t * H + dims.end);
-    }
-    return mask;
-  }
+  if (tensorName === 'model.embed_tokens.weight') return embeddingRowMask(config.vocabSize, H, parts.tokens, dims);
   if (tensorName.endsWith('norm.weight')) return new Uint8Array(H).fill(1, dims.start, dims.end);
   if (/\.self_attn\.[qkv]_proj\.weight$/.test(tensorName)) return columns((/\.q_proj\./.test(tensorName) ? config.numHeads : config.numKvHeads) * D);
   if (/\.mlp\.(gate|up)_proj\.weight$/.test(tensorName)) {

@@ -3,7 +3,8 @@ import { BpeEncoder } from '../../src/demo/byte-level-bpe.js';
 import { encodeDocument } from '../../src/demo/corpus.js';
 import { factTaskFiles, mathTaskFiles } from '../../src/demo/demo-tasks.js';
 import { demoData, learnDemoTokenizer } from '../../src/demo/family-data.js';
-import { embeddingRowMask, ownedTokens } from '../../src/demo/owned-tokens.js';
+import { ownedTokens } from '../../src/demo/owned-tokens.js';
+import { embeddingRowMask } from '../../src/train/private-dims.js';
 
 const doc = (tokens: number[]): { tokens: Int32Array; learn: Uint8Array } => ({ tokens: Int32Array.from(tokens), learn: new Uint8Array(tokens.length) });
 
