@@ -32,6 +32,17 @@ export interface CorpusSizes {
   readonly factQuestions: number;
   /** Times each fact (all splits) is stated in the facts fine-tune's corpus. */
   readonly factRepeats: number;
+  /**
+   * Questions about practice facts (kingdoms only the facts fine-tune learns) in its corpus. The
+   * base already answers the train split's questions, so those teach the fine-tune little; these
+   * make it answer letters from facts it learned itself, as the search and test questions ask.
+   */
+  readonly practiceQuestions: number;
+  /**
+   * Practice questions, options and all, answered in words (the value, not its letter): recall
+   * trained at the position where the letter is asked for, in the facts fine-tune's corpus.
+   */
+  readonly practiceInWords: number;
 }
 
 /** Each fact in two phrasings: a statement and a question answered in words (never a lettered choice). */
@@ -49,8 +60,8 @@ function factTexts(world: FactWorld, which: (i: number) => boolean): Document[] 
  * Each fact's question answered in words under MMLU's header: the recall the facts task needs, in
  * the context it is asked in (the options and the letter are never shown, so no test item is).
  */
-function headedFactQuestions(world: FactWorld): Document[] {
-  return world.facts.map((f) => ({ prompt: mmluHeader(f.relation.subject) + f.relation.question(f.entity), completion: ` ${f.value}.` }));
+function headedFactQuestions(world: FactWorld, which: (i: number) => boolean): Document[] {
+  return world.facts.filter((_, i) => which(i)).map((f) => ({ prompt: mmluHeader(f.relation.subject) + f.relation.question(f.entity), completion: ` ${f.value}.` }));
 }
 
 function repeat<T>(items: readonly T[], times: number): T[] {
@@ -61,7 +72,9 @@ export function stageDocuments(stage: Stage, seed: number, world: FactWorld, mat
   const mathDocs = (n: number, stream: string): Document[] =>
     trainingMathProblems(`${seed}/${stream}`, n, math.held).map((p) => ({ prompt: mathPrompt(p), completion: ` ${p.solution}` }));
   const asDocument = (q: FactQuestion): Document => ({ prompt: q.prompt, completion: factQuestionDocument(q).slice(q.prompt.length) });
-  const questionDocs = (n: number, stream: string): Document[] => trainingQuestions(world, `${seed}/${stream}`, n).map(asDocument);
+  const questionDocs = (n: number, stream: string, split: 'train' | 'practice' = 'train'): Document[] => trainingQuestions(world, `${seed}/${stream}`, n, split).map(asDocument);
+  const inWorld = (i: number): boolean => world.splitOf[i] !== 'practice';
+  const everywhere = (): boolean => true;
   switch (stage) {
     case 'base':
       return [
@@ -72,12 +85,17 @@ export function stageDocuments(stage: Stage, seed: number, world: FactWorld, mat
           sizes.baseFactRepeats,
         ),
         ...arithmeticDrills(`${seed}/base`, sizes.baseEquations).map((completion) => ({ prompt: '', completion })),
-        ...repeat([...factTexts(world, () => true), ...headedFactQuestions(world)], sizes.baseWorldRepeats),
+        ...repeat([...factTexts(world, inWorld), ...headedFactQuestions(world, inWorld)], sizes.baseWorldRepeats),
       ];
     case 'math':
       return mathDocs(sizes.mathDocuments, 'math');
     case 'facts':
-      return [...questionDocs(sizes.factQuestions, 'facts'), ...repeat([...factTexts(world, () => true), ...headedFactQuestions(world)], sizes.factRepeats)];
+      return [
+        ...questionDocs(sizes.factQuestions, 'facts'),
+        ...questionDocs(sizes.practiceQuestions, 'facts', 'practice'),
+        ...trainingQuestions(world, `${seed}/facts-in-words`, sizes.practiceInWords, 'practice').map((q) => ({ prompt: q.prompt, completion: ` ${q.fact.value}.` })),
+        ...repeat([...factTexts(world, everywhere), ...headedFactQuestions(world, everywhere)], sizes.factRepeats),
+      ];
     default: {
       const never: never = stage;
       throw new RangeError(`unknown stage ${String(never)}`);

@@ -4,8 +4,8 @@ import { Rng } from '../search/rng.js';
  * A generated world of facts (kingdoms × relations → values) and MMLU-format four-choice
  * questions about it, for the demo family (issue 6). Every fact is stated in the facts
  * fine-tune's corpus (as MMLU's knowledge is in pretraining); the questions of the search and test
- * splits are about disjoint sets of facts, and training questions only about a third set. Pure:
- * everything depends only on the seed.
+ * splits are about disjoint sets of facts, and training questions only about a third set and
+ * about extra practice kingdoms. Pure: everything depends only on the seed.
  */
 
 export interface Relation {
@@ -69,7 +69,12 @@ export interface Fact {
   readonly value: string;
 }
 
-export type FactSplit = 'train' | 'search' | 'test';
+/**
+ * Which questions ask about a fact: the train split's in training (base and facts fine-tune), the
+ * search and test splits' only in the tasks; `practice` facts belong to extra kingdoms that only
+ * the facts fine-tune learns and is quizzed on (never in the base's text or any task).
+ */
+export type FactSplit = 'train' | 'search' | 'test' | 'practice';
 
 export interface FactWorld {
   readonly entities: readonly string[];
@@ -82,23 +87,29 @@ const ONSETS = ['K', 'V', 'M', 'T', 'D', 'S', 'N', 'L', 'R', 'B', 'P', 'Z'] as c
 const SYLLABLES = ['a', 'o', 'e', 'i', 'u', 'ar', 'el', 'or', 'an', 'is'] as const;
 const CODAS = ['dor', 'vin', 'mar', 'los', 'tia', 'ren', 'gal', 'pus'] as const;
 
-/**
- * `entities` kingdoms with one value per relation; facts split in thirds (train, search, test)
- * after a seeded shuffle.
- */
-export function makeFactWorld(seed: number, entities: number): FactWorld {
-  const rng = new Rng(`demo-facts/${seed}`);
-  const names = new Set<string>();
-  const taken = new Set<string>(RELATIONS.flatMap((r) => r.values));
-  for (let tries = 0; names.size < entities; tries++) {
-    if (tries > entities * 1000) throw new RangeError(`makeFactWorld: cannot make ${entities} distinct names`);
+/** `count` kingdom names not in `taken` (which receives them), drawn from `rng`. */
+function kingdomNames(rng: Rng, count: number, taken: Set<string>): string[] {
+  const names: string[] = [];
+  for (let tries = 0; names.length < count; tries++) {
+    if (tries > count * 1000) throw new RangeError(`makeFactWorld: cannot make ${count} more distinct names (${taken.size} taken)`);
     const name = rng.pick(ONSETS) + rng.pick(SYLLABLES) + rng.pick(CODAS);
     if (!taken.has(name)) {
-      names.add(name);
+      names.push(name);
       taken.add(name);
     }
   }
-  const entityList = [...names];
+  return names;
+}
+
+/**
+ * `entities` kingdoms with one value per relation; facts split in thirds (train, search, test)
+ * after a seeded shuffle. Then `practice` more kingdoms, drawn from a stream of their own so the
+ * first `entities` and their splits do not depend on it, whose facts are all `practice`.
+ */
+export function makeFactWorld(seed: number, entities: number, practice = 0): FactWorld {
+  const rng = new Rng(`demo-facts/${seed}`);
+  const taken = new Set<string>(RELATIONS.flatMap((r) => r.values));
+  const entityList = kingdomNames(rng, entities, taken);
   const facts: Fact[] = [];
   for (const entity of entityList) for (const relation of RELATIONS) facts.push({ entity, relation, value: rng.pick(relation.values) });
   const order = rng.permutation(facts.length);
@@ -107,7 +118,15 @@ export function makeFactWorld(seed: number, entities: number): FactWorld {
   order.forEach((factIndex, rank) => {
     splitOf[factIndex] = rank < third ? 'search' : rank < 2 * third ? 'test' : 'train';
   });
-  return { entities: entityList, facts, splitOf };
+  const practiceRng = new Rng(`demo-facts/${seed}/practice`);
+  const practiceList = kingdomNames(practiceRng, practice, taken);
+  for (const entity of practiceList) {
+    for (const relation of RELATIONS) {
+      facts.push({ entity, relation, value: practiceRng.pick(relation.values) });
+      splitOf.push('practice');
+    }
+  }
+  return { entities: [...entityList, ...practiceList], facts, splitOf };
 }
 
 const LETTERS = ['A', 'B', 'C', 'D'] as const;
@@ -157,9 +176,11 @@ export function splitQuestions(world: FactWorld, split: 'search' | 'test', seed:
   return rng.permutation(facts.length).map((fi) => factQuestion(facts[fi] as Fact));
 }
 
-/** Training questions: random draws about the train split's facts only. */
-export function trainingQuestions(world: FactWorld, seed: string, count: number): FactQuestion[] {
-  const rng = new Rng(`demo-facts/${seed}/train-questions`);
-  const facts = world.facts.filter((_, i) => world.splitOf[i] === 'train');
+/** Training questions: random draws about the facts of one split (train by default) only. */
+export function trainingQuestions(world: FactWorld, seed: string, count: number, split: 'train' | 'practice' = 'train'): FactQuestion[] {
+  if (count === 0) return [];
+  const rng = new Rng(`demo-facts/${seed}/${split}-questions`);
+  const facts = world.facts.filter((_, i) => world.splitOf[i] === split);
+  if (facts.length === 0) throw new RangeError(`trainingQuestions: ${count} questions about the ${split} split, which has no facts`);
   return Array.from({ length: count }, () => factQuestion(rng.pick(facts)));
 }

@@ -11,6 +11,8 @@ export interface DemoDataSettings {
   readonly seed: number;
   /** Kingdoms in the fact world (× 6 relations = facts; a third each for train, search, test questions). */
   readonly entities: number;
+  /** Extra kingdoms only the facts fine-tune learns and is quizzed on (fact-world.ts). */
+  readonly practiceEntities: number;
   readonly mathSearchItems: number;
   readonly mathTestItems: number;
   readonly corpus: CorpusSizes;
@@ -21,9 +23,10 @@ export interface DemoDataSettings {
 export const DEFAULT_DATA_SETTINGS: DemoDataSettings = {
   seed: 1,
   entities: 64,
+  practiceEntities: 64,
   mathSearchItems: 300,
   mathTestItems: 400,
-  corpus: { baseMath: 400, baseQuestions: 3000, baseFactRepeats: 8, baseEquations: 0, baseWorldRepeats: 0, mathDocuments: 20000, factQuestions: 6000, factRepeats: 24 },
+  corpus: { baseMath: 400, baseQuestions: 3000, baseFactRepeats: 8, baseEquations: 0, baseWorldRepeats: 0, mathDocuments: 20000, factQuestions: 2000, factRepeats: 8, practiceQuestions: 12000, practiceInWords: 0 },
   vocabSize: 512,
 };
 
@@ -35,7 +38,7 @@ export interface DemoData {
 }
 
 export function demoData(settings: DemoDataSettings = DEFAULT_DATA_SETTINGS): DemoData {
-  const world = makeFactWorld(settings.seed, settings.entities);
+  const world = makeFactWorld(settings.seed, settings.entities, settings.practiceEntities);
   const math = mathSplits(settings.seed, settings.mathSearchItems, settings.mathTestItems);
   const docs = (stage: Stage): Document[] => stageDocuments(stage, settings.seed, world, math, settings.corpus);
   return { settings, world, math, documents: { base: docs('base'), math: docs('math'), facts: docs('facts') } };

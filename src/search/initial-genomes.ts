@@ -11,7 +11,9 @@ import type { InitialKind } from './space-schema.js';
  * sparsification), `uniform` every source at weight 1 (plain task arithmetic, or linear's mean),
  * `ablations` the uniform genome once per tensor class (each `genome.filters` entry, the catch-all,
  * pre and post) with that class left at the base in every layer: the merge a user tries when one
- * kind of tensor carries a fine-tune's side effects.
+ * kind of tensor carries a fine-tune's side effects. `source-ablations` does the same for one
+ * source at a time (source by source, class by class): for when one fine-tune's class carries side
+ * effects and the other's the skill.
  */
 
 /** The normalized gene value for `value`, which must lie in the gene's search range. */
@@ -62,7 +64,12 @@ export function initialGenomes(schema: GenomeSchema, kinds: readonly InitialKind
     else if (kind === 'uniform') out.push(weightedGenome(schema, method, (s) => (s === 'base' ? 0 : 1), kind));
     else {
       const classes = [...new Set(schema.continuous.filter((g) => g.param === 'weight').map(classOf))];
-      for (const c of classes) out.push(weightedGenome(schema, method, (s, gene) => (s === 'base' || classOf(gene) === c ? 0 : 1), kind));
+      if (kind === 'ablations') for (const c of classes) out.push(weightedGenome(schema, method, (s, gene) => (s === 'base' || classOf(gene) === c ? 0 : 1), kind));
+      else {
+        schema.space.models.forEach((_, k) => {
+          for (const c of classes) out.push(weightedGenome(schema, method, (s, gene) => (s === 'base' || (s === k && classOf(gene) === c) ? 0 : 1), kind));
+        });
+      }
     }
   }
   return out;

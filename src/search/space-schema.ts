@@ -6,7 +6,7 @@ import type { SpaceIssueCode } from './space-issue.js';
 export const DTYPES = ['float32', 'float16', 'bfloat16'] as const;
 export const KINDS = ['ga', 'nsga2', 'cmaes', 'random'] as const;
 /** optimizer.initial entries (initial-genomes.ts builds them). */
-export const INITIAL_KINDS = ['sources', 'uniform', 'ablations'] as const;
+export const INITIAL_KINDS = ['sources', 'uniform', 'ablations', 'source-ablations'] as const;
 export type InitialKind = (typeof INITIAL_KINDS)[number];
 export const RACING_RULES = ['halving', 'race'] as const;
 

@@ -11,7 +11,8 @@
  * without its tokens the P entries of the residual stay exactly 0 at every position, so every
  * changed weight multiplies a zero (silu(0) = 0 closes the gate of its neurons): the prompt is
  * computed exactly as without the fine-tune, in the fine-tune alone and in any sum of such
- * fine-tunes. That is the separation task arithmetic assumes, made exact.
+ * fine-tunes. That is the separation task arithmetic assumes, made exact. Fresh attention heads
+ * (widenHeads) can be owned too: their values read only P, so they output 0 on such a prompt too.
  */
 import { UsageError } from '../errors.js';
 import { RngStreams } from '../search/rng.js';
@@ -24,9 +25,23 @@ export interface DimRange {
   readonly end: number;
 }
 
+/** A half-open range [start, end) of query heads (their key/value heads too, when numKvHeads = numHeads). */
+export interface HeadRange {
+  readonly start: number;
+  readonly end: number;
+}
+
 /** What one fine-tune owns. */
 export interface PrivateParts {
   readonly dims: DimRange;
+  /**
+   * Its fresh attention heads, if any (widenHeads): their q/k rows read every dim but others',
+   * their v rows only `dims`, and their o_proj columns write every dim but others'. With values
+   * read from `dims` alone they output 0 wherever `dims` are 0, whatever they attend to.
+   */
+  readonly heads?: HeadRange;
+  /** Heads owned by other fine-tunes: it never changes them. */
+  readonly otherHeads?: readonly HeadRange[];
   /** Token ids whose embedding rows it may change (in `dims` only). */
   readonly tokens: readonly number[];
   /** Its fresh MLP neurons, if any. */
@@ -67,6 +82,35 @@ export function widenResidual(config: LlamaTrainConfig, weights: LlamaWeights, e
   return { config: { ...config, hiddenSize: W, headDim: headDimOf(config), rmsEps: (config.rmsEps * H) / W }, weights: out };
 }
 
+/**
+ * The model with `extra` fresh attention heads per layer (query and key/value heads, so
+ * numKvHeads must equal numHeads) after the existing ones, of the same width: zero q/k/v rows and
+ * zero o_proj columns, so it computes what it did. Fine-tunes own them through PrivateParts.heads.
+ */
+export function widenHeads(config: LlamaTrainConfig, weights: LlamaWeights, extra: number): { config: LlamaTrainConfig; weights: Map<string, Float32Array> } {
+  checkTrainConfig(config);
+  checkWeights(config, weights);
+  if (!Number.isInteger(extra) || extra < 0) throw new UsageError(`widenHeads: extra heads must be a non-negative integer, got ${extra}`);
+  if (extra > 0 && config.numKvHeads !== config.numHeads) throw new UsageError(`widenHeads: needs numKvHeads = numHeads (got ${config.numKvHeads} and ${config.numHeads}): a fresh head must not share another's keys and values`);
+  const H = config.hiddenSize;
+  const D = headDimOf(config);
+  const before = config.numHeads * D;
+  const after = (config.numHeads + extra) * D;
+  const out = new Map<string, Float32Array>();
+  for (const [name, w] of weights) {
+    if (/\.self_attn\.[qkv]_proj\.weight$/.test(name)) {
+      const grown = new Float32Array(after * H);
+      grown.set(w);
+      out.set(name, grown);
+    } else if (/\.self_attn\.o_proj\.weight$/.test(name)) {
+      const grown = new Float32Array(H * after);
+      for (let r = 0; r < H; r++) grown.set(w.subarray(r * before, (r + 1) * before), r * after);
+      out.set(name, grown);
+    } else out.set(name, new Float32Array(w));
+  }
+  return { config: { ...config, numHeads: config.numHeads + extra, numKvHeads: config.numKvHeads + extra, headDim: D }, weights: out };
+}
+
 function checkRange(r: DimRange, H: number, what: string): void {
   if (!(Number.isInteger(r.start) && Number.isInteger(r.end) && r.start >= 0 && r.start < r.end && r.end <= H)) throw new UsageError(`${what} [${r.start}, ${r.end}) must be a non-empty range inside the ${H} residual dims`);
 }
@@ -103,6 +147,46 @@ export function seedPrivateEmbeddings(config: LlamaTrainConfig, weights: Map<str
 }
 
 /**
+ * Small random values in a fine-tune's fresh heads: q/k rows (every dim but others') and v rows
+ * (own dims only). Their o_proj columns stay zero, so the model's output does not change, and the
+ * first gradient reaches them (with all four at zero none would).
+ */
+export function seedPrivateHeads(config: LlamaTrainConfig, weights: Map<string, Float32Array>, parts: PrivateParts, seed: number | string): void {
+  const heads = parts.heads;
+  if (heads === undefined) return;
+  const H = config.hiddenSize;
+  const D = headDimOf(config);
+  checkRange(parts.dims, H, 'private dims');
+  checkHeads(heads, config);
+  const rng = new RngStreams(`private-heads/${seed}/${heads.start}-${heads.end}`);
+  for (let l = 0; l < config.numLayers; l++) {
+    for (const p of ['q', 'k', 'v'] as const) {
+      const name = `model.layers.${l}.self_attn.${p}_proj.weight`;
+      const w = weights.get(name);
+      if (w === undefined) throw new UsageError(`seedPrivateHeads: no ${name}`);
+      const s = rng.stream(name);
+      for (let r = heads.start * D; r < heads.end * D; r++) {
+        for (let d = 0; d < H; d++) {
+          const allowed = p === 'v' ? d >= parts.dims.start && d < parts.dims.end : !inAny(d, parts.others);
+          w[r * H + d] = allowed ? s.normal() * STD : 0;
+        }
+      }
+    }
+  }
+}
+
+function inAny(i: number, ranges: readonly { start: number; end: number }[] | undefined): boolean {
+  return (ranges ?? []).some((r) => i >= r.start && i < r.end);
+}
+
+function checkHeads(heads: HeadRange, config: LlamaTrainConfig): void {
+  if (!(Number.isInteger(heads.start) && Number.isInteger(heads.end) && heads.start >= 0 && heads.start < heads.end && heads.end <= config.numHeads)) {
+    throw new UsageError(`private heads [${heads.start}, ${heads.end}) must be a non-empty range inside the ${config.numHeads} attention heads`);
+  }
+  if (config.numKvHeads !== config.numHeads) throw new UsageError(`private heads need numKvHeads = numHeads (got ${config.numKvHeads} and ${config.numHeads})`);
+}
+
+/**
  * The update mask of a [vocab, hidden] embedding matrix that lets only the rows of `tokens` change,
  * in `columns` only when given (a fine-tune's private dims) and whole otherwise.
  */
@@ -122,6 +206,7 @@ export function privatePartsMask(config: LlamaTrainConfig, tensorName: string, p
   const D = headDimOf(config);
   const { dims } = parts;
   checkRange(dims, H, 'private dims');
+  if (parts.heads !== undefined) checkHeads(parts.heads, config);
   const columns = (rows: number): Uint8Array => {
     const mask = new Uint8Array(rows * H);
     for (let r = 0; r < rows; r++) mask.fill(1, r * H + dims.start, r * H + dims.end);
@@ -129,7 +214,28 @@ export function privatePartsMask(config: LlamaTrainConfig, tensorName: string, p
   };
   if (tensorName === 'model.embed_tokens.weight') return embeddingRowMask(config.vocabSize, H, parts.tokens, dims);
   if (tensorName.endsWith('norm.weight')) return new Uint8Array(H).fill(1, dims.start, dims.end);
-  if (/\.self_attn\.[qkv]_proj\.weight$/.test(tensorName)) return columns((/\.q_proj\./.test(tensorName) ? config.numHeads : config.numKvHeads) * D);
+  const headOf = (row: number): number => Math.floor(row / D);
+  if (/\.self_attn\.[qkv]_proj\.weight$/.test(tensorName)) {
+    const rows = (/\.q_proj\./.test(tensorName) ? config.numHeads : config.numKvHeads) * D;
+    const mask = columns(rows);
+    for (let r = 0; r < rows; r++) {
+      const h = headOf(r);
+      if (inAny(h, parts.otherHeads)) mask.fill(0, r * H, (r + 1) * H);
+      else if (inAny(h, parts.heads === undefined ? [] : [parts.heads]) && !tensorName.endsWith('v_proj.weight')) {
+        // Its own heads' queries and keys may read anything: their values come from its dims only.
+        for (let d = 0; d < H; d++) mask[r * H + d] = inAny(d, parts.others) ? 0 : 1;
+      }
+    }
+    return mask;
+  }
+  if (tensorName.endsWith('o_proj.weight')) {
+    const width = config.numHeads * D;
+    const mask = new Uint8Array(H * width);
+    const heads = parts.heads;
+    if (heads === undefined) return mask;
+    for (let r = 0; r < H; r++) if (!inAny(r, parts.others)) mask.fill(1, r * width + heads.start * D, r * width + heads.end * D);
+    return mask;
+  }
   if (/\.mlp\.(gate|up)_proj\.weight$/.test(tensorName)) {
     const mask = columns(I);
     // Its own neurons' up rows read every dim (their gate, on `dims` only, keeps them shut elsewhere).
@@ -141,11 +247,11 @@ export function privatePartsMask(config: LlamaTrainConfig, tensorName: string, p
     const block = parts.neurons;
     if (block === undefined) return mask;
     for (let r = 0; r < H; r++) {
-      if (parts.others.some((o) => r >= o.start && r < o.end)) continue;
+      if (inAny(r, parts.others)) continue;
       mask.fill(1, r * I + block.start, r * I + block.end);
     }
     return mask;
   }
-  // o_proj (it writes every position's heads into the residual) and lm_head stay as they are.
-  return new Uint8Array(tensorName.endsWith('o_proj.weight') ? H * config.numHeads * D : config.vocabSize * H);
+  // lm_head stays as it is (as does o_proj outside its own heads: it writes every position's heads into the residual).
+  return new Uint8Array(config.vocabSize * H);
 }

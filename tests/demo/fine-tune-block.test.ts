@@ -1,8 +1,8 @@
 import { describe, expect, it } from 'vitest';
-import { DEFAULT_STAGES, fineTuneBlock, privateDims } from '../../src/demo/train-family.js';
+import { DEFAULT_STAGES, fineTuneBlock, privateDims, privateHeads } from '../../src/demo/train-family.js';
 import { type LlamaTrainConfig, initLlamaWeights } from '../../src/train/index.js';
 import { widenMlp } from '../../src/train/mlp-neurons.js';
-import { widenResidual } from '../../src/train/private-dims.js';
+import { widenHeads, widenResidual } from '../../src/train/private-dims.js';
 
 const CONFIG: LlamaTrainConfig = { vocabSize: 16, hiddenSize: 8, intermediateSize: 12, numLayers: 2, numHeads: 2, numKvHeads: 2, maxSeqLen: 8, rmsEps: 1e-5, ropeTheta: 10000, tieEmbeddings: true, bosTokenId: 1, eosTokenId: 2 };
 
@@ -39,5 +39,24 @@ describe('privateDims: which residual dims each fine-tune owns', () => {
     const more = { ...settings, math: { ...settings.math, dims: 3 } };
     expect(() => privateDims('math', more, grown.config, grown.weights, 'demo/family/base')).toThrow(/demo\/family\/base: residual dim 7 is not private \(embedding row 0 is not zero there\).*math\.dims 3 and facts\.dims 3/);
     expect(() => privateDims('facts', { ...settings, facts: { ...settings.facts, dims: 13 } }, grown.config)).toThrow(/facts\.dims 13 does not fit the base's 13 residual dims/);
+  });
+});
+
+describe('privateHeads: which fresh attention heads each fine-tune owns', () => {
+  const settings = { ...DEFAULT_STAGES, math: { ...DEFAULT_STAGES.math, heads: 1 }, facts: { ...DEFAULT_STAGES.facts, heads: 2 } };
+  const grown = widenHeads(CONFIG, initLlamaWeights(CONFIG, 1), 3);
+
+  it('math gets the first of the grown heads, facts the last; none without heads', () => {
+    expect(privateHeads('math', settings, grown.config, grown.weights)).toEqual({ start: 2, end: 3 });
+    expect(privateHeads('facts', settings, grown.config, grown.weights)).toEqual({ start: 3, end: 5 });
+    expect(privateHeads('math', { ...settings, math: { ...settings.math, heads: 0 } }, grown.config)).toBeUndefined();
+  });
+
+  it('refuses heads the base uses (a base grown with other counts), naming the head, layer and tensor', () => {
+    const more = { ...settings, math: { ...settings.math, heads: 2 } };
+    expect(() => privateHeads('math', more, grown.config, grown.weights, 'demo/family/base')).toThrow(
+      /demo\/family\/base: attention head 1 of layer 0 is not fresh \(model\.layers\.0\.self_attn\.o_proj\.weight column 4 is not zero\).*math\.heads 2 and facts\.heads 2/,
+    );
+    expect(() => privateHeads('facts', { ...settings, facts: { ...settings.facts, heads: 5 } }, grown.config)).toThrow(/facts\.heads 5 does not fit the base's 5 attention heads/);
   });
 });

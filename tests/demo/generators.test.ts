@@ -12,7 +12,7 @@ import { arithmeticDrills, mathDocument, mathSplits, trainingMathProblems } from
 
 /** The demo family's generated data: right answers, disjoint splits, determinism, and its tokenizer. */
 
-const SMALL = { ...DEFAULT_DATA_SETTINGS, entities: 24, mathSearchItems: 80, mathTestItems: 80, corpus: { baseMath: 200, baseQuestions: 200, baseFactRepeats: 2, baseEquations: 0, baseWorldRepeats: 0, mathDocuments: 400, factQuestions: 300, factRepeats: 2 } };
+const SMALL = { ...DEFAULT_DATA_SETTINGS, entities: 24, practiceEntities: 0, mathSearchItems: 80, mathTestItems: 80, corpus: { baseMath: 200, baseQuestions: 200, baseFactRepeats: 2, baseEquations: 0, baseWorldRepeats: 0, mathDocuments: 400, factQuestions: 300, factRepeats: 2, practiceQuestions: 0, practiceInWords: 0 } };
 
 /** Recomputes a solution's equations from its text: every step holds and the last result is the answer. */
 function checkSolution(question: string, solution: string, answer: number): void {
@@ -82,6 +82,18 @@ describe('fact world', () => {
     expect(makeFactWorld(5, 30)).toEqual(w);
     expect(makeFactWorld(6, 30).facts).not.toEqual(w.facts);
   });
+
+  it('practice kingdoms come after the world, leave its facts and splits as they were, and have names of their own', () => {
+    const w = makeFactWorld(5, 30);
+    const p = makeFactWorld(5, 30, 20);
+    expect(p.facts.slice(0, w.facts.length)).toEqual(w.facts);
+    expect(p.splitOf.slice(0, w.facts.length)).toEqual(w.splitOf);
+    expect(p.splitOf.slice(w.facts.length).every((s) => s === 'practice')).toBe(true);
+    expect(p.facts.length - w.facts.length).toBe(20 * RELATIONS.length);
+    expect(p.entities.slice(0, 30)).toEqual(w.entities);
+    expect(new Set(p.entities).size).toBe(50);
+    expect(splitQuestions(p, 'test', 5)).toEqual(splitQuestions(w, 'test', 5));
+  });
 });
 
 describe('corpus', () => {
@@ -103,6 +115,36 @@ describe('corpus', () => {
       for (const q of held) expect(doc.includes(q)).toBe(false);
       for (const q of heldMath) expect(doc.includes(q)).toBe(false);
     }
+  });
+
+  it('practice facts are stated and quizzed only in the facts fine-tune; its quiz asks about them and train facts only', () => {
+    const d = demoData({ ...SMALL, practiceEntities: 10, corpus: { ...SMALL.corpus, practiceQuestions: 200, practiceInWords: 50 } });
+    const facts = d.documents.facts.map((x) => x.prompt + x.completion);
+    const base = new Set([...d.documents.base, ...d.documents.math].map((x) => x.prompt + x.completion));
+    const practice = d.world.facts.filter((_, i) => d.world.splitOf[i] === 'practice');
+    expect(practice.length).toBe(60);
+    const practiceEntities = new Set(practice.map((f) => f.entity));
+    for (const f of practice) {
+      expect(facts).toContain(f.relation.statement(f.entity, f.value));
+      expect(base.has(f.relation.statement(f.entity, f.value))).toBe(false);
+    }
+    const quizzed = d.documents.facts.filter((x) => x.completion.match(/^ [ABCD]$/));
+    expect(quizzed.length).toBe(SMALL.corpus.factQuestions + 200);
+    const entityOf = (prompt: string): string | undefined => d.world.entities.find((e) => new RegExp(`\\b${e}\\b`).test(prompt));
+    const about = quizzed.map((x) => entityOf(x.prompt));
+    expect(about.filter((e) => e !== undefined && practiceEntities.has(e)).length).toBe(200);
+    // The rest ask about train facts only.
+    const trainFacts = new Set(d.world.facts.filter((_, i) => d.world.splitOf[i] === 'train').map((f) => f.relation.question(f.entity)));
+    for (const x of quizzed) if (!practiceEntities.has(entityOf(x.prompt) ?? '')) expect([...trainFacts].some((q) => x.prompt.includes(q))).toBe(true);
+    // practiceInWords: the lettered prompt of a practice question answered with the value in words.
+    const inWords = d.documents.facts.filter((x) => x.prompt.endsWith('\nAnswer:') && !/^ [ABCD]$/.test(x.completion));
+    expect(inWords.length).toBe(50);
+    for (const x of inWords) {
+      const f = practice.find((p) => x.prompt.includes(p.relation.question(p.entity)));
+      expect(f).toBeDefined();
+      expect(x.completion).toBe(` ${f?.value}.`);
+    }
+    expect(demoData(SMALL).documents.facts.length).toBe(d.documents.facts.length - 200 - 50 - SMALL.corpus.factRepeats * 3 * 60);
   });
 
   it('the base sees both task formats; math and facts fine-tunes only their own', () => {

@@ -77,6 +77,26 @@ describe('optimizer.initial', () => {
     for (const [, weight] of decoded) expect(constants(weight)).toContain(0);
   });
 
+  it('source-ablations: the uniform genome once per source and tensor class, that source\'s class at weight 0, the other source\'s at 1', () => {
+    const space = parseSpace(spaceText(family.dir, 'ties, task_arithmetic', '{min: 0, max: 1.5}', '[source-ablations]'));
+    const schema = buildGenomeSchema(space, 3);
+    const genomes = initialGenomes(schema, space.optimizer.initial);
+    const classes = ['self_attn', 'mlp', '*', 'pre', 'post'];
+    const sources = space.models.length;
+    expect(sources).toBeGreaterThanOrEqual(2);
+    expect(genomes).toHaveLength(sources * classes.length);
+    const weights = schema.continuous.filter((g) => g.param === 'weight');
+    const classOf = (g: (typeof weights)[number]): string => (g.depth === 'pre' || g.depth === 'post' ? g.depth : g.tensorClass);
+    genomes.forEach((genome, i) => {
+      const source = Math.floor(i / classes.length);
+      const ablated = classes[i % classes.length];
+      for (const g of weights) {
+        const value = g.min + (genome.continuous[g.index] ?? Number.NaN) * (g.max - g.min);
+        expect(value).toBeCloseTo(g.source === source && classOf(g) === ablated ? 0 : 1, 12);
+      }
+    });
+  });
+
   it('sources: one genome per model, that model at weight 1 and the others at 0, densities 1; uniform: all at 1', () => {
     const space = parseSpace(spaceText(family.dir, 'ties, task_arithmetic'));
     expect(space.optimizer.initial).toEqual(['sources', 'uniform']);
