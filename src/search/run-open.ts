@@ -9,6 +9,7 @@ import type { JsonValue, RunRecord } from '../store/types.js';
 import {
   assertSameObjectives,
   generationsNote,
+  modelsNote,
   resolveSpacePaths,
   runOverrides,
   runSpaceHash,
@@ -17,6 +18,7 @@ import {
   storedObjectives,
   storedSpace,
 } from './run-space.js';
+import { changedModels, modelFingerprints } from './model-fingerprint.js';
 import { parseSpace } from './space.js';
 
 /**
@@ -62,6 +64,28 @@ function changedSpaceError(name: string, storedHash: string, newHash: string): S
   );
 }
 
+/**
+ * Refuses to continue a run whose models changed on disk since their fingerprints were recorded
+ * (with --force, records the new ones and goes on); records them for a run that has none yet.
+ */
+async function checkModels(store: SqliteRunStore, name: string, space: RunSpace, stored: Readonly<Record<string, string>> | null, force: boolean): Promise<void> {
+  const now = await modelFingerprints([space.baseModel, ...space.models]);
+  if (stored !== null) {
+    const changed = changedModels(stored, now);
+    if (changed.length === 0) return;
+    if (!force) {
+      throw new StoreError(
+        'MODELS_CHANGED',
+        `models changed since run '${name}' was started: ${changed.join(', ')} (their files are not the ones its candidates were built from); ` +
+          `restore them, rename the run to start a new one, or continue with the new files by 'evo search SPACE --force'`,
+      );
+    }
+    await store.appendEvent('note', `models changed (${changed.join(', ')}); continuing with the new files (--force)`, modelsNote(now));
+    return;
+  }
+  await store.appendEvent('note', 'model fingerprints recorded', modelsNote(now));
+}
+
 /** Checks and loads what a space needs (base model, evaluators) before the run is touched. */
 export type PrepareRun<T> = (space: RunSpace) => Promise<T>;
 
@@ -92,6 +116,7 @@ async function fromSpaceFile<T>(file: string, options: OpenRunOptions, prepare: 
         objectives: storedObjectives(space),
         generations,
       });
+      await checkModels(store, space.name, space, null, false);
       return { prepared, store, run, space, dbFile, targetGenerations: generations, existed: false };
     }
     const overrides = runOverrides(await store.events());
@@ -101,6 +126,7 @@ async function fromSpaceFile<T>(file: string, options: OpenRunOptions, prepare: 
       assertSameObjectives(existing.objectives, space, existing.name);
       await store.appendEvent('note', `space changed (${effectiveHash.slice(0, 12)} → ${hash.slice(0, 12)}); continuing with the changed space (--force)`, spaceChangeNote(space, hash, text));
     }
+    await checkModels(store, existing.name, space, overrides.models, options.force === true);
     const target = await settleTarget(store, options.generations, overrides.generations ?? existing.generations);
     return { prepared, store, run: existing, space, dbFile, targetGenerations: target, existed: true };
   } catch (err) {
@@ -118,6 +144,7 @@ async function fromStore<T>(runArg: string, options: OpenRunOptions, prepare: Pr
     const overrides = runOverrides(await store.events());
     const space = storedSpace(overrides.space?.space ?? run.space, overrides.space?.hash ?? run.spaceHash, dbFile);
     const prepared = await prepare(space);
+    await checkModels(store, run.name, space, overrides.models, options.force === true);
     const target = await settleTarget(store, options.generations, overrides.generations ?? run.generations);
     return { prepared, store, run, space, dbFile, targetGenerations: target, existed: true };
   } catch (err) {

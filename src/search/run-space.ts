@@ -81,15 +81,22 @@ export function generationsNote(generations: number): JsonValue {
   return { tag: NOTE_TAG, setting: 'generations', generations };
 }
 
-/** What a run's events changed since createRun: the latest forced space and generation target. */
+/** Data of a 'note' event recording the fingerprints of the run's models (model-fingerprint.ts). */
+export function modelsNote(fingerprints: Readonly<Record<string, string>>): JsonValue {
+  return { tag: NOTE_TAG, setting: 'models', fingerprints: { ...fingerprints } };
+}
+
+/** What a run's events changed since createRun: the latest forced space and generation target, and the models' latest fingerprints. */
 export interface RunOverrides {
   readonly space: { readonly space: JsonValue; readonly hash: string; readonly spaceText: string } | null;
   readonly generations: number | null;
+  readonly models: Readonly<Record<string, string>> | null;
 }
 
 export function runOverrides(events: readonly EventRecord[]): RunOverrides {
   let space: RunOverrides['space'] = null;
   let generations: number | null = null;
+  let models: Record<string, string> | null = null;
   for (const e of events) {
     if (e.kind !== 'note' || typeof e.data !== 'object' || e.data === null || Array.isArray(e.data)) continue;
     const d = e.data as { readonly [k: string]: JsonValue };
@@ -98,9 +105,11 @@ export function runOverrides(events: readonly EventRecord[]): RunOverrides {
       space = { space: d.space, hash: d.hash, spaceText: d.spaceText };
     } else if (d.setting === 'generations' && typeof d.generations === 'number') {
       generations = d.generations;
+    } else if (d.setting === 'models' && typeof d.fingerprints === 'object' && d.fingerprints !== null && !Array.isArray(d.fingerprints)) {
+      models = Object.fromEntries(Object.entries(d.fingerprints).filter((kv): kv is [string, string] => typeof kv[1] === 'string'));
     }
   }
-  return { space, generations };
+  return { space, generations, models };
 }
 
 /**

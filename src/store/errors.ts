@@ -21,6 +21,7 @@ export type StoreErrorCode =
   | 'BAD_INPUT'
   | 'BAD_JSON'
   | 'SPACE_CHANGED'
+  | 'MODELS_CHANGED'
   | 'RUN_LOCKED'
   | 'SCHEMA_TOO_NEW'
   | 'SCHEMA_OUTDATED'

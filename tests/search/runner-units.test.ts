@@ -5,7 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { formatRunSummary, formatSearchEvent } from '../../src/cli/search.js';
 import { frontOf } from '../../src/search/runner.js';
 import { outcomeOf } from '../../src/search/run-evaluators.js';
-import { generationsNote, resolveModelRef, runOverrides, runSpaceHash, spaceChangeNote, type RunSpace } from '../../src/search/run-space.js';
+import { generationsNote, modelsNote, resolveModelRef, runOverrides, runSpaceHash, spaceChangeNote, type RunSpace } from '../../src/search/run-space.js';
 import { parseSpace } from '../../src/search/space.js';
 import type { EventRecord, ResultRecord } from '../../src/store/types.js';
 
@@ -81,11 +81,12 @@ describe('run identity and paths', () => {
   it('reads the latest forced space and generation target from the run events', () => {
     const space = { ...parseSpace(SPACE), spaceDir: dir } as RunSpace;
     const ev = (id: number, data: EventRecord['data']): EventRecord => ({ id, at: '', kind: 'note', message: '', data });
-    const events = [ev(1, generationsNote(7)), ev(2, spaceChangeNote(space, 'h1', 't1')), ev(3, { other: 1 }), ev(4, generationsNote(9))];
+    const events = [ev(1, generationsNote(7)), ev(2, spaceChangeNote(space, 'h1', 't1')), ev(3, { other: 1 }), ev(4, generationsNote(9)), ev(5, modelsNote({ a: 'f1' })), ev(6, modelsNote({ a: 'f2', b: 'f3' }))];
     const o = runOverrides(events);
     expect(o.generations).toBe(9);
     expect(o.space?.hash).toBe('h1');
-    expect(runOverrides([])).toEqual({ space: null, generations: null });
+    expect(o.models).toEqual({ a: 'f2', b: 'f3' });
+    expect(runOverrides([])).toEqual({ space: null, generations: null, models: null });
   });
 });
 

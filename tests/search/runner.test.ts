@@ -250,6 +250,25 @@ describe('runner rules', () => {
     expect(logLines(log)).toEqual([]);
   });
 
+  it('refuses to continue a run whose model files changed under the same paths, naming them; --force records the new ones', async () => {
+    const fam = await writeFamily(path.join(dir, 'family-fingerprint'));
+    const spaceFile = await writeSpace(fam, { name: 'fingerprint', population: 3, generations: 1 });
+    const runsDir = path.join(dir, 'runs-fingerprint');
+    expect((await search({ spaceFile, runsDir })).done).toMatchObject({ status: 'finished' });
+    // A retrained fine-tune: same path, same shapes, other values (here: the last byte of its last tensor).
+    const file = path.join(fam.dir, 'ft1', 'model.safetensors');
+    const bytes = readFileSync(file);
+    bytes[bytes.length - 1] = (bytes[bytes.length - 1] ?? 0) ^ 0x40;
+    await writeFile(file, bytes);
+    const changed = search({ spaceFile, runsDir, generations: 2 });
+    await expect(changed).rejects.toMatchObject({ code: 'MODELS_CHANGED' });
+    await expect(changed).rejects.toThrow(/models changed since run 'fingerprint' was started: .*ft1 /);
+    await expect(search({ run: 'fingerprint', runsDir, resume: true, generations: 2 })).rejects.toMatchObject({ code: 'MODELS_CHANGED' });
+    expect((await search({ spaceFile, runsDir, generations: 2, force: true })).done).toMatchObject({ status: 'finished' });
+    // The new fingerprints are the run's now: continuing again needs no --force.
+    expect((await search({ spaceFile, runsDir, generations: 3 })).done).toMatchObject({ status: 'finished' });
+  });
+
   it('stops on an evaluator that throws, keeps the candidate unfinished, and resumes once fixed (--force)', async () => {
     const broken = await writeSpace(family, { name: 'broken', population: 4, generations: 2, evaluatorOptions: { throwOn: 2 } });
     const runsDir = path.join(dir, 'runs-broken');
