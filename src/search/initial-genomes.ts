@@ -64,11 +64,10 @@ export function initialGenomes(schema: GenomeSchema, kinds: readonly InitialKind
     else if (kind === 'uniform') out.push(weightedGenome(schema, method, (s) => (s === 'base' ? 0 : 1), kind));
     else {
       const classes = [...new Set(schema.continuous.filter((g) => g.param === 'weight').map(classOf))];
-      if (kind === 'ablations') for (const c of classes) out.push(weightedGenome(schema, method, (s, gene) => (s === 'base' || classOf(gene) === c ? 0 : 1), kind));
-      else {
-        schema.space.models.forEach((_, k) => {
-          for (const c of classes) out.push(weightedGenome(schema, method, (s, gene) => (s === 'base' || (s === k && classOf(gene) === c) ? 0 : 1), kind));
-        });
+      // Whose class is left out: every source at once ('all'), or each source in turn.
+      const targets: readonly (number | 'all')[] = kind === 'ablations' ? ['all'] : schema.space.models.map((_, k) => k);
+      for (const target of targets) {
+        for (const c of classes) out.push(weightedGenome(schema, method, (s, gene) => (s === 'base' || ((target === 'all' || s === target) && classOf(gene) === c) ? 0 : 1), kind));
       }
     }
   }

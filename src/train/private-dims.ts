@@ -111,8 +111,8 @@ export function widenHeads(config: LlamaTrainConfig, weights: LlamaWeights, extr
   return { config: { ...config, numHeads: config.numHeads + extra, numKvHeads: config.numKvHeads + extra, headDim: D }, weights: out };
 }
 
-function checkRange(r: DimRange, H: number, what: string): void {
-  if (!(Number.isInteger(r.start) && Number.isInteger(r.end) && r.start >= 0 && r.start < r.end && r.end <= H)) throw new UsageError(`${what} [${r.start}, ${r.end}) must be a non-empty range inside the ${H} residual dims`);
+function checkRange(r: DimRange | HeadRange, limit: number, what: string, units = 'residual dims'): void {
+  if (!(Number.isInteger(r.start) && Number.isInteger(r.end) && r.start >= 0 && r.start < r.end && r.end <= limit)) throw new UsageError(`${what} [${r.start}, ${r.end}) must be a non-empty range inside the ${limit} ${units}`);
 }
 
 /**
@@ -164,13 +164,10 @@ export function seedPrivateHeads(config: LlamaTrainConfig, weights: Map<string, 
       const name = `model.layers.${l}.self_attn.${p}_proj.weight`;
       const w = weights.get(name);
       if (w === undefined) throw new UsageError(`seedPrivateHeads: no ${name}`);
+      // Seeded exactly where the fine-tune may train (privatePartsMask), zero elsewhere.
+      const mask = privatePartsMask(config, name, parts);
       const s = rng.stream(name);
-      for (let r = heads.start * D; r < heads.end * D; r++) {
-        for (let d = 0; d < H; d++) {
-          const allowed = p === 'v' ? d >= parts.dims.start && d < parts.dims.end : !inAny(d, parts.others);
-          w[r * H + d] = allowed ? s.normal() * STD : 0;
-        }
-      }
+      for (let i = heads.start * D * H; i < heads.end * D * H; i++) w[i] = mask[i] === 1 ? s.normal() * STD : 0;
     }
   }
 }
@@ -180,9 +177,7 @@ function inAny(i: number, ranges: readonly { start: number; end: number }[] | un
 }
 
 function checkHeads(heads: HeadRange, config: LlamaTrainConfig): void {
-  if (!(Number.isInteger(heads.start) && Number.isInteger(heads.end) && heads.start >= 0 && heads.start < heads.end && heads.end <= config.numHeads)) {
-    throw new UsageError(`private heads [${heads.start}, ${heads.end}) must be a non-empty range inside the ${config.numHeads} attention heads`);
-  }
+  checkRange(heads, config.numHeads, 'private heads', 'attention heads');
   if (config.numKvHeads !== config.numHeads) throw new UsageError(`private heads need numKvHeads = numHeads (got ${config.numKvHeads} and ${config.numHeads})`);
 }
 
@@ -221,7 +216,7 @@ export function privatePartsMask(config: LlamaTrainConfig, tensorName: string, p
     for (let r = 0; r < rows; r++) {
       const h = headOf(r);
       if (inAny(h, parts.otherHeads)) mask.fill(0, r * H, (r + 1) * H);
-      else if (inAny(h, parts.heads === undefined ? [] : [parts.heads]) && !tensorName.endsWith('v_proj.weight')) {
+      else if (parts.heads !== undefined && inAny(h, [parts.heads]) && !tensorName.endsWith('v_proj.weight')) {
         // Its own heads' queries and keys may read anything: their values come from its dims only.
         for (let d = 0; d < H; d++) mask[r * H + d] = inAny(d, parts.others) ? 0 : 1;
       }
