@@ -73,7 +73,7 @@ export function stageDocuments(stage: Stage, seed: number, world: FactWorld, mat
     trainingMathProblems(`${seed}/${stream}`, n, math.held).map((p) => ({ prompt: mathPrompt(p), completion: ` ${p.solution}` }));
   const asDocument = (q: FactQuestion): Document => ({ prompt: q.prompt, completion: factQuestionDocument(q).slice(q.prompt.length) });
   const questionDocs = (n: number, stream: string, split: 'train' | 'practice' = 'train'): Document[] => trainingQuestions(world, `${seed}/${stream}`, n, split).map(asDocument);
-  const inWorld = (i: number): boolean => world.splitOf[i] !== 'practice';
+  const inWorld = (i: number): boolean => world.splitOf[i] !== 'practice' && world.splitOf[i] !== 'validation';
   const everywhere = (): boolean => true;
   switch (stage) {
     case 'base':

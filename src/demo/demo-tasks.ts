@@ -12,6 +12,8 @@ export interface TaskFiles {
   readonly 'task.yaml': string;
   readonly 'search.jsonl': string;
   readonly 'test.jsonl': string;
+  /** Facts only, when the world has validation kingdoms: their questions, for choosing fine-tune settings (never search or test). */
+  readonly 'validation.jsonl'?: string;
 }
 
 function jsonl(records: readonly object[]): string {
@@ -35,7 +37,7 @@ export function mathTaskFiles(splits: MathSplits): TaskFiles {
 }
 
 export function factTaskFiles(world: FactWorld, seed: number): TaskFiles {
-  const records = (split: 'search' | 'test'): object[] =>
+  const records = (split: 'search' | 'test' | 'validation'): object[] =>
     splitQuestions(world, split, seed).map((q, i) => ({ id: `${split}/${i}`, question: q.prompt, choices: q.choices, answer: q.answer, subject: q.fact.relation.subject, fact: `${q.fact.entity}.${q.fact.relation.id}` }));
   const task = {
     name: 'demo-facts',
@@ -43,5 +45,6 @@ export function factTaskFiles(world: FactWorld, seed: number): TaskFiles {
     type: 'multiple_choice',
     metric: 'accuracy',
   };
-  return { 'task.yaml': stringify(task), 'search.jsonl': jsonl(records('search')), 'test.jsonl': jsonl(records('test')) };
+  const validation = world.splitOf.includes('validation') ? { 'validation.jsonl': jsonl(records('validation')) } : {};
+  return { 'task.yaml': stringify(task), 'search.jsonl': jsonl(records('search')), 'test.jsonl': jsonl(records('test')), ...validation };
 }

@@ -72,9 +72,11 @@ export interface Fact {
 /**
  * Which questions ask about a fact: the train split's in training (base and facts fine-tune), the
  * search and test splits' only in the tasks; `practice` facts belong to extra kingdoms that only
- * the facts fine-tune learns and is quizzed on (never in the base's text or any task).
+ * the facts fine-tune learns and is quizzed on (never in the base's text or any task);
+ * `validation` facts to extra kingdoms that only the facts fine-tune is told and is never quizzed
+ * on, whose questions choose fine-tune settings without looking at search or test.
  */
-export type FactSplit = 'train' | 'search' | 'test' | 'practice';
+export type FactSplit = 'train' | 'search' | 'test' | 'practice' | 'validation';
 
 export interface FactWorld {
   readonly entities: readonly string[];
@@ -104,9 +106,10 @@ function kingdomNames(rng: Rng, count: number, taken: Set<string>): string[] {
 /**
  * `entities` kingdoms with one value per relation; facts split in thirds (train, search, test)
  * after a seeded shuffle. Then `practice` more kingdoms, drawn from a stream of their own so the
- * first `entities` and their splits do not depend on it, whose facts are all `practice`.
+ * first `entities` and their splits do not depend on it, whose facts are all `practice`; then
+ * `validation` kingdoms from a third stream (so neither of the others depends on it).
  */
-export function makeFactWorld(seed: number, entities: number, practice = 0): FactWorld {
+export function makeFactWorld(seed: number, entities: number, practice = 0, validation = 0): FactWorld {
   const rng = new Rng(`demo-facts/${seed}`);
   const taken = new Set<string>(RELATIONS.flatMap((r) => r.values));
   const entityList = kingdomNames(rng, entities, taken);
@@ -118,15 +121,20 @@ export function makeFactWorld(seed: number, entities: number, practice = 0): Fac
   order.forEach((factIndex, rank) => {
     splitOf[factIndex] = rank < third ? 'search' : rank < 2 * third ? 'test' : 'train';
   });
-  const practiceRng = new Rng(`demo-facts/${seed}/practice`);
-  const practiceList = kingdomNames(practiceRng, practice, taken);
-  for (const entity of practiceList) {
-    for (const relation of RELATIONS) {
-      facts.push({ entity, relation, value: practiceRng.pick(relation.values) });
-      splitOf.push('practice');
+  const extraKingdoms = (split: 'practice' | 'validation', count: number): string[] => {
+    const extraRng = new Rng(`demo-facts/${seed}/${split}`);
+    const names = kingdomNames(extraRng, count, taken);
+    for (const entity of names) {
+      for (const relation of RELATIONS) {
+        facts.push({ entity, relation, value: extraRng.pick(relation.values) });
+        splitOf.push(split);
+      }
     }
-  }
-  return { entities: [...entityList, ...practiceList], facts, splitOf };
+    return names;
+  };
+  const practiceList = extraKingdoms('practice', practice);
+  const validationList = extraKingdoms('validation', validation);
+  return { entities: [...entityList, ...practiceList, ...validationList], facts, splitOf };
 }
 
 const LETTERS = ['A', 'B', 'C', 'D'] as const;
@@ -170,7 +178,7 @@ export function factQuestionDocument(q: FactQuestion): string {
 }
 
 /** One question per fact of a split, in a seeded order. */
-export function splitQuestions(world: FactWorld, split: 'search' | 'test', seed: number): FactQuestion[] {
+export function splitQuestions(world: FactWorld, split: 'search' | 'test' | 'validation', seed: number): FactQuestion[] {
   const rng = new Rng(`demo-facts/${seed}/${split}`);
   const facts = world.facts.filter((_, i) => world.splitOf[i] === split);
   return rng.permutation(facts.length).map((fi) => factQuestion(facts[fi] as Fact));

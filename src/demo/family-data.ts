@@ -13,6 +13,8 @@ export interface DemoDataSettings {
   readonly entities: number;
   /** Extra kingdoms only the facts fine-tune learns and is quizzed on (fact-world.ts). */
   readonly practiceEntities: number;
+  /** Extra kingdoms only the facts fine-tune is told and never quizzed on: the validation questions (fact-world.ts). */
+  readonly validationEntities: number;
   readonly mathSearchItems: number;
   readonly mathTestItems: number;
   readonly corpus: CorpusSizes;
@@ -24,6 +26,7 @@ export const DEFAULT_DATA_SETTINGS: DemoDataSettings = {
   seed: 1,
   entities: 64,
   practiceEntities: 64,
+  validationEntities: 0,
   mathSearchItems: 300,
   mathTestItems: 400,
   corpus: { baseMath: 400, baseQuestions: 3000, baseFactRepeats: 8, baseEquations: 0, baseWorldRepeats: 0, mathDocuments: 20000, factQuestions: 2000, factRepeats: 8, practiceQuestions: 12000, practiceInWords: 0 },
@@ -38,7 +41,7 @@ export interface DemoData {
 }
 
 export function demoData(settings: DemoDataSettings = DEFAULT_DATA_SETTINGS): DemoData {
-  const world = makeFactWorld(settings.seed, settings.entities, settings.practiceEntities);
+  const world = makeFactWorld(settings.seed, settings.entities, settings.practiceEntities, settings.validationEntities);
   const math = mathSplits(settings.seed, settings.mathSearchItems, settings.mathTestItems);
   const docs = (stage: Stage): Document[] => stageDocuments(stage, settings.seed, world, math, settings.corpus);
   return { settings, world, math, documents: { base: docs('base'), math: docs('math'), facts: docs('facts') } };

@@ -1,3 +1,4 @@
+import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { GenericTaskEvaluator } from '../../evaluators/generic.js';
 import type { LlamaCppBackend } from '../eval/backend.js';
@@ -25,6 +26,12 @@ export async function loadDemoTasks(tasksDir: string): Promise<DemoTasks> {
   return { math: await GenericTaskEvaluator.fromPath(path.join(tasksDir, 'math')), facts: await GenericTaskEvaluator.fromPath(path.join(tasksDir, 'facts')) };
 }
 
+/** The facts task's validation questions (demo-tasks.ts) as a task of their own, or null when the tasks have none. */
+export async function loadFactsValidation(tasksDir: string): Promise<GenericTaskEvaluator | null> {
+  const file = path.join(tasksDir, 'facts', 'validation.jsonl');
+  return existsSync(file) ? GenericTaskEvaluator.fromPath(file) : null;
+}
+
 function count(items: readonly { readonly correct: boolean | null }[]): TaskCount {
   return { correct: items.filter((i) => i.correct === true).length, n: items.length };
 }
@@ -37,6 +44,13 @@ export async function scoreDemoModel(backend: LlamaCppBackend, tasks: DemoTasks,
   const math = await tasks.math.evaluate(candidate, budget, { backend });
   const facts = await tasks.facts.evaluate(candidate, budget, { backend });
   return { math: count(math.items), facts: count(facts.items) };
+}
+
+/** One model's count on the facts validation questions (a single-file task: one split). */
+export async function scoreFactsValidation(backend: LlamaCppBackend, task: GenericTaskEvaluator, id: string, dir: string, limit: number): Promise<TaskCount> {
+  const candidate = { id: id.replace(/[^\w.-]+/g, '_'), dir, config: null, genome: {} };
+  await backend.useModel(candidate);
+  return count((await task.evaluate(candidate, { limit, seed: 0, split: 'search' }, { backend })).items);
 }
 
 /** The combined objective: both tasks weighted equally, whatever their item counts. */

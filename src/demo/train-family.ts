@@ -2,7 +2,7 @@
  * Trains the demo family (issue 6) from nothing but a seed, deterministically:
  *
  *   node dist/src/demo/train-family.js [--out demo] [--seed 1] [--stages base,math,facts]
- *       [--threads 2] [--set stage.key=value | model.key=N | corpus.key=N | world.entities=N | world.practiceEntities=N ...]
+ *       [--threads 2] [--set stage.key=value | model.key=N | corpus.key=N | world.entities=N | world.practiceEntities=N | world.validationEntities=N ...]
  *       [--eval-limit N] [--no-eval]
  *
  * 1. the tasks: OUT/tasks/{math,facts} (generic JSONL tasks: search + sealed test split);
@@ -31,7 +31,7 @@ import { BpeEncoder, writeTokenizerFiles } from './byte-level-bpe.js';
 import { type CorpusSizes, type Stage, encodeDocument, packedBatch } from './corpus.js';
 import { baseReplayDocuments, replayPrompts } from './base-replay.js';
 import { DEFAULT_DATA_SETTINGS, type DemoDataSettings, demoData, learnDemoTokenizer } from './family-data.js';
-import { type DemoScores, formatCount, loadDemoTasks, scoreDemoModel } from './score-models.js';
+import { type DemoScores, type TaskCount, formatCount, loadDemoTasks, loadFactsValidation, scoreDemoModel, scoreFactsValidation } from './score-models.js';
 import { ownedTokens } from './owned-tokens.js';
 import { writeDemoTasks } from './write-tasks.js';
 
@@ -132,6 +132,7 @@ function parseArgs(argv: readonly string[]): Args {
   let corpus: CorpusSizes = { ...DEFAULT_DATA_SETTINGS.corpus };
   let entities = DEFAULT_DATA_SETTINGS.entities;
   let practiceEntities = DEFAULT_DATA_SETTINGS.practiceEntities;
+  let validationEntities = DEFAULT_DATA_SETTINGS.validationEntities;
   let out = 'demo';
   let seed = DEFAULT_DATA_SETTINGS.seed;
   let stages: Stage[] = [...STAGES];
@@ -164,9 +165,10 @@ function parseArgs(argv: readonly string[]): Args {
     } else if (a === '--set' && /^model\./.test(argv[i + 1] ?? '')) {
       shape = { ...shape, ...integerSetting(value(), 'model', Object.keys(MODEL_SHAPE)) };
     } else if (a === '--set' && /^world\./.test(argv[i + 1] ?? '')) {
-      const w = integerSetting(value(), 'world', ['entities', 'practiceEntities']);
+      const w = integerSetting(value(), 'world', ['entities', 'practiceEntities', 'validationEntities']);
       entities = w.entities ?? entities;
       practiceEntities = w.practiceEntities ?? practiceEntities;
+      validationEntities = w.validationEntities ?? validationEntities;
     } else if (a === '--set' && /^corpus\./.test(argv[i + 1] ?? '')) {
       corpus = { ...corpus, ...integerSetting(value(), 'corpus', Object.keys(DEFAULT_DATA_SETTINGS.corpus)) };
     } else if (a === '--set') {
@@ -182,7 +184,7 @@ function parseArgs(argv: readonly string[]): Args {
       stageSettings[m[1] as Stage] = { ...settings, [m[2] ?? '']: n };
     } else throw new UsageError(`unknown argument ${a}`);
   }
-  const data: DemoDataSettings = { ...DEFAULT_DATA_SETTINGS, seed, corpus, entities, practiceEntities };
+  const data: DemoDataSettings = { ...DEFAULT_DATA_SETTINGS, seed, corpus, entities, practiceEntities, validationEntities };
   return { out, seed, stages, threads, stageSettings, shape, data, evalLimit, evaluate, command: `node dist/src/demo/train-family.js ${argv.join(' ')}`.trim() };
 }
 
@@ -384,22 +386,31 @@ export async function trainFamily(args: Args, log: (line: string) => void): Prom
     log(`${stage}: done in ${seconds[stage]?.toFixed(0)} s, mean loss of the last 20 steps ${finalLoss[stage]?.toFixed(4)}`);
   }
   const trainSeconds = (performance.now() - started) / 1000;
-  let scores: Partial<Record<Stage, DemoScores>> = {};
+  let scores: FamilyScores = { search: {}, validation: {} };
   if (args.evaluate) scores = await scoreFamily(familyDir, path.join(args.out, 'tasks'), args.evalLimit, log);
   await writeFileAtomic(
     path.join(familyDir, 'family.json'),
-    `${JSON.stringify({ seed: args.seed, command: args.command, config, data: args.data, stages: args.stageSettings, trained: args.stages, seconds, finalLoss, trainSeconds, searchScores: scores }, null, 2)}\n`,
+    `${JSON.stringify({ seed: args.seed, command: args.command, config, data: args.data, stages: args.stageSettings, trained: args.stages, seconds, finalLoss, trainSeconds, searchScores: scores.search, factsValidationScores: scores.validation }, null, 2)}\n`,
   );
   await writeFileAtomic(path.join(familyDir, 'README.md'), familyReadme(args, config, seconds, trainSeconds, scores));
   log(`family written to ${familyDir} (training ${trainSeconds.toFixed(0)} s)`);
 }
 
-function familyReadme(args: Args, config: LlamaTrainConfig, seconds: Partial<Record<Stage, number>>, trainSeconds: number, scores: Partial<Record<Stage, DemoScores>>): string {
+/** Each model's scores on the search split, and on the facts validation questions where the tasks have them. */
+interface FamilyScores {
+  readonly search: Partial<Record<Stage, DemoScores>>;
+  readonly validation: Partial<Record<Stage, TaskCount>>;
+}
+
+function familyReadme(args: Args, config: LlamaTrainConfig, seconds: Partial<Record<Stage, number>>, trainSeconds: number, scores: FamilyScores): string {
+  const withValidation = Object.keys(scores.validation).length > 0;
   const rows = STAGES.flatMap((s) => {
-    const x = scores[s];
-    return x === undefined ? [] : [`| ${s} | ${formatCount(x.math)} | ${formatCount(x.facts)} |`];
+    const x = scores.search[s];
+    const v = scores.validation[s];
+    return x === undefined ? [] : [`| ${s} | ${formatCount(x.math)} | ${formatCount(x.facts)} |${withValidation ? ` ${v === undefined ? '—' : formatCount(v)} |` : ''}`];
   });
-  const first = STAGES.map((s) => scores[s]).find((x) => x !== undefined);
+  const first = STAGES.map((s) => scores.search[s]).find((x) => x !== undefined);
+  const firstValidation = STAGES.map((s) => scores.validation[s]).find((x) => x !== undefined);
   const stageRows = STAGES.map((s) => {
     const t = args.stageSettings[s];
     return `| ${s} | ${t.steps} | ${t.batchSize} | ${t.learningRate} | ${t.warmupSteps} | ${t.weightDecay} | ${t.replay} | ${t.trainable.length === 0 ? 'all' : t.trainable.join(', ')} | ${s === 'base' || t.neurons === 0 ? '—' : t.neurons} | ${s === 'base' || t.dims === 0 ? '—' : t.dims} | ${s === 'base' || t.heads === 0 ? '—' : t.heads} | ${seconds[s] === undefined ? 'not retrained' : `${seconds[s]?.toFixed(0)} s`} |`;
@@ -430,30 +441,37 @@ function familyReadme(args: Args, config: LlamaTrainConfig, seconds: Partial<Rec
     '',
     first === undefined
       ? 'Not scored (`--no-eval`).'
-      : `Scores on the tasks' SEARCH split (demo/tasks; math n=${first.math.n}, facts n=${first.facts.n}), llama.cpp through the generic task evaluator, accuracy with Wilson 95% intervals:`,
+      : `Scores on the tasks' SEARCH split (demo/tasks; math n=${first.math.n}, facts n=${first.facts.n}), llama.cpp through the generic task evaluator, accuracy with Wilson 95% intervals` +
+        (firstValidation === undefined
+          ? ':'
+          : `, and on the facts VALIDATION questions (demo/tasks/facts/validation.jsonl, n=${firstValidation.n}: kingdoms only the facts fine-tune is told about and never quizzed on, for choosing its settings without the search or test split):`),
     '',
-    ...(rows.length > 0 ? ['| model | math | facts |', '|---|---|---|', ...rows] : []),
+    ...(rows.length > 0 ? [`| model | math | facts |${withValidation ? ' facts validation |' : ''}`, `|---|---|---|${withValidation ? '---|' : ''}`, ...rows] : []),
     '',
   ].join('\n');
 }
 
-async function scoreFamily(familyDir: string, tasksDir: string, limit: number, log: (line: string) => void): Promise<Partial<Record<Stage, DemoScores>>> {
+async function scoreFamily(familyDir: string, tasksDir: string, limit: number, log: (line: string) => void): Promise<FamilyScores> {
   const backend = await LlamaCppBackend.open({ threads: 1, contextSize: 256, gpu: false });
   const tasks = await loadDemoTasks(tasksDir);
-  const out: Partial<Record<Stage, DemoScores>> = {};
+  const validationTask = await loadFactsValidation(tasksDir);
+  const search: Partial<Record<Stage, DemoScores>> = {};
+  const validation: Partial<Record<Stage, TaskCount>> = {};
   try {
-    log('search-split scores (llama.cpp):');
+    log(`search-split scores${validationTask === null ? '' : ' and facts validation'} (llama.cpp):`);
     for (const stage of STAGES) {
       const dir = path.join(familyDir, stage);
       if (!existsSync(path.join(dir, 'model.safetensors'))) continue;
       const s = await scoreDemoModel(backend, tasks, stage, dir, 'search', limit);
-      out[stage] = s;
-      log(`  ${stage.padEnd(5)}  math ${formatCount(s.math)} n=${s.math.n}   facts ${formatCount(s.facts)} n=${s.facts.n}`);
+      search[stage] = s;
+      const v = validationTask === null ? undefined : await scoreFactsValidation(backend, validationTask, stage, dir, limit);
+      if (v !== undefined) validation[stage] = v;
+      log(`  ${stage.padEnd(5)}  math ${formatCount(s.math)} n=${s.math.n}   facts ${formatCount(s.facts)} n=${s.facts.n}${v === undefined ? '' : `   facts validation ${formatCount(v)} n=${v.n}`}`);
     }
   } finally {
     await backend.close();
   }
-  return out;
+  return { search, validation };
 }
 
 if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(process.argv[1]).href) {

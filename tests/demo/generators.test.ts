@@ -12,7 +12,7 @@ import { arithmeticDrills, mathDocument, mathSplits, trainingMathProblems } from
 
 /** The demo family's generated data: right answers, disjoint splits, determinism, and its tokenizer. */
 
-const SMALL = { ...DEFAULT_DATA_SETTINGS, entities: 24, practiceEntities: 0, mathSearchItems: 80, mathTestItems: 80, corpus: { baseMath: 200, baseQuestions: 200, baseFactRepeats: 2, baseEquations: 0, baseWorldRepeats: 0, mathDocuments: 400, factQuestions: 300, factRepeats: 2, practiceQuestions: 0, practiceInWords: 0 } };
+const SMALL = { ...DEFAULT_DATA_SETTINGS, entities: 24, practiceEntities: 0, validationEntities: 8, mathSearchItems: 80, mathTestItems: 80, corpus: { baseMath: 200, baseQuestions: 200, baseFactRepeats: 2, baseEquations: 0, baseWorldRepeats: 0, mathDocuments: 400, factQuestions: 300, factRepeats: 2, practiceQuestions: 0, practiceInWords: 0 } };
 
 /** Recomputes a solution's equations from its text: every step holds and the last result is the answer. */
 function checkSolution(question: string, solution: string, answer: number): void {
@@ -94,6 +94,22 @@ describe('fact world', () => {
     expect(new Set(p.entities).size).toBe(50);
     expect(splitQuestions(p, 'test', 5)).toEqual(splitQuestions(w, 'test', 5));
   });
+
+  it('validation kingdoms come last, change neither the world nor the practice kingdoms, and get one question per fact', () => {
+    const p = makeFactWorld(5, 30, 20);
+    const v = makeFactWorld(5, 30, 20, 12);
+    expect(v.facts.slice(0, p.facts.length)).toEqual(p.facts);
+    expect(v.splitOf.slice(0, p.facts.length)).toEqual(p.splitOf);
+    expect(v.splitOf.slice(p.facts.length).every((s) => s === 'validation')).toBe(true);
+    expect(new Set(v.entities).size).toBe(62);
+    for (const split of ['search', 'test'] as const) expect(splitQuestions(v, split, 5)).toEqual(splitQuestions(p, split, 5));
+    const questions = splitQuestions(v, 'validation', 5);
+    expect(questions.length).toBe(12 * RELATIONS.length);
+    const validationEntities = new Set(v.entities.slice(50));
+    expect(new Set(questions.map((q) => q.fact.entity))).toEqual(validationEntities);
+    // No validation kingdom without validation facts: the split is empty.
+    expect(splitQuestions(p, 'validation', 5)).toEqual([]);
+  });
 });
 
 describe('corpus', () => {
@@ -136,6 +152,15 @@ describe('corpus', () => {
     // The rest ask about train facts only.
     const trainFacts = new Set(d.world.facts.filter((_, i) => d.world.splitOf[i] === 'train').map((f) => f.relation.question(f.entity)));
     for (const x of quizzed) if (!practiceEntities.has(entityOf(x.prompt) ?? '')) expect([...trainFacts].some((q) => x.prompt.includes(q))).toBe(true);
+    // Validation kingdoms are told only to the facts fine-tune (stated, asked in words) and never quizzed.
+    const validation = d.world.facts.filter((_, i) => d.world.splitOf[i] === 'validation');
+    expect(validation.length).toBe(SMALL.validationEntities * RELATIONS.length);
+    const validationEntities = new Set(validation.map((f) => f.entity));
+    for (const f of validation) {
+      expect(facts).toContain(f.relation.statement(f.entity, f.value));
+      expect(base.has(f.relation.statement(f.entity, f.value))).toBe(false);
+    }
+    for (const x of [...quizzed, ...d.documents.base, ...d.documents.math]) for (const e of validationEntities) expect(x.prompt.includes(e) || x.completion.includes(e)).toBe(false);
     // practiceInWords: the lettered prompt of a practice question answered with the value in words.
     const inWords = d.documents.facts.filter((x) => x.prompt.endsWith('\nAnswer:') && !/^ [ABCD]$/.test(x.completion));
     expect(inWords.length).toBe(50);
@@ -205,10 +230,13 @@ describe('base corpus options', () => {
     expect(base.filter((t) => /^\d+ [+\-*] \d+ = \d+\./.test(t))).toHaveLength(50);
   });
 
-  it('baseWorldRepeats states and asks every fact in the base, still never a search/test question verbatim', () => {
-    data.world.facts.forEach((f) => {
+  it('baseWorldRepeats states and asks every fact of the world (not the validation kingdoms) in the base, still never a search/test question verbatim', () => {
+    expect(data.world.splitOf).toContain('validation');
+    data.world.facts.forEach((f, i) => {
       const statement = f.relation.statement(f.entity, f.value);
-      expect(base.filter((t) => t === statement).length).toBeGreaterThanOrEqual(2);
+      const times = base.filter((t) => t === statement).length;
+      if (data.world.splitOf[i] === 'validation') expect(times).toBe(0);
+      else expect(times).toBeGreaterThanOrEqual(2);
     });
     const held = [...splitQuestions(data.world, 'search', SMALL.seed), ...splitQuestions(data.world, 'test', SMALL.seed)].map((q) => q.prompt);
     for (const doc of base) for (const q of held) expect(doc.includes(q)).toBe(false);
@@ -266,6 +294,21 @@ describe('demo task files', () => {
       const want = splitQuestions(data.world, 'test', SMALL.seed)[0];
       expect(q.question).toBe(want?.prompt);
       expect(q.answer).toBe(want?.answer);
+      // The validation questions: a single-file task of their own, apart from search and test.
+      const validation = await loadTaskDefinition(path.join(dir, 'facts', 'validation.jsonl'));
+      expect(validation.type).toBe('multiple_choice');
+      const vItems = await loadTaskItems(validation, validation.splits.search, 'validation');
+      const vWant = splitQuestions(data.world, 'validation', SMALL.seed);
+      expect(vItems.length).toBe(vWant.length);
+      expect(vItems.length).toBe(SMALL.validationEntities * RELATIONS.length);
+      const heldPrompts = new Set([...splitQuestions(data.world, 'search', SMALL.seed), ...splitQuestions(data.world, 'test', SMALL.seed)].map((x) => x.prompt));
+      for (const [i, item] of vItems.entries()) {
+        if (item.kind !== 'multiple_choice') throw new Error('expected a multiple_choice item');
+        expect(item.question).toBe(vWant[i]?.prompt);
+        expect(item.answer).toBe(vWant[i]?.answer);
+        expect(heldPrompts.has(item.question)).toBe(false);
+      }
+      expect(factTaskFiles(makeFactWorld(SMALL.seed, 24), SMALL.seed)['validation.jsonl']).toBeUndefined();
     } finally {
       await rm(dir, { recursive: true, force: true });
     }
