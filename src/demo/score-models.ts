@@ -36,9 +36,14 @@ function count(items: readonly { readonly correct: boolean | null }[]): TaskCoun
   return { correct: items.filter((i) => i.correct === true).length, n: items.length };
 }
 
+/** A model folder as an evaluation candidate; report labels ("evolved: best math (#71)") become plain ids. */
+function demoCandidate(id: string, dir: string): { id: string; dir: string; config: null; genome: Record<string, never> } {
+  return { id: id.replace(/[^\w.-]+/g, '_'), dir, config: null, genome: {} };
+}
+
 /** Both tasks' counts for the HF model folder `dir`; `limit` items per task (a seeded subset), Infinity for all. */
 export async function scoreDemoModel(backend: LlamaCppBackend, tasks: DemoTasks, id: string, dir: string, split: EvalSplit, limit: number): Promise<DemoScores> {
-  const candidate = { id: id.replace(/[^\w.-]+/g, '_'), dir, config: null, genome: {} };
+  const candidate = demoCandidate(id, dir);
   await backend.useModel(candidate);
   const budget = { limit, seed: 0, split };
   const math = await tasks.math.evaluate(candidate, budget, { backend });
@@ -48,7 +53,7 @@ export async function scoreDemoModel(backend: LlamaCppBackend, tasks: DemoTasks,
 
 /** One model's count on the facts validation questions (a single-file task: one split). */
 export async function scoreFactsValidation(backend: LlamaCppBackend, task: GenericTaskEvaluator, id: string, dir: string, limit: number): Promise<TaskCount> {
-  const candidate = { id: id.replace(/[^\w.-]+/g, '_'), dir, config: null, genome: {} };
+  const candidate = demoCandidate(id, dir);
   await backend.useModel(candidate);
   return count((await task.evaluate(candidate, { limit, seed: 0, split: 'search' }, { backend })).items);
 }

@@ -396,6 +396,16 @@ export async function trainFamily(args: Args, log: (line: string) => void): Prom
   log(`family written to ${familyDir} (training ${trainSeconds.toFixed(0)} s)`);
 }
 
+/** The data settings in words (family.json has them all). */
+function dataLine(d: DemoDataSettings): string {
+  const c = d.corpus;
+  return (
+    `Data: ${d.entities} kingdoms in the world (a third of their facts each for train, search and test questions), ${d.practiceEntities} practice kingdoms, ${d.validationEntities} validation kingdoms. ` +
+    `The base's corpus: ${c.baseMath} math problems, ${c.baseQuestions} train-fact questions, each train fact stated ×${c.baseFactRepeats}${c.baseEquations > 0 ? `, ${c.baseEquations} equation drills` : ''}${c.baseWorldRepeats > 0 ? `, every world fact stated and asked ×${c.baseWorldRepeats}` : ''}. ` +
+    `The math fine-tune's: ${c.mathDocuments} problems. The facts fine-tune's: ${c.factQuestions} train-fact and ${c.practiceQuestions} practice questions${c.practiceInWords > 0 ? ` (and ${c.practiceInWords} answered in words)` : ''}, every fact stated and asked in words ×${c.factRepeats}.`
+  );
+}
+
 /** Each model's scores on the search split, and on the facts validation questions where the tasks have them. */
 interface FamilyScores {
   readonly search: Partial<Record<Stage, DemoScores>>;
@@ -413,7 +423,7 @@ function familyReadme(args: Args, config: LlamaTrainConfig, seconds: Partial<Rec
   const firstValidation = STAGES.map((s) => scores.validation[s]).find((x) => x !== undefined);
   const stageRows = STAGES.map((s) => {
     const t = args.stageSettings[s];
-    return `| ${s} | ${t.steps} | ${t.batchSize} | ${t.learningRate} | ${t.warmupSteps} | ${t.weightDecay} | ${t.replay} | ${t.trainable.length === 0 ? 'all' : t.trainable.join(', ')} | ${s === 'base' || t.neurons === 0 ? '—' : t.neurons} | ${s === 'base' || t.dims === 0 ? '—' : t.dims} | ${s === 'base' || t.heads === 0 ? '—' : t.heads} | ${seconds[s] === undefined ? 'not retrained' : `${seconds[s]?.toFixed(0)} s`} |`;
+    return `| ${s} | ${t.steps} | ${t.batchSize} | ${t.learningRate} | ${t.warmupSteps} | ${t.weightDecay} | ${t.replay} | ${t.trainable.length === 0 ? 'all' : t.trainable.join(', ')} | ${s === 'base' || t.neurons === 0 ? '—' : t.neurons} | ${s === 'base' || t.dims === 0 ? '—' : t.dims} | ${s === 'base' || t.heads === 0 ? '—' : t.heads} | ${t.thenSteps === 0 ? '—' : `${t.thenSteps} steps on ${t.thenTrain.join(', ')}`} | ${seconds[s] === undefined ? 'not retrained' : `${seconds[s]?.toFixed(0)} s`} |`;
   });
   return [
     '# The demo family',
@@ -435,9 +445,11 @@ function familyReadme(args: Args, config: LlamaTrainConfig, seconds: Partial<Rec
     `- command: \`${args.command}\` (after \`npm run build\`)`,
     `- training time: ${trainSeconds.toFixed(0)} s for the stages trained by that command (${args.threads} threads)`,
     '',
-    '| stage | steps | batch (rows of 128 tokens) | learning rate | warm-up | weight decay | replayed base answers | tensors trained | own MLP neurons per layer | private residual dims | own attention heads per layer | time |',
-    '|---|---|---|---|---|---|---|---|---|---|---|---|',
+    '| stage | steps | batch (rows of 128 tokens) | learning rate | warm-up | weight decay | replayed base answers | tensors trained | own MLP neurons per layer | private residual dims | own attention heads per layer | then, trained whole | time |',
+    '|---|---|---|---|---|---|---|---|---|---|---|---|---|',
     ...stageRows,
+    '',
+    dataLine(args.data),
     '',
     first === undefined
       ? 'Not scored (`--no-eval`).'
