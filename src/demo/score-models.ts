@@ -36,26 +36,29 @@ function count(items: readonly { readonly correct: boolean | null }[]): TaskCoun
   return { correct: items.filter((i) => i.correct === true).length, n: items.length };
 }
 
-/** A model folder as an evaluation candidate; report labels ("evolved: best math (#71)") become plain ids. */
-function demoCandidate(id: string, dir: string): { id: string; dir: string; config: null; genome: Record<string, never> } {
-  return { id: id.replace(/[^\w.-]+/g, '_'), dir, config: null, genome: {} };
-}
-
-/** Both tasks' counts for the HF model folder `dir`; `limit` items per task (a seeded subset), Infinity for all. */
-export async function scoreDemoModel(backend: LlamaCppBackend, tasks: DemoTasks, id: string, dir: string, split: EvalSplit, limit: number): Promise<DemoScores> {
-  const candidate = demoCandidate(id, dir);
+/**
+ * Both tasks' counts for the HF model folder `dir`; `limit` items per task (a seeded subset),
+ * Infinity for all. With `factsValidation` (loadFactsValidation), its count too, from the same
+ * loaded model: the backend converts and loads a model on each useModel.
+ */
+export async function scoreDemoModel(
+  backend: LlamaCppBackend,
+  tasks: DemoTasks,
+  id: string,
+  dir: string,
+  split: EvalSplit,
+  limit: number,
+  factsValidation: GenericTaskEvaluator | null = null,
+): Promise<DemoScores & { readonly factsValidation?: TaskCount }> {
+  const candidate = { id: id.replace(/[^\w.-]+/g, '_'), dir, config: null, genome: {} };
   await backend.useModel(candidate);
   const budget = { limit, seed: 0, split };
   const math = await tasks.math.evaluate(candidate, budget, { backend });
   const facts = await tasks.facts.evaluate(candidate, budget, { backend });
-  return { math: count(math.items), facts: count(facts.items) };
-}
-
-/** One model's count on the facts validation questions (a single-file task: one split). */
-export async function scoreFactsValidation(backend: LlamaCppBackend, task: GenericTaskEvaluator, id: string, dir: string, limit: number): Promise<TaskCount> {
-  const candidate = demoCandidate(id, dir);
-  await backend.useModel(candidate);
-  return count((await task.evaluate(candidate, { limit, seed: 0, split: 'search' }, { backend })).items);
+  const scores = { math: count(math.items), facts: count(facts.items) };
+  // A single-file task has one split: its file whichever split is asked.
+  if (factsValidation === null) return scores;
+  return { ...scores, factsValidation: count((await factsValidation.evaluate(candidate, { ...budget, split: 'search' }, { backend })).items) };
 }
 
 /** The combined objective: both tasks weighted equally, whatever their item counts. */

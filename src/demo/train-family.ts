@@ -31,7 +31,7 @@ import { BpeEncoder, writeTokenizerFiles } from './byte-level-bpe.js';
 import { type CorpusSizes, type Stage, encodeDocument, packedBatch } from './corpus.js';
 import { baseReplayDocuments, replayPrompts } from './base-replay.js';
 import { DEFAULT_DATA_SETTINGS, type DemoDataSettings, demoData, learnDemoTokenizer } from './family-data.js';
-import { type DemoScores, type TaskCount, formatCount, loadDemoTasks, loadFactsValidation, scoreDemoModel, scoreFactsValidation } from './score-models.js';
+import { type DemoScores, type TaskCount, formatCount, loadDemoTasks, loadFactsValidation, scoreDemoModel } from './score-models.js';
 import { ownedTokens } from './owned-tokens.js';
 import { writeDemoTasks } from './write-tasks.js';
 
@@ -474,9 +474,8 @@ async function scoreFamily(familyDir: string, tasksDir: string, limit: number, l
     for (const stage of STAGES) {
       const dir = path.join(familyDir, stage);
       if (!existsSync(path.join(dir, 'model.safetensors'))) continue;
-      const s = await scoreDemoModel(backend, tasks, stage, dir, 'search', limit);
+      const { factsValidation: v, ...s } = await scoreDemoModel(backend, tasks, stage, dir, 'search', limit, validationTask);
       search[stage] = s;
-      const v = validationTask === null ? undefined : await scoreFactsValidation(backend, validationTask, stage, dir, limit);
       if (v !== undefined) validation[stage] = v;
       log(`  ${stage.padEnd(5)}  math ${formatCount(s.math)} n=${s.math.n}   facts ${formatCount(s.facts)} n=${s.facts.n}${v === undefined ? '' : `   facts validation ${formatCount(v)} n=${v.n}`}`);
     }

@@ -10,6 +10,7 @@
  */
 import { UsageError } from '../errors.js';
 import { RngStreams } from '../search/rng.js';
+import { padColumns } from './pad-columns.js';
 import { type LlamaTrainConfig, type LlamaWeights, checkTrainConfig, checkWeights } from './config.js';
 
 /** gate/up rows drawn as init.ts draws a fresh matrix. */
@@ -41,11 +42,7 @@ export function widenMlp(config: LlamaTrainConfig, weights: LlamaWeights, extra:
       const s = rng.stream(name);
       for (let i = I * E; i < grown.length; i++) grown[i] = s.normal() * STD;
       out.set(name, grown);
-    } else if (/\.mlp\.down_proj\.weight$/.test(name)) {
-      const grown = new Float32Array(E * wider);
-      for (let r = 0; r < E; r++) grown.set(w.subarray(r * I, (r + 1) * I), r * wider);
-      out.set(name, grown);
-    } else out.set(name, new Float32Array(w));
+    } else if (/\.mlp\.down_proj\.weight$/.test(name)) out.set(name, padColumns(w, E, I, wider)); else out.set(name, new Float32Array(w));
   }
   return { config: { ...config, intermediateSize: wider }, weights: out };
 }

@@ -18,6 +18,7 @@ import { UsageError } from '../errors.js';
 import { RngStreams } from '../search/rng.js';
 import { type LlamaTrainConfig, type LlamaWeights, checkTrainConfig, checkWeights, headDimOf } from './config.js';
 import type { NeuronBlock } from './mlp-neurons.js';
+import { padColumns } from './pad-columns.js';
 
 /** A half-open range [start, end) of residual dimensions. */
 export interface DimRange {
@@ -63,11 +64,6 @@ export function widenResidual(config: LlamaTrainConfig, weights: LlamaWeights, e
   // ε′ = ε·H/W and the weights scaled by √(H/W) they give what they gave.
   const normScale = Math.sqrt(H / W);
   const out = new Map<string, Float32Array>();
-  const widenColumns = (w: Float32Array, rows: number): Float32Array => {
-    const grown = new Float32Array(rows * W);
-    for (let r = 0; r < rows; r++) grown.set(w.subarray(r * H, (r + 1) * H), r * W);
-    return grown;
-  };
   for (const [name, w] of weights) {
     if (name.endsWith('norm.weight')) {
       const grown = new Float32Array(W).fill(1);
@@ -77,7 +73,7 @@ export function widenResidual(config: LlamaTrainConfig, weights: LlamaWeights, e
       const grown = new Float32Array((w.length / H) * W);
       grown.set(w);
       out.set(name, grown);
-    } else out.set(name, widenColumns(w, w.length / H));
+    } else out.set(name, padColumns(w, w.length / H, H, W));
   }
   return { config: { ...config, hiddenSize: W, headDim: headDimOf(config), rmsEps: (config.rmsEps * H) / W }, weights: out };
 }
@@ -102,11 +98,7 @@ export function widenHeads(config: LlamaTrainConfig, weights: LlamaWeights, extr
       const grown = new Float32Array(after * H);
       grown.set(w);
       out.set(name, grown);
-    } else if (/\.self_attn\.o_proj\.weight$/.test(name)) {
-      const grown = new Float32Array(H * after);
-      for (let r = 0; r < H; r++) grown.set(w.subarray(r * before, (r + 1) * before), r * after);
-      out.set(name, grown);
-    } else out.set(name, new Float32Array(w));
+    } else if (/\.self_attn\.o_proj\.weight$/.test(name)) out.set(name, padColumns(w, H, before, after)); else out.set(name, new Float32Array(w));
   }
   return { config: { ...config, numHeads: config.numHeads + extra, numKvHeads: config.numKvHeads + extra, headDim: D }, weights: out };
 }
