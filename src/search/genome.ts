@@ -39,7 +39,8 @@ import { stableHash } from './stable-json.js';
  * multislerp weights that sum to 0 under `normalize` / `normalize_weights` (mergekit would write
  * inf/NaN, §0.8), also once rounded to the space's dtype as the planner sums them, all become the
  * range's largest-magnitude bound (multislerp's sum is over the source models: the base is its
- * tangent origin and carries no weight). Genes a group's method does not read are inactive: two
+ * tangent origin and carries no weight). In a smooth space so do a knot's weights whose sum has
+ * the other sign than that bound, so that no layer between two knots sums to about 0. Genes a group's method does not read are inactive: two
  * genomes that differ only there decode to the same config and share a recipe hash.
  */
 
@@ -303,7 +304,11 @@ function depthValues(d: Decoder, method: MethodId, param: GeneParam, depth: Gene
     // The planner sums the weights rounded to the compute dtype and refuses an exact 0.
     const dtype = dtypeFromMergekit(d.schema.space.dtype) ?? 'F32';
     const rounded = vals.reduce((a, b) => a + roundToDType(dtype, b), 0);
-    if (Math.abs(sum) < 1e-6 || rounded === 0) return vals.map(() => weightRepair(d.schema));
+    const repair = weightRepair(d.schema);
+    // Smooth knots are interpolated over the layers between them: two knots whose sums have
+    // opposite signs would pass through a sum of about 0 there. Every knot keeps the repair's sign.
+    const knot = d.schema.space.genome.smooth && typeof depth === 'number';
+    if (Math.abs(sum) < 1e-6 || rounded === 0 || (knot && sum * repair < 0)) return vals.map(() => repair);
   }
   return vals;
 }

@@ -178,6 +178,51 @@ describe('decodeGenome', () => {
     expect(config.documents[0]?.base_model).toBeUndefined();
   });
 
+  it('in a smooth space, a knot whose weights sum to the other sign is repaired: no layer between knots sums to about 0', () => {
+    const space = parseSpace(TINY.replace('[ties, slerp]', '[linear]').replace('  layer_granularity: 2\n', '  layer_granularity: 2\n  smooth: true\n  weight: {min: -1, max: 1}\n'));
+    const schema = buildGenomeSchema(space, 4);
+    expect(schema.continuous.map((c) => c.name)).toEqual(['k0.*.weight.base', 'k0.*.weight.m0', 'k1.*.weight.base', 'k1.*.weight.m0', 'k2.*.weight.base', 'k2.*.weight.m0']);
+    // Fractions → weights: 1 → 1, 0.25 → -0.5, 0 → -1, 0.75 → 0.5. Knot sums 0.5, -0.5, 0.5:
+    // unrepaired, slice 0 would go from [1, -0.5] to [-1, 0.5], summing to 0 halfway.
+    const config = decodeGenome(schema, { continuous: [1, 0.25, 0, 0.75, 1, 0.25], categorical: [] });
+    const [s0, s1] = config.documents[0]?.slices ?? [];
+    expect(s0?.sources.map((s) => s.parameters?.weight)).toEqual([[1, 1], [-0.5, 1]]);
+    expect(s1?.sources.map((s) => s.parameters?.weight)).toEqual([[1, 1], [1, -0.5]]);
+    // The same knots in a space that is not smooth are constants per group and stay as they are.
+    const flat = buildGenomeSchema(parseSpace(TINY.replace('[ties, slerp]', '[linear]').replace('  layer_granularity: 2\n', '  layer_granularity: 2\n  weight: {min: -1, max: 1}\n')), 4);
+    const constant = decodeGenome(flat, { continuous: [0, 0.75, 1, 0.25], categorical: [] });
+    expect(constant.documents[0]?.slices?.[0]?.sources.map((s) => s.parameters?.weight)).toEqual([-1, 0.5]);
+  });
+
+  it('smooth spaces with negative weight ranges: every layer of every slice sums away from 0 (random genomes)', () => {
+    const space = parseSpace(TINY.replace('[ft1]', '[ft1, ft2]').replace('[ties, slerp]', '[linear]').replace('  layer_granularity: 2\n', '  layer_granularity: 3\n  smooth: true\n  weight: {min: -2, max: 1}\n'));
+    const schema = buildGenomeSchema(space, 9);
+    let seed = 7;
+    const random = (): number => {
+      seed = (seed * 1103515245 + 12345) % 2 ** 31;
+      return seed / 2 ** 31;
+    };
+    let minAbs = Number.POSITIVE_INFINITY;
+    for (let trial = 0; trial < 500; trial++) {
+      const config = decodeGenome(schema, { continuous: schema.continuous.map(() => random()), categorical: [] });
+      for (const slice of config.documents[0]?.slices ?? []) {
+        const n = (slice.sources[0]?.layer_range?.[1] ?? 0) - (slice.sources[0]?.layer_range?.[0] ?? 0);
+        for (let i = 0; i < n; i++) {
+          const t = n === 1 ? 1 : i / (n - 1);
+          const sum = slice.sources.reduce((acc, s) => {
+            const w = s.parameters?.weight;
+            const [a, b] = Array.isArray(w) ? (w as number[]) : [w as number, w as number];
+            return acc + (a ?? 0) + t * ((b ?? 0) - (a ?? 0));
+          }, 0);
+          // The repair's sign is that of the range's largest-magnitude bound, -2.
+          expect(sum).toBeLessThan(0);
+          minAbs = Math.min(minAbs, Math.abs(sum));
+        }
+      }
+    }
+    expect(minAbs).toBeGreaterThanOrEqual(1e-6);
+  });
+
   it('smooth genes become two-point gradients per slice', () => {
     const { schema } = schemaOf(SMOOTH, 7);
     // knot k weight.m0 = k/10 etc.; density genes at 0 and 1 alternate.
