@@ -3,7 +3,7 @@
  *
  *   node dist/src/demo/train-family.js [--out demo] [--seed 1] [--stages base,math,facts]
  *       [--threads 2] [--set stage.key=value | model.key=N | corpus.key=N | world.entities=N | world.practiceEntities=N | world.validationEntities=N ...]
- *       [--eval-limit N] [--no-eval]
+ *       [--eval-limit N] [--no-eval] [--dtype f32|f16|bf16]
  *
  * 1. the tasks: OUT/tasks/{math,facts} (generic JSONL tasks: search + sealed test split);
  * 2. a byte-level BPE tokenizer learned from the training text;
@@ -11,7 +11,7 @@
  *    statements of and questions about the train split's facts);
  * 4. `math` and `facts`: fine-tunes of the base on answers only (math solutions; every fact
  *    stated, lettered answers to train-fact questions).
- * Each model goes to OUT/family/<name> (config.json, model.safetensors f32, tokenizer files), then
+ * Each model goes to OUT/family/<name> (config.json, model.safetensors in --dtype, tokenizer files), then
  * all three are scored by llama.cpp on the SEARCH split and OUT/family/README.md records the
  * seed, the command, the settings, the training times and those scores.
  * `--stages math,facts` fine-tunes again from the saved base (for trying fine-tune settings).
@@ -123,8 +123,13 @@ interface Args {
   readonly data: DemoDataSettings;
   readonly evalLimit: number;
   readonly evaluate: boolean;
+  /** How the model files store their weights (training is in f32 either way). */
+  readonly dtype: StorageDType;
   readonly command: string;
 }
+
+const STORAGE_DTYPES = ['f32', 'f16', 'bf16'] as const;
+type StorageDType = (typeof STORAGE_DTYPES)[number];
 
 function parseArgs(argv: readonly string[]): Args {
   const stageSettings: Record<Stage, StageSettings> = { base: { ...DEFAULT_STAGES.base }, math: { ...DEFAULT_STAGES.math }, facts: { ...DEFAULT_STAGES.facts } };
@@ -139,6 +144,7 @@ function parseArgs(argv: readonly string[]): Args {
   let threads = 2;
   let evalLimit = Number.POSITIVE_INFINITY;
   let evaluate = true;
+  let dtype: StorageDType = 'f32';
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i] ?? '';
     const value = (): string => {
@@ -155,6 +161,11 @@ function parseArgs(argv: readonly string[]): Args {
     else if (a === '--threads') threads = Math.max(1, int(value()));
     else if (a === '--eval-limit') evalLimit = int(value());
     else if (a === '--no-eval') evaluate = false;
+    else if (a === '--dtype') {
+      const v = value();
+      if (!(STORAGE_DTYPES as readonly string[]).includes(v)) throw new UsageError(`--dtype must be one of ${STORAGE_DTYPES.join(', ')}, got '${v}'`);
+      dtype = v as StorageDType;
+    }
     else if (a === '--stages') {
       stages = value()
         .split(',')
@@ -185,7 +196,7 @@ function parseArgs(argv: readonly string[]): Args {
     } else throw new UsageError(`unknown argument ${a}`);
   }
   const data: DemoDataSettings = { ...DEFAULT_DATA_SETTINGS, seed, corpus, entities, practiceEntities, validationEntities };
-  return { out, seed, stages, threads, stageSettings, shape, data, evalLimit, evaluate, command: `node dist/src/demo/train-family.js ${argv.join(' ')}`.trim() };
+  return { out, seed, stages, threads, stageSettings, shape, data, evalLimit, evaluate, dtype, command: `node dist/src/demo/train-family.js ${argv.join(' ')}`.trim() };
 }
 
 /** `prefix.key=integer` with key one of `keys`, as { key: integer }; a usage error naming the keys otherwise. */
@@ -378,7 +389,7 @@ export async function trainFamily(args: Args, log: (line: string) => void): Prom
     }
     const dir = path.join(familyDir, stage);
     await mkdir(dir, { recursive: true });
-    await saveLlamaCheckpoint(dir, config, weights, { dtype: 'f32' });
+    await saveLlamaCheckpoint(dir, config, weights, { dtype: args.dtype });
     await writeTokenizerFiles(dir, vocab);
     seconds[stage] = (performance.now() - t0) / 1000;
     const tail = losses.slice(Math.max(0, losses.length - 20));
@@ -390,7 +401,7 @@ export async function trainFamily(args: Args, log: (line: string) => void): Prom
   if (args.evaluate) scores = await scoreFamily(familyDir, path.join(args.out, 'tasks'), args.evalLimit, log);
   await writeFileAtomic(
     path.join(familyDir, 'family.json'),
-    `${JSON.stringify({ seed: args.seed, command: args.command, config, data: args.data, stages: args.stageSettings, trained: args.stages, seconds, finalLoss, trainSeconds, searchScores: scores.search, factsValidationScores: scores.validation }, null, 2)}\n`,
+    `${JSON.stringify({ seed: args.seed, command: args.command, dtype: args.dtype, config, data: args.data, stages: args.stageSettings, trained: args.stages, seconds, finalLoss, trainSeconds, searchScores: scores.search, factsValidationScores: scores.validation }, null, 2)}\n`,
   );
   await writeFileAtomic(path.join(familyDir, 'README.md'), familyReadme(args, config, seconds, trainSeconds, scores));
   log(`family written to ${familyDir} (training ${trainSeconds.toFixed(0)} s)`);
@@ -444,6 +455,7 @@ function familyReadme(args: Args, config: LlamaTrainConfig, seconds: Partial<Rec
     `- seed: ${args.seed}`,
     `- command: \`${args.command}\` (after \`npm run build\`)`,
     `- training time: ${trainSeconds.toFixed(0)} s for the stages trained by that command (${args.threads} threads)`,
+    `- weights: trained in f32, stored as ${args.dtype}`,
     '',
     '| stage | steps | batch (rows of 128 tokens) | learning rate | warm-up | weight decay | replayed base answers | tensors trained | own MLP neurons per layer | private residual dims | own attention heads per layer | then, trained whole | time |',
     '|---|---|---|---|---|---|---|---|---|---|---|---|---|',
