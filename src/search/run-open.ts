@@ -18,7 +18,7 @@ import {
   storedObjectives,
   storedSpace,
 } from './run-space.js';
-import { changedModels, modelFingerprints } from './model-fingerprint.js';
+import { changedModels, fingerprintFormat, modelFingerprints } from './model-fingerprint.js';
 import { parseSpace } from './space.js';
 
 /**
@@ -69,10 +69,17 @@ function changedSpaceError(name: string, storedHash: string, newHash: string): S
  * (with --force, records the new ones and goes on); records them for a run that has none yet.
  */
 async function checkModels(store: SqliteRunStore, name: string, space: RunSpace, stored: Readonly<Record<string, string>> | null, force: boolean): Promise<void> {
-  const now = await modelFingerprints([space.baseModel, ...space.models]);
+  const refs = [space.baseModel, ...space.models];
+  const now = await modelFingerprints(refs);
   if (stored !== null) {
-    const changed = changedModels(stored, now);
-    if (changed.length === 0) return;
+    // Runs recorded before format 2 are compared in their own format, then upgraded.
+    const legacy = Object.values(stored).some((f) => fingerprintFormat(f) === 1);
+    const comparable = legacy ? await modelFingerprints(refs, (ref) => (stored[ref] === undefined ? 2 : fingerprintFormat(stored[ref]))) : now;
+    const changed = changedModels(stored, comparable);
+    if (changed.length === 0) {
+      if (legacy) await store.appendEvent('note', 'model fingerprints recorded (format 2)', modelsNote(now));
+      return;
+    }
     if (!force) {
       throw new StoreError(
         'MODELS_CHANGED',

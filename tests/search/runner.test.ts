@@ -5,6 +5,9 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runSearch, type SearchOptions } from '../../src/search/runner.js';
 import type { CandidateEvent, GenerationEvent, RunEvent, SearchEvent } from '../../src/search/run-events.js';
+import { modelFingerprints } from '../../src/search/model-fingerprint.js';
+import { modelsNote } from '../../src/search/run-space.js';
+import { openSqliteRunStore } from '../../src/store/sqlite-store.js';
 import { openCheckpoint } from '../../src/tensors/checkpoint.js';
 import { readSafetensorsHeader } from '../../src/tensors/safetensors.js';
 import { ensureMergeWorkerBuilt } from '../merge/merge-worker-build.js';
@@ -267,6 +270,29 @@ describe('runner rules', () => {
     expect((await search({ spaceFile, runsDir, generations: 2, force: true })).done).toMatchObject({ status: 'finished' });
     // The new fingerprints are the run's now: continuing again needs no --force.
     expect((await search({ spaceFile, runsDir, generations: 3 })).done).toMatchObject({ status: 'finished' });
+  });
+
+  it('resumes a run whose fingerprints were recorded in format 1 (head and tail) when the models are unchanged, and records format 2', async () => {
+    const fam = await writeFamily(path.join(dir, 'family-fingerprint-v1'));
+    const spaceFile = await writeSpace(fam, { name: 'fingerprint-v1', population: 3, generations: 1 });
+    const runsDir = path.join(dir, 'runs-fingerprint-v1');
+    expect((await search({ spaceFile, runsDir })).done).toMatchObject({ status: 'finished' });
+    const recorded = await withStore(runsDir, 'fingerprint-v1', async (s) => (await s.events()).filter((e) => e.kind === 'note' && (e.data as { setting?: string } | null)?.setting === 'models').at(-1)?.data as { fingerprints?: Record<string, string> } | null | undefined);
+    const refs = Object.keys(recorded?.fingerprints ?? {});
+    expect(refs.map((r) => path.basename(r))).toEqual(['base', 'ft1', 'ft2']);
+    const v1 = await modelFingerprints(refs, () => 1);
+    const writable = openSqliteRunStore(path.join(runsDir, 'fingerprint-v1', 'run.db'));
+    try {
+      await writable.appendEvent('note', 'model fingerprints recorded', modelsNote(v1));
+    } finally {
+      await writable.close();
+    }
+    expect((await search({ spaceFile, runsDir, generations: 2 })).done).toMatchObject({ status: 'finished' });
+    const notes = await withStore(runsDir, 'fingerprint-v1', async (s) => (await s.events()).filter((e) => e.kind === 'note' && (e.data as { setting?: string } | null)?.setting === 'models'));
+    expect(notes.map((e) => e.message)).toEqual(['model fingerprints recorded', 'model fingerprints recorded', 'model fingerprints recorded (format 2)']);
+    const last = notes.at(-1)?.data as { fingerprints?: Record<string, string> } | null | undefined;
+    expect(last?.fingerprints).toEqual(await modelFingerprints(refs));
+    expect(Object.values(last?.fingerprints ?? {}).every((f) => f.startsWith('v2:'))).toBe(true);
   });
 
   it('stops on an evaluator that throws, keeps the candidate unfinished, and resumes once fixed (--force)', async () => {
