@@ -13,7 +13,7 @@ import {
   checkRunStatus,
   checkSlotReplay,
   checkStartable,
-  compareForObjective,
+  compareForBest,
   deepFreeze,
   encodeNewCandidates,
   encodeNewGeneration,
@@ -393,13 +393,12 @@ class MemoryRunStore implements RunStore {
     this.#open();
     const run = this.#requireRun();
     const spec = checkBestQuery(run, objective, limit);
-    const ranked = [...this.#results]
-      .flatMap(([id, r]) => {
-        const s = r.scores[objective];
-        return s === undefined ? [] : [{ id, value: s.value }];
-      })
-      .sort((a, b) => compareForObjective(spec.direction, a, b))
-      .slice(0, limit);
+    const scored = [...this.#results].flatMap(([id, r]) => {
+      const s = r.scores[objective];
+      return s === undefined ? [] : [{ id, value: s.value, n: s.n }];
+    });
+    const fullN = Math.max(0, ...scored.map((e) => e.n));
+    const ranked = scored.sort((a, b) => compareForBest(spec.direction, fullN, a, b)).slice(0, limit);
     return deepFreeze(ranked.map((e) => this.#scored(this.#existing(e.id))));
   }
 

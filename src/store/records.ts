@@ -425,6 +425,19 @@ export function compareForObjective(direction: ObjectiveDirection, a: { id: numb
   return a.id - b.id;
 }
 
+/**
+ * The order of best(): candidates scored on the objective's largest item count come first (under
+ * racing, the finalists: an estimate from a first rung's few items does not outrank a full
+ * evaluation), then by value as compareForObjective. `fullN` is that largest count among the
+ * candidates ranked.
+ */
+export function compareForBest(direction: ObjectiveDirection, fullN: number, a: { id: number; value: number; n: number }, b: { id: number; value: number; n: number }): number {
+  const aFull = a.n >= fullN;
+  const bFull = b.n >= fullN;
+  if (aFull !== bFull) return aFull ? -1 : 1;
+  return compareForObjective(direction, a, b);
+}
+
 /** Median of the values (mean of the middle two for an even count), or null for none. */
 export function median(values: readonly number[]): number | null {
   if (values.length === 0) return null;
@@ -444,7 +457,7 @@ export interface SlotFacts {
   readonly scores: Readonly<Record<string, ScoreRecord>> | null;
 }
 
-/** The best done candidate per objective among `entries`. */
+/** The best done candidate per objective among `entries` (in best()'s order, compareForBest). */
 export function bestPerObjective(
   objectives: readonly ObjectiveSpec[],
   entries: readonly { readonly id: number; readonly scores: Readonly<Record<string, ScoreRecord>> }[],
@@ -452,10 +465,11 @@ export function bestPerObjective(
   const best: Record<string, ObjectiveBest | null> = {};
   for (const o of objectives) {
     let top: ObjectiveBest | null = null;
+    const fullN = Math.max(0, ...entries.map((e) => e.scores[o.name]?.n ?? 0));
     for (const e of entries) {
       const s = e.scores[o.name];
       if (s === undefined) continue;
-      if (top === null || compareForObjective(o.direction, { id: e.id, value: s.value }, { id: top.candidateId, value: top.value }) < 0) {
+      if (top === null || compareForBest(o.direction, fullN, { id: e.id, value: s.value, n: s.n }, { id: top.candidateId, value: top.value, n: top.n }) < 0) {
         top = { candidateId: e.id, value: s.value, ciLow: s.ciLow, ciHigh: s.ciHigh, n: s.n };
       }
     }

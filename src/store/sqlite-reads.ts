@@ -190,11 +190,13 @@ export function lastGeneration(db: Database): number | undefined {
   return db.prepare<[], { g: number | null }>('SELECT max(generation) AS g FROM generation').get()?.g ?? undefined;
 }
 
-/** Ids of the `limit` best done candidates on an objective, ties to the lower id. */
+/** Ids of the `limit` best done candidates on an objective in records.ts compareForBest's order. */
 export function bestIds(db: Database, spec: ObjectiveSpec, limit: number): number[] {
   const order = spec.direction === 'maximize' ? 'DESC' : 'ASC';
   return db
-    .prepare<[string, number], { candidate_id: number }>(`SELECT candidate_id FROM score WHERE objective = ? ORDER BY value ${order}, candidate_id ASC LIMIT ?`)
-    .all(spec.name, limit)
+    .prepare<[string, string, number], { candidate_id: number }>(
+      `SELECT candidate_id FROM score WHERE objective = ? ORDER BY n >= (SELECT max(n) FROM score WHERE objective = ?) DESC, value ${order}, candidate_id ASC LIMIT ?`,
+    )
+    .all(spec.name, spec.name, limit)
     .map((r) => r.candidate_id);
 }

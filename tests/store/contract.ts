@@ -500,6 +500,25 @@ export function runStoreContract(name: string, makeStore: MakeStore, options: Co
         await store.close();
       });
 
+      it('ranks candidates scored on the most items first: a raced candidate stopped after a few items does not outrank a full evaluation', async () => {
+        const store = await seeded(makeStore);
+        const scored = (acc: number, n: number): NewResult => ({ ...result(acc, 10), scores: { acc: { value: acc, ciLow: null, ciHigh: null, stderr: null, n }, cost: { value: 10, n: 1 } } });
+        // 1: 0.9 on 16 items (stopped in the first rung), 2: 0.6 and 4: 0.8 on 64 (finalists).
+        for (const [id, r] of [
+          [1, scored(0.9, 16)],
+          [2, scored(0.6, 64)],
+          [4, scored(0.8, 64)],
+        ] as const) {
+          await store.startEvaluation(id);
+          await store.recordResult(id, r);
+        }
+        expect((await store.best('acc', 3)).map((s) => s.candidate.id)).toEqual([4, 2, 1]);
+        expect((await store.overview())?.best.acc).toMatchObject({ candidateId: 4, value: 0.8, n: 64 });
+        // Where every candidate has the same count, value alone ranks (cost: n = 1 for all).
+        expect((await store.best('cost', 3)).map((s) => s.candidate.id)).toEqual([1, 2, 4]);
+        await store.close();
+      });
+
       it('summarizes the run in overview()', async () => {
         const store = await evaluated(makeStore);
         await store.recordCandidate(cand(1, 0, 'open'));
