@@ -6,12 +6,16 @@
  *   u = R(Σ aᵢ·R(xᵢ/nᵢ)) over those (aᵢ = 1/V), normalised unless ‖u‖ < tol (then u = unit₀);
  *   up to max_iter times: dotᵢ = clamp(R(u·unitᵢ)), θᵢ = R(acos dotᵢ), skipped when θᵢ < tol;
  *     T = Σ R(aᵢ·R(θᵢ / R(sin θᵢ)))·R(unitᵢ − R(dotᵢ·u)); stop when ‖T‖ < tol;
- *     u = R(cos‖T‖·u) + R(sin‖T‖·R(T/‖T‖)), then u / ‖u‖ when ‖u‖ > tol;
+ *     u = R(R(cos‖T‖)·u) + R(R(sin‖T‖)·R(T/‖T‖)), then u / ‖u‖ when ‖u‖ > tol;
  *   out = (Σ nᵢ/N) · u.
  *
- * The scalar steps run here (norms and dots from the gram kernel's exact f64 sums, where torch
- * rounds each product first); the karcher kernels compute the tangent sum and the update per
- * element. Sums that torch accumulates in place round after each model.
+ * The scalar steps run here (norms from the gram kernel's exact f64 sums). The dots are torch.dot
+ * of the ROUNDED vectors u and unitᵢ = R(xᵢ/nᵢ) (the karcherDots kernel): in bf16 a dot near 1
+ * is 1 or 1 − 2⁻⁸, so taking it from the unrounded vectors picks the other value and changes
+ * which models the θ < tol rule skips. cos‖T‖ and sin‖T‖ are f32 0-d tensors on the LEFT of a
+ * product, so torch narrows them to the compute dtype first (only a right-hand scalar of mul/div
+ * is read in f32). The karcher kernels compute the tangent sum and the update per element. Sums
+ * that torch accumulates in place round after each model.
  */
 import { flatLayout } from '../native/layout.js';
 import { KERNEL_DTYPE, roundTo } from '../native/numeric.js';
@@ -77,19 +81,15 @@ export function computeKarcher(ctx: FamilyContext): TensorData {
     uDiv = 1;
   }
   const uBytes = (): Uint8Array => new Uint8Array(u.buffer, u.byteOffset, u.byteLength);
-  const dotGram = (): Float64Array => {
-    const g = new Float64Array(((m + 1) * (m + 2)) / 2);
-    kernels.gramStats({ inputs: [uBytes(), ...vBytes], dtypes: Int32Array.from([KERNEL_DTYPE.F32, ...vDTypes]), base: null, baseDType: KERNEL_DTYPE.F32, computeDType: c, ...layout, out: g });
-    return g;
-  };
-  let g = dotGram();
+  const unitDots = new Float64Array(m);
   for (let iter = 0; iter < maxIter; iter++) {
+    // torch.dot(ū, unitᵢ) of the rounded vectors, R to the compute dtype, clamped to [−1, 1].
+    kernels.karcherDots({ inputs: vBytes, dtypes: vDTypes, computeDType: c, count: n, norms: vNorms, u, uDiv, out: unitDots });
     const active: number[] = [];
     const coefs: number[] = [];
     const dots: number[] = [];
     for (let i = 0; i < m; i++) {
-      // Pair (0, i + 1) of the gram of [u, x₁ … x_m] is u·xᵢ; ū·unitᵢ divides by both norms.
-      const dot = Math.min(1, Math.max(-1, roundTo(c, (g[i + 1] ?? 0) / (uDiv * (vNorms[i] ?? 1)))));
+      const dot = Math.min(1, Math.max(-1, roundTo(c, unitDots[i] ?? 0)));
       const theta = roundTo(c, Math.acos(dot));
       if (theta < tol) continue;
       active.push(i);
@@ -106,8 +106,9 @@ export function computeKarcher(ctx: FamilyContext): TensorData {
       uDiv,
     );
     if (normT < tol) break;
-    kernels.karcherStep({ computeDType: c, count: n, u, uDiv, t, cosN: Math.fround(Math.cos(normT)), sinN: Math.fround(Math.sin(normT)), normT });
-    g = dotGram();
+    kernels.karcherStep({ computeDType: c, count: n, u, uDiv, t, cosN: roundTo(c, Math.cos(normT)), sinN: roundTo(c, Math.sin(normT)), normT });
+    const g = new Float64Array(1);
+    kernels.gramStats({ inputs: [uBytes()], dtypes: Int32Array.of(KERNEL_DTYPE.F32), base: null, baseDType: KERNEL_DTYPE.F32, computeDType: c, ...layout, out: g });
     const uNorm = Math.fround(Math.sqrt(g[0] ?? 0));
     uDiv = uNorm > tol ? uNorm : 1;
   }

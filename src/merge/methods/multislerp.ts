@@ -7,10 +7,13 @@
  *   m = R(mean / M);  τ = Σ wᵢ R(uᵢ − R((uᵢ·m)·m));  T = R(R(‖τ‖) + eps)
  *   out = R(R(m·cos T) + R(τ·R(sin T / T))) · R(Σ wᵢnᵢ)  (+ base)
  *
- * M and the dots uᵢ·m come from the gram kernel's exact f64 sums (torch rounds each product first,
- * so a dot may differ in its last bit); τ, whose norm needs its own pass, is recomputed per element
- * by the multislerp kernel. With exact arithmetic τ is 0 (m is the weighted mean of the uᵢ), so
- * the result is the normalised weighted mean of the unit vectors; τ carries only rounding.
+ * The norms nᵢ come from the gram kernel's exact f64 sums (torch.norm upcasts before it squares).
+ * M is the norm of the ROUNDED mean vector R(Σ R(uᵢwᵢ)) and the dots are Σ R(uᵢ·m) with each
+ * product rounded, as `(unit_tensors * mean).sum(-1)` is: both from the multislerpMoments kernel
+ * (taking them from the unrounded gram moved M by an ulp in bf16, and with it every element of m).
+ * τ, whose norm needs its own pass, is recomputed per element by the multislerp kernel. With
+ * exact arithmetic τ is 0 (m is the weighted mean of the uᵢ), so the result is the normalised
+ * weighted mean of the unit vectors; τ carries only rounding.
  */
 import { flatLayout } from '../native/layout.js';
 import { KERNEL_DTYPE, roundTo } from '../native/numeric.js';
@@ -73,11 +76,12 @@ export function computeMultislerp(ctx: FamilyContext): TensorData {
   };
   const norms = Array.from({ length: m }, (_, i) => roundTo(c, Math.sqrt(pair(i, i))));
   const divisors = Float32Array.from(norms, (v) => roundTo(c, v + epsF));
-  // uᵢ·uⱼ from the gram sums, and ‖Σ wᵢuᵢ‖² from those.
-  const unitDot = (p: number, q: number): number => pair(p, q) / ((divisors[p] ?? 1) * (divisors[q] ?? 1));
-  let meanSq = 0;
-  for (let p = 0; p < m; p++) for (let q = 0; q < m; q++) meanSq += (weights[p] ?? 0) * (weights[q] ?? 0) * unitDot(p, q);
-  const meanNorm = roundTo(c, Math.sqrt(Math.max(meanSq, 0)));
+  const inputs = xs.map((x) => x.bytes);
+  const moments = new Float64Array(1 + m);
+  const momentArgs = { inputs, dtypes, base: baseBytes, baseDType, computeDType: c, count: n, divisors, weights, out: moments };
+  // ‖mean‖ of the rounded mean vector R(Σ R(uᵢwᵢ)).
+  ctx.kernels.multislerpMoments({ ...momentArgs, dots: new Float32Array(m), meanNorm: 1, withDots: false });
+  const meanNorm = roundTo(c, Math.sqrt(moments[0] ?? 0));
   const out = outputBuffer(ctx, first.shape);
   const [x0, x1] = xs;
   if (meanNorm < roundTo(c, eps)) {
@@ -109,12 +113,10 @@ export function computeMultislerp(ctx: FamilyContext): TensorData {
     });
     return out;
   }
-  const dots = Float32Array.from({ length: m }, (_, p) => {
-    let s = 0;
-    for (let q = 0; q < m; q++) s += (weights[q] ?? 0) * unitDot(p, q);
-    return roundTo(c, s / meanNorm);
-  });
-  const common = { inputs: xs.map((x) => x.bytes), dtypes, base: baseBytes, baseDType, computeDType: c, count: n, divisors, weights, dots, meanNorm };
+  // dotsᵢ = R(Σ R(uᵢ·m)) with m = R(mean / M).
+  ctx.kernels.multislerpMoments({ ...momentArgs, dots: new Float32Array(m), meanNorm, withDots: true });
+  const dots = Float32Array.from({ length: m }, (_, i) => roundTo(c, moments[1 + i] ?? 0));
+  const common = { inputs, dtypes, base: baseBytes, baseDType, computeDType: c, count: n, divisors, weights, dots, meanNorm };
   const tangentSq = new Float64Array(1);
   ctx.kernels.multislerpTangent({ ...common, out: tangentSq });
   const tn = roundTo(c, roundTo(c, Math.sqrt(tangentSq[0] ?? 0)) + epsF);

@@ -10,8 +10,8 @@
  *   out = base + Σ cᵢeᵢτᵢ / max(Σ cᵢeᵢ, 1e-6).
  *
  * The variance is the sce-variance kernel, the selection the TIES rank rule (rank-window.ts), the energies the
- * gram kernel (exact f64 products, where torch rounds each square first) and the rest the
- * task-vector kernel with its SCE election and divisor clamp.
+ * gram kernel (with each square rounded to the compute dtype first, as torch's `tvs**2` is) and the
+ * rest the task-vector kernel with its SCE election and divisor clamp.
  */
 import { flatLayout } from '../native/layout.js';
 import { BLOCK, KERNEL_DTYPE, roundTo } from '../native/numeric.js';
@@ -90,7 +90,7 @@ function varianceMask(ctx: FamilyContext, base: TensorData, tvs: readonly Tensor
   return mask;
 }
 
-/** cᵢ from Σ (maskᵢ·τᵢ)² (gram diagonal), rounded as torch does. */
+/** cᵢ from Σ R((maskᵢ·τᵢ)²) (gram diagonal, squares rounded as `tvs**2` is), rounded as torch does. */
 function energyWeights(ctx: FamilyContext, base: TensorData, tvs: readonly TensorData[], mask: Uint8Array | null): Float32Array {
   const c = ctx.compute;
   const n = elementCount(base.shape);
@@ -103,6 +103,7 @@ function energyWeights(ctx: FamilyContext, base: TensorData, tvs: readonly Tenso
     baseDType: kernelCode(ctx, base.dtype),
     computeDType: c,
     mask,
+    roundProducts: true,
     ...flatLayout(n),
     out: g,
   });

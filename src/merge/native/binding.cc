@@ -342,6 +342,10 @@ Napi::Value GramStats(const Napi::CallbackInfo& info) {
   p.base = a.tensor("base", "baseDType", count, true);
   p.mask = a.bytes(a.get("mask"), "mask", count, true);
   p.compute = a.compute_dtype("computeDType");
+  {
+    Napi::Value rp = a.get("roundProducts");
+    p.round_products = rp.IsNull() || rp.IsUndefined() ? false : a.boolean("roundProducts");
+  }
   const int64_t m = static_cast<int64_t>(p.inputs.size());
   if (m < 1) a.fail("inputs must not be empty");
   p.out = a.f64("out", p.outer * p.inner * (m * (m + 1) / 2));
@@ -446,6 +450,18 @@ Napi::Value MultislerpTangent(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
+Napi::Value MultislerpMoments(const Napi::CallbackInfo& info) {
+  Args a(info, "multislerpMoments");
+  int64_t count = 0;
+  MultislerpParams p = multislerp_params(a, &count);
+  p.start = 0;
+  p.end = count;
+  p.with_dots = a.boolean("withDots");
+  p.moments = a.f64("out", p.with_dots ? 1 + static_cast<int64_t>(p.inputs.size()) : 1);
+  multislerp_moments(p);
+  return info.Env().Undefined();
+}
+
 Napi::Value MultislerpMix(const Napi::CallbackInfo& info) {
   Args a(info, "multislerpMix");
   int64_t count = 0;
@@ -492,6 +508,21 @@ Napi::Value KarcherStep(const Napi::CallbackInfo& info) {
   p.sin_n = static_cast<float>(a.number("sinN"));
   p.norm_t = static_cast<float>(a.number("normT"));
   karcher_step(p);
+  return info.Env().Undefined();
+}
+
+Napi::Value KarcherDots(const Napi::CallbackInfo& info) {
+  Args a(info, "karcherDots");
+  KarcherParams p;
+  p.count = a.integer("count");
+  p.inputs = a.tensors("inputs", "dtypes", p.count);
+  p.compute = a.compute_dtype("computeDType");
+  const int64_t m = static_cast<int64_t>(p.inputs.size());
+  p.norms = a.f32("norms", m);
+  p.u = a.typed<float, napi_float32_array>("u", p.count, "Float32Array");
+  p.u_div = static_cast<float>(a.number("uDiv"));
+  p.dots_out = a.f64("out", m);
+  karcher_dots(p);
   return info.Env().Undefined();
 }
 
@@ -565,7 +596,7 @@ Napi::Value ReleasePages(const Napi::CallbackInfo& info) {
 }
 
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
-  exports.Set("abiVersion", Napi::Number::New(env, 3));
+  exports.Set("abiVersion", Napi::Number::New(env, 4));
   exports.Set("allocPages", Napi::Function::New(env, AllocPages, "allocPages"));
   exports.Set("releasePages", Napi::Function::New(env, ReleasePages, "releasePages"));
   exports.Set("convertDType", Napi::Function::New(env, ConvertDType, "convertDType"));
@@ -583,8 +614,10 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("sceVariance", Napi::Function::New(env, SceVariance, "sceVariance"));
   exports.Set("multislerpTangent", Napi::Function::New(env, MultislerpTangent, "multislerpTangent"));
   exports.Set("multislerpMix", Napi::Function::New(env, MultislerpMix, "multislerpMix"));
+  exports.Set("multislerpMoments", Napi::Function::New(env, MultislerpMoments, "multislerpMoments"));
   exports.Set("karcherTangent", Napi::Function::New(env, KarcherTangent, "karcherTangent"));
   exports.Set("karcherStep", Napi::Function::New(env, KarcherStep, "karcherStep"));
+  exports.Set("karcherDots", Napi::Function::New(env, KarcherDots, "karcherDots"));
   return exports;
 }
 

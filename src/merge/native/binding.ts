@@ -14,8 +14,8 @@ import { maskedL1 } from './masked-l1.js';
 import { modelStockMix } from './model-stock-mix.js';
 import type { ComputeCode, KernelDType } from './numeric.js';
 import { bernoulliMask, dellaMask } from './random-mask.js';
-import { karcherStep, karcherTangent } from './karcher.js';
-import { multislerpMix, multislerpTangent } from './multislerp.js';
+import { karcherDots, karcherStep, karcherTangent } from './karcher.js';
+import { multislerpMix, multislerpMoments, multislerpTangent } from './multislerp.js';
 import { nearswapMerge } from './nearswap.js';
 import { sceVariance } from './sce-variance.js';
 import { rankHistogram, rankLowHistogram } from './rank-mask.js';
@@ -197,6 +197,11 @@ export interface GramArgs extends Layout {
   readonly computeDType: ComputeCode;
   /** Positions counted (1 = counted, whole-tensor indexed); absent or null = every position. */
   readonly mask?: Uint8Array | null;
+  /**
+   * Sum each product rounded to the compute dtype, R(v_a·v_b), as torch's elementwise product
+   * before a reduction does (SCE's `mean(τ**2)`); absent or false = exact f64 products.
+   */
+  readonly roundProducts?: boolean;
   /** vectors × m(m+1)/2 sums, pairs in the order (0,0), (0,1), …, (m−1,m−1). */
   readonly out: Float64Array;
 }
@@ -279,6 +284,16 @@ export interface MultislerpArgs {
   readonly meanNorm: number;
 }
 
+export interface MultislerpMomentsArgs extends MultislerpArgs {
+  /** Also compute the dots (they need `meanNorm`; without them `meanNorm` and `dots` are unused). */
+  readonly withDots: boolean;
+  /**
+   * Receives [Σ mean², then with withDots Σ R(uᵢ·m) per input]: mean = R(Σ R(uᵢwᵢ)) before its
+   * division, m = R(mean / meanNorm) (f64, four lanes by index).
+   */
+  readonly out: Float64Array;
+}
+
 export interface MultislerpTangentArgs extends MultislerpArgs {
   /** Receives [Σ τ²]. */
   readonly out: Float64Array;
@@ -309,6 +324,20 @@ export interface KarcherTangentArgs {
   /** Receives the tangent sum. */
   readonly t: Float32Array;
   /** Receives [Σ t²]. */
+  readonly out: Float64Array;
+}
+
+export interface KarcherDotsArgs {
+  readonly inputs: readonly Uint8Array[];
+  readonly dtypes: Int32Array;
+  readonly computeDType: ComputeCode;
+  readonly count: number;
+  /** Per input: its f32 norm (unitᵢ = R(xᵢ / normᵢ)). */
+  readonly norms: Float32Array;
+  /** The current mean direction; read as R(u / uDiv) unless uDiv = 1. */
+  readonly u: Float32Array;
+  readonly uDiv: number;
+  /** Receives, per input, Σ ū·unitᵢ (f64, four lanes by index). */
   readonly out: Float64Array;
 }
 
@@ -359,8 +388,10 @@ export interface KernelBinding {
   readonly sceVariance: (a: SceVarianceArgs) => void;
   readonly multislerpTangent: (a: MultislerpTangentArgs) => void;
   readonly multislerpMix: (a: MultislerpMixArgs) => void;
+  readonly multislerpMoments: (a: MultislerpMomentsArgs) => void;
   readonly karcherTangent: (a: KarcherTangentArgs) => void;
   readonly karcherStep: (a: KarcherStepArgs) => void;
+  readonly karcherDots: (a: KarcherDotsArgs) => void;
 }
 
 /** The TypeScript twins, used when the addon is missing or `kernels: 'ts'` is asked for. */
@@ -382,14 +413,16 @@ export const TS_KERNELS: KernelBinding = {
   sceVariance,
   multislerpTangent,
   multislerpMix,
+  multislerpMoments,
   karcherTangent,
   karcherStep,
+  karcherDots,
 };
 
 const KERNEL_NAMES = Object.keys(TS_KERNELS) as readonly (keyof KernelBinding)[];
 
 /** The addon's interface version; binding.cc exports the same number as `abiVersion`. */
-const ADDON_ABI_VERSION = 3;
+const ADDON_ABI_VERSION = 4;
 const ADDON_NAME = 'evomerge_kernels';
 
 export interface LoadedKernels {

@@ -39,7 +39,13 @@ void gram_impl(const GramParams& p) {
         int64_t q = 0;
         for (int64_t a = 0; a < m; ++a) {
           const double xa = v[a * kBlock + k];
-          for (int64_t c = a; c < m; ++c, ++q) acc[q * 4] += xa * static_cast<double>(v[c * kBlock + k]);
+          if (p.round_products) {
+            // torch's elementwise product (e.g. `tvs**2`) rounds to the compute dtype before its sum.
+            const float fa = v[a * kBlock + k];
+            for (int64_t c = a; c < m; ++c, ++q) acc[q * 4] += static_cast<double>(R::r(fa * v[c * kBlock + k]));
+          } else {
+            for (int64_t c = a; c < m; ++c, ++q) acc[q * 4] += xa * static_cast<double>(v[c * kBlock + k]);
+          }
         }
       }
     }

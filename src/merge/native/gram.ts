@@ -1,12 +1,13 @@
 import type { GramArgs } from './binding.js';
 import { forEachRun } from './layout.js';
-import { BLOCK, dtypeAt, elementReader, loadBlock, roundBlock, scratch, type Scratch } from './numeric.js';
+import { BLOCK, dtypeAt, elementReader, loadBlock, roundBlock, roundTo, scratch, type Scratch } from './numeric.js';
 
 /**
  * TypeScript twin of gram.cc: per vector of the layout, Σ v_a·v_b for every pair a <= b (in the
  * order (0,0), (0,1), …, (1,1), …), with v = R(x − base) when a base is given, else x. Products
  * are exact in f64; sums run in four lanes by position in the vector (mod 4), combined as
- * (l0 + l1) + (l2 + l3). With a mask, positions whose mask byte is 0 count as 0.
+ * (l0 + l1) + (l2 + l3). With a mask, positions whose mask byte is 0 count as 0. With
+ * roundProducts each product is R(v_a·v_b) (torch's elementwise product before its sum).
  */
 export function gramStats(a: GramArgs): void {
   const { outer, len, inner } = a;
@@ -20,6 +21,7 @@ export function gramStats(a: GramArgs): void {
   const readers = a.inputs.map((bytes, i) => elementReader(bytes, dtypeAt(a.dtypes, i), count, `inputs[${i}]`));
   const base = a.base === null ? undefined : elementReader(a.base, a.baseDType, count, 'base');
   const mask = a.mask ?? undefined;
+  const roundProducts = a.roundProducts === true;
   if (mask && mask.length < count) throw new TypeError(`mask holds ${mask.length} bytes, needs ${count}`);
   const lanes = new Float64Array(vectors * pairs * 4);
   const b = scratch();
@@ -45,7 +47,11 @@ export function gramStats(a: GramArgs): void {
         let q = 0;
         for (let p = 0; p < m; p++) {
           const xa = v[p]?.f[k] ?? 0;
-          for (let r = p; r < m; r++, q++) lanes[at + q * 4] = (lanes[at + q * 4] ?? 0) + xa * (v[r]?.f[k] ?? 0);
+          if (roundProducts) {
+            for (let r = p; r < m; r++, q++) lanes[at + q * 4] = (lanes[at + q * 4] ?? 0) + roundTo(c, xa * (v[r]?.f[k] ?? 0));
+          } else {
+            for (let r = p; r < m; r++, q++) lanes[at + q * 4] = (lanes[at + q * 4] ?? 0) + xa * (v[r]?.f[k] ?? 0);
+          }
         }
       }
     }

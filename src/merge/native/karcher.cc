@@ -62,7 +62,39 @@ void step_impl(const KarcherParams& p) {
   }
 }
 
+template <class R>
+void dots_impl(const KarcherParams& p) {
+  const size_t m = p.inputs.size();
+  std::vector<float> ub(kBlock), x(kBlock);
+  std::vector<double> lanes(m * 4, 0.0);
+  for (int64_t j = 0; j < p.count; j += kBlock) {
+    const int64_t n = std::min<int64_t>(kBlock, p.count - j);
+    load_u<R>(p, j, n, ub.data());
+    for (size_t i = 0; i < m; ++i) {
+      load_block(p.inputs[i].data, p.inputs[i].dtype, j, n, x.data(), R::kCode);
+      const float nrm = p.norms[i];
+      double* l = lanes.data() + i * 4;
+      // torch.dot(u, unit_i) of the rounded vectors: the products are exact, the sum is wide.
+      for (int64_t k = 0; k < n; ++k) {
+        l[(j + k) & 3] += static_cast<double>(ub[k]) * static_cast<double>(R::r(x[k] / nrm));
+      }
+    }
+  }
+  for (size_t i = 0; i < m; ++i) {
+    const double* l = lanes.data() + i * 4;
+    p.dots_out[i] = (l[0] + l[1]) + (l[2] + l[3]);
+  }
+}
+
 }  // namespace
+
+EVOMERGE_MULTIVERSION void karcher_dots(const KarcherParams& p) {
+  switch (p.compute) {
+    case kBF16: dots_impl<RoundBF16>(p); break;
+    case kF16: dots_impl<RoundF16>(p); break;
+    default: dots_impl<RoundF32>(p); break;
+  }
+}
 
 EVOMERGE_MULTIVERSION void karcher_tangent(KarcherParams& p) {
   switch (p.compute) {

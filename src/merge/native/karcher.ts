@@ -1,4 +1,4 @@
-import type { KarcherStepArgs, KarcherTangentArgs } from './binding.js';
+import type { KarcherDotsArgs, KarcherStepArgs, KarcherTangentArgs } from './binding.js';
 import { BLOCK, dtypeAt, elementReader, loadBlock, roundTo, scratch } from './numeric.js';
 
 /** ū of elements [j, j + n): u, or R(u / uDiv). */
@@ -74,5 +74,33 @@ export function karcherStep(p: KarcherStepArgs): void {
     } else {
       for (let k = 0; k < n; k++) p.u[j + k] = roundTo(c, cosN * (ub[k] ?? 0));
     }
+  }
+}
+
+/** TypeScript twin of karcher.cc karcher_dots: out[i] = Σ ū·R(xᵢ / normᵢ) (f64, four lanes by index). */
+export function karcherDots(p: KarcherDotsArgs): void {
+  const c = p.computeDType;
+  const m = p.inputs.length;
+  if (p.norms.length < m) throw new TypeError(`norms holds ${p.norms.length} elements, needs ${m}`);
+  if (p.out.length < m) throw new TypeError(`out holds ${p.out.length} elements, needs ${m}`);
+  checkU('u', p.u, p.count);
+  const readers = p.inputs.map((bytes, i) => elementReader(bytes, dtypeAt(p.dtypes, i), p.count, `inputs[${i}]`));
+  const ub = new Float32Array(BLOCK);
+  const x = scratch();
+  const lanes = new Float64Array(m * 4);
+  for (let j = 0; j < p.count; j += BLOCK) {
+    const n = Math.min(BLOCK, p.count - j);
+    loadU(p.u, p.uDiv, c, j, n, ub);
+    readers.forEach((r, i) => {
+      loadBlock(r, j, n, x.f, x.u, c);
+      const nrm = p.norms[i] ?? 1;
+      for (let k = 0; k < n; k++) {
+        const l = i * 4 + ((j + k) & 3);
+        lanes[l] = (lanes[l] ?? 0) + (ub[k] ?? 0) * roundTo(c, (x.f[k] ?? 0) / nrm);
+      }
+    });
+  }
+  for (let i = 0; i < m; i++) {
+    p.out[i] = ((lanes[i * 4] ?? 0) + (lanes[i * 4 + 1] ?? 0)) + ((lanes[i * 4 + 2] ?? 0) + (lanes[i * 4 + 3] ?? 0));
   }
 }

@@ -125,6 +125,7 @@ struct GramParams {
   TensorRef base;                // data == null: no base
   const uint8_t* mask = nullptr;  // whole-tensor indexed; null = every position
   int compute = 0;
+  bool round_products = false;  // sum R(v_a·v_b) instead of the exact products
   int64_t outer = 1, len = 0, inner = 1;
   double* out = nullptr;  // vectors × pairs
 };
@@ -201,14 +202,20 @@ struct MultislerpParams {
   int out_dtype = 0;
   int64_t start = 0, end = 0;
   double tangent_sq = 0;  // out of multislerp_tangent
+  bool with_dots = false;     // multislerp_moments: also the dots
+  double* moments = nullptr;  // out of multislerp_moments: Σ mean², then Σ R(u_i·m) per input
 };
+// multislerp_moments: moments[0] = Σ mean² (mean before the division by mean_norm); with_dots:
+// moments[1 + i] = Σ R(u_i·m) (torch's `(unit_tensors * mean).sum(-1)`), both f64, 4 lanes by index.
+void multislerp_moments(MultislerpParams& p);
 void multislerp_tangent(MultislerpParams& p);
 void multislerp_mix(const MultislerpParams& p);
 
 // karcher.cc. ū = u, or R(u / u_div) unless u_div == 1. karcher_tangent:
 // t = Σ_i (sequentially rounded) R(coefs_i · R(R(x_i / norms_i) − R(dots_i · ū))), *t_sq = Σ t²
 // (f64, 4 lanes by index). karcher_step: u = R(R(cos_n·ū) + R(sin_n·R(t / norm_t))), or
-// R(cos_n·ū) when t is null.
+// R(cos_n·ū) when t is null. karcher_dots: dots_out_i = Σ ū·R(x_i / norms_i) (f64, 4 lanes by
+// index), torch.dot of the rounded mean direction and unit vector.
 struct KarcherParams {
   std::vector<TensorRef> inputs;
   int compute = 0;
@@ -221,8 +228,10 @@ struct KarcherParams {
   float* t = nullptr;
   float cos_n = 1, sin_n = 0, norm_t = 1;
   double t_sq = 0;  // out of karcher_tangent
+  double* dots_out = nullptr;  // out of karcher_dots, one per input
 };
 void karcher_tangent(KarcherParams& p);
 void karcher_step(const KarcherParams& p);
+void karcher_dots(const KarcherParams& p);
 
 }  // namespace evomerge

@@ -14,7 +14,8 @@ struct MultislerpBlock {
   std::vector<float> b, u, mean, tau;
   explicit MultislerpBlock(size_t m) : b(kBlock), u(m * kBlock), mean(kBlock), tau(kBlock) {}
 
-  void compute(const MultislerpParams& p, int64_t j, int64_t n) {
+  // u_i and mean = R(Σ_f32 R(u_i·w_i)), before the division by the mean norm.
+  void load_mean(const MultislerpParams& p, int64_t j, int64_t n) {
     const size_t m = p.inputs.size();
     if (p.base.data) load_block(p.base.data, p.base.dtype, j, n, b.data(), R::kCode);
     std::fill(mean.begin(), mean.begin() + n, 0.0f);
@@ -31,11 +32,20 @@ struct MultislerpBlock {
         mean[k] = mean[k] + R::r(ui[k] * w);
       }
     }
+    for (int64_t k = 0; k < n; ++k) mean[k] = R::r(mean[k]);
+  }
+
+  // m = R(mean / mean_norm), in place.
+  void normalise_mean(const MultislerpParams& p, int64_t n) {
     const float mn = p.mean_norm;
-    for (int64_t k = 0; k < n; ++k) {
-      mean[k] = R::r(R::r(mean[k]) / mn);
-      tau[k] = 0.0f;
-    }
+    for (int64_t k = 0; k < n; ++k) mean[k] = R::r(mean[k] / mn);
+  }
+
+  void compute(const MultislerpParams& p, int64_t j, int64_t n) {
+    const size_t m = p.inputs.size();
+    load_mean(p, j, n);
+    normalise_mean(p, n);
+    for (int64_t k = 0; k < n; ++k) tau[k] = 0.0f;
     for (size_t i = 0; i < m; ++i) {
       const float* ui = u.data() + i * kBlock;
       const float di = p.dots[i];
@@ -45,6 +55,34 @@ struct MultislerpBlock {
     for (int64_t k = 0; k < n; ++k) tau[k] = R::r(tau[k]);
   }
 };
+
+template <class R>
+void moments_impl(MultislerpParams& p) {
+  const size_t m = p.inputs.size();
+  MultislerpBlock<R> blk(m);
+  // Lane sets: [0] Σ mean², then [1 + i] Σ R(u_i·m) when with_dots.
+  std::vector<double> lanes((1 + m) * 4, 0.0);
+  for (int64_t j = p.start; j < p.end; j += kBlock) {
+    const int64_t n = std::min<int64_t>(kBlock, p.end - j);
+    blk.load_mean(p, j, n);
+    for (int64_t k = 0; k < n; ++k) {
+      const double v = blk.mean[k];
+      lanes[(j + k) & 3] += v * v;
+    }
+    if (!p.with_dots) continue;
+    blk.normalise_mean(p, n);
+    for (size_t i = 0; i < m; ++i) {
+      const float* ui = blk.u.data() + i * kBlock;
+      double* l = lanes.data() + (1 + i) * 4;
+      // (unit_tensors * mean).sum(-1): each product rounds before the sum.
+      for (int64_t k = 0; k < n; ++k) l[(j + k) & 3] += static_cast<double>(R::r(ui[k] * blk.mean[k]));
+    }
+  }
+  for (size_t e = 0; e < (p.with_dots ? 1 + m : 1); ++e) {
+    const double* l = lanes.data() + e * 4;
+    p.moments[e] = (l[0] + l[1]) + (l[2] + l[3]);
+  }
+}
 
 template <class R>
 void tangent_impl(MultislerpParams& p) {
@@ -79,6 +117,14 @@ void mix_impl(const MultislerpParams& p) {
 }
 
 }  // namespace
+
+EVOMERGE_MULTIVERSION void multislerp_moments(MultislerpParams& p) {
+  switch (p.compute) {
+    case kBF16: moments_impl<RoundBF16>(p); break;
+    case kF16: moments_impl<RoundF16>(p); break;
+    default: moments_impl<RoundF32>(p); break;
+  }
+}
 
 EVOMERGE_MULTIVERSION void multislerp_tangent(MultislerpParams& p) {
   switch (p.compute) {

@@ -1,8 +1,16 @@
-import type { MultislerpArgs, MultislerpMixArgs, MultislerpTangentArgs } from './binding.js';
+import type { MultislerpArgs, MultislerpMixArgs, MultislerpMomentsArgs, MultislerpTangentArgs } from './binding.js';
 import { BLOCK, dtypeAt, elementReader, elementWriter, loadBlock, roundBlock, roundTo, scratch, storeBlock, type Scratch } from './numeric.js';
 
 /** Recomputes m and τ of elements [j, j + n) as multislerp.cc does (see binding.ts MultislerpArgs). */
-function blockComputer(p: MultislerpArgs): { b: Scratch; mean: Scratch; tau: Scratch; compute: (j: number, n: number) => void } {
+function blockComputer(p: MultislerpArgs): {
+  b: Scratch;
+  u: Scratch[];
+  mean: Scratch;
+  tau: Scratch;
+  loadMean: (j: number, n: number) => void;
+  normaliseMean: (n: number) => void;
+  compute: (j: number, n: number) => void;
+} {
   const c = p.computeDType;
   const m = p.inputs.length;
   if (m < 1) throw new TypeError('multislerp: inputs must not be empty');
@@ -16,7 +24,8 @@ function blockComputer(p: MultislerpArgs): { b: Scratch; mean: Scratch; tau: Scr
   const mean = scratch();
   const tau = scratch();
   const meanNorm = Math.fround(p.meanNorm);
-  const compute = (j: number, n: number): void => {
+  // uᵢ and mean = R(Σ R(uᵢ·wᵢ)), before the division by the mean norm.
+  const loadMean = (j: number, n: number): void => {
     if (base) loadBlock(base, j, n, b.f, b.u, c);
     mean.f.fill(0, 0, n);
     readers.forEach((r, i) => {
@@ -35,10 +44,15 @@ function blockComputer(p: MultislerpArgs): { b: Scratch; mean: Scratch; tau: Scr
         mean.f[k] = (mean.f[k] ?? 0) + roundTo(c, uk * w);
       }
     });
-    for (let k = 0; k < n; k++) {
-      mean.f[k] = roundTo(c, roundTo(c, mean.f[k] ?? 0) / meanNorm);
-      tau.f[k] = 0;
-    }
+    roundBlock(c, mean.f, n);
+  };
+  const normaliseMean = (n: number): void => {
+    for (let k = 0; k < n; k++) mean.f[k] = roundTo(c, (mean.f[k] ?? 0) / meanNorm);
+  };
+  const compute = (j: number, n: number): void => {
+    loadMean(j, n);
+    normaliseMean(n);
+    tau.f.fill(0, 0, n);
     u.forEach((s, i) => {
       const di = p.dots[i] ?? 0;
       const w = p.weights[i] ?? 0;
@@ -48,7 +62,37 @@ function blockComputer(p: MultislerpArgs): { b: Scratch; mean: Scratch; tau: Scr
     });
     roundBlock(c, tau.f, n);
   };
-  return { b, mean, tau, compute };
+  return { b, u, mean, tau, loadMean, normaliseMean, compute };
+}
+
+/** TypeScript twin of multislerp.cc multislerp_moments: out = [Σ mean², then with withDots Σ R(uᵢ·m)]. */
+export function multislerpMoments(p: MultislerpMomentsArgs): void {
+  const c = p.computeDType;
+  const m = p.inputs.length;
+  const sets = p.withDots ? 1 + m : 1;
+  if (p.out.length < sets) throw new TypeError(`out holds ${p.out.length} elements, needs ${sets}`);
+  const blk = blockComputer(p);
+  const lanes = new Float64Array(sets * 4);
+  for (let j = 0; j < p.count; j += BLOCK) {
+    const n = Math.min(BLOCK, p.count - j);
+    blk.loadMean(j, n);
+    for (let k = 0; k < n; k++) {
+      const v = blk.mean.f[k] ?? 0;
+      const l = (j + k) & 3;
+      lanes[l] = (lanes[l] ?? 0) + v * v;
+    }
+    if (!p.withDots) continue;
+    blk.normaliseMean(n);
+    blk.u.forEach((s, i) => {
+      for (let k = 0; k < n; k++) {
+        const l = (1 + i) * 4 + ((j + k) & 3);
+        lanes[l] = (lanes[l] ?? 0) + roundTo(c, (s.f[k] ?? 0) * (blk.mean.f[k] ?? 0));
+      }
+    });
+  }
+  for (let e = 0; e < sets; e++) {
+    p.out[e] = ((lanes[e * 4] ?? 0) + (lanes[e * 4 + 1] ?? 0)) + ((lanes[e * 4 + 2] ?? 0) + (lanes[e * 4 + 3] ?? 0));
+  }
 }
 
 /** TypeScript twin of multislerp.cc multislerp_tangent: out[0] = Σ τ² (f64, four lanes by index). */
