@@ -107,9 +107,14 @@ function kingdomNames(rng: Rng, count: number, taken: Set<string>): string[] {
  * `entities` kingdoms with one value per relation; facts split in thirds (train, search, test)
  * after a seeded shuffle. Then `practice` more kingdoms, drawn from a stream of their own so the
  * first `entities` and their splits do not depend on it, whose facts are all `practice`; then
- * `validation` kingdoms from a third stream (so neither of the others depends on it).
+ * `validation` kingdoms from a third stream (so neither of the others depends on it). The last
+ * `practiceHeldOut` practice kingdoms are validation kingdoms instead: told, never quizzed, and
+ * no extra facts to learn (the world is the same, only the quiz leaves them out).
  */
-export function makeFactWorld(seed: number, entities: number, practice = 0, validation = 0): FactWorld {
+export function makeFactWorld(seed: number, entities: number, practice = 0, validation = 0, practiceHeldOut = 0): FactWorld {
+  if (!Number.isSafeInteger(practiceHeldOut) || practiceHeldOut < 0 || practiceHeldOut > practice) {
+    throw new RangeError(`makeFactWorld: practiceHeldOut must be an integer in [0, ${practice}] (the practice kingdoms), got ${practiceHeldOut}`);
+  }
   const rng = new Rng(`demo-facts/${seed}`);
   const taken = new Set<string>(RELATIONS.flatMap((r) => r.values));
   const entityList = kingdomNames(rng, entities, taken);
@@ -121,18 +126,19 @@ export function makeFactWorld(seed: number, entities: number, practice = 0, vali
   order.forEach((factIndex, rank) => {
     splitOf[factIndex] = rank < third ? 'search' : rank < 2 * third ? 'test' : 'train';
   });
-  const extraKingdoms = (split: 'practice' | 'validation', count: number): string[] => {
+  // `heldOut`: the last kingdoms of the stream are labelled validation instead (same names and values).
+  const extraKingdoms = (split: 'practice' | 'validation', count: number, heldOut = 0): string[] => {
     const extraRng = new Rng(`demo-facts/${seed}/${split}`);
     const names = kingdomNames(extraRng, count, taken);
-    for (const entity of names) {
+    names.forEach((entity, k) => {
       for (const relation of RELATIONS) {
         facts.push({ entity, relation, value: extraRng.pick(relation.values) });
-        splitOf.push(split);
+        splitOf.push(k >= count - heldOut ? 'validation' : split);
       }
-    }
+    });
     return names;
   };
-  const practiceList = extraKingdoms('practice', practice);
+  const practiceList = extraKingdoms('practice', practice, practiceHeldOut);
   const validationList = extraKingdoms('validation', validation);
   return { entities: [...entityList, ...practiceList, ...validationList], facts, splitOf };
 }

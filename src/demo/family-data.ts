@@ -15,6 +15,8 @@ export interface DemoDataSettings {
   readonly practiceEntities: number;
   /** Extra kingdoms only the facts fine-tune is told and never quizzed on: the validation questions (fact-world.ts). */
   readonly validationEntities: number;
+  /** The last this many practice kingdoms are not quizzed: their questions join the validation questions (fact-world.ts). */
+  readonly practiceHeldOut: number;
   readonly mathSearchItems: number;
   readonly mathTestItems: number;
   readonly corpus: CorpusSizes;
@@ -27,6 +29,7 @@ export const DEFAULT_DATA_SETTINGS: DemoDataSettings = {
   entities: 64,
   practiceEntities: 64,
   validationEntities: 0,
+  practiceHeldOut: 0,
   mathSearchItems: 300,
   mathTestItems: 400,
   corpus: { baseMath: 400, baseQuestions: 3000, baseFactRepeats: 8, baseEquations: 0, baseWorldRepeats: 0, mathDocuments: 20000, factQuestions: 2000, factRepeats: 8, practiceQuestions: 12000, practiceInWords: 0 },
@@ -41,7 +44,7 @@ export interface DemoData {
 }
 
 export function demoData(settings: DemoDataSettings = DEFAULT_DATA_SETTINGS): DemoData {
-  const world = makeFactWorld(settings.seed, settings.entities, settings.practiceEntities, settings.validationEntities);
+  const world = makeFactWorld(settings.seed, settings.entities, settings.practiceEntities, settings.validationEntities, settings.practiceHeldOut);
   const math = mathSplits(settings.seed, settings.mathSearchItems, settings.mathTestItems);
   const docs = (stage: Stage): Document[] => stageDocuments(stage, settings.seed, world, math, settings.corpus);
   return { settings, world, math, documents: { base: docs('base'), math: docs('math'), facts: docs('facts') } };

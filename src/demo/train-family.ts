@@ -2,7 +2,7 @@
  * Trains the demo family (issue 6) from nothing but a seed, deterministically:
  *
  *   node dist/src/demo/train-family.js [--out demo] [--seed 1] [--stages base,math,facts]
- *       [--threads 2] [--set stage.key=value | model.key=N | corpus.key=N | world.entities=N | world.practiceEntities=N | world.validationEntities=N ...]
+ *       [--threads 2] [--set stage.key=value | model.key=N | corpus.key=N | world.entities=N | world.practiceEntities=N | world.validationEntities=N | world.practiceHeldOut=N ...]
  *       [--eval-limit N] [--no-eval] [--dtype f32|f16|bf16]
  *
  * 1. the tasks: OUT/tasks/{math,facts} (generic JSONL tasks: search + sealed test split);
@@ -138,6 +138,7 @@ function parseArgs(argv: readonly string[]): Args {
   let entities = DEFAULT_DATA_SETTINGS.entities;
   let practiceEntities = DEFAULT_DATA_SETTINGS.practiceEntities;
   let validationEntities = DEFAULT_DATA_SETTINGS.validationEntities;
+  let practiceHeldOut = DEFAULT_DATA_SETTINGS.practiceHeldOut;
   let out = 'demo';
   let seed = DEFAULT_DATA_SETTINGS.seed;
   let stages: Stage[] = [...STAGES];
@@ -176,10 +177,11 @@ function parseArgs(argv: readonly string[]): Args {
     } else if (a === '--set' && /^model\./.test(argv[i + 1] ?? '')) {
       shape = { ...shape, ...integerSetting(value(), 'model', Object.keys(MODEL_SHAPE)) };
     } else if (a === '--set' && /^world\./.test(argv[i + 1] ?? '')) {
-      const w = integerSetting(value(), 'world', ['entities', 'practiceEntities', 'validationEntities']);
+      const w = integerSetting(value(), 'world', ['entities', 'practiceEntities', 'validationEntities', 'practiceHeldOut']);
       entities = w.entities ?? entities;
       practiceEntities = w.practiceEntities ?? practiceEntities;
       validationEntities = w.validationEntities ?? validationEntities;
+      practiceHeldOut = w.practiceHeldOut ?? practiceHeldOut;
     } else if (a === '--set' && /^corpus\./.test(argv[i + 1] ?? '')) {
       corpus = { ...corpus, ...integerSetting(value(), 'corpus', Object.keys(DEFAULT_DATA_SETTINGS.corpus)) };
     } else if (a === '--set') {
@@ -195,7 +197,7 @@ function parseArgs(argv: readonly string[]): Args {
       stageSettings[m[1] as Stage] = { ...settings, [m[2] ?? '']: n };
     } else throw new UsageError(`unknown argument ${a}`);
   }
-  const data: DemoDataSettings = { ...DEFAULT_DATA_SETTINGS, seed, corpus, entities, practiceEntities, validationEntities };
+  const data: DemoDataSettings = { ...DEFAULT_DATA_SETTINGS, seed, corpus, entities, practiceEntities, validationEntities, practiceHeldOut };
   return { out, seed, stages, threads, stageSettings, shape, data, evalLimit, evaluate, dtype, command: `node dist/src/demo/train-family.js ${argv.join(' ')}`.trim() };
 }
 
@@ -411,7 +413,7 @@ export async function trainFamily(args: Args, log: (line: string) => void): Prom
 function dataLine(d: DemoDataSettings): string {
   const c = d.corpus;
   return (
-    `Data: ${d.entities} kingdoms in the world (a third of their facts each for train, search and test questions), ${d.practiceEntities} practice kingdoms, ${d.validationEntities} validation kingdoms. ` +
+    `Data: ${d.entities} kingdoms in the world (a third of their facts each for train, search and test questions), ${d.practiceEntities} practice kingdoms${d.practiceHeldOut > 0 ? ` (the last ${d.practiceHeldOut} held out of the quiz for validation)` : ''}, ${d.validationEntities} validation kingdoms. ` +
     `The base's corpus: ${c.baseMath} math problems, ${c.baseQuestions} train-fact questions, each train fact stated ×${c.baseFactRepeats}${c.baseEquations > 0 ? `, ${c.baseEquations} equation drills` : ''}${c.baseWorldRepeats > 0 ? `, every world fact stated and asked ×${c.baseWorldRepeats}` : ''}. ` +
     `The math fine-tune's: ${c.mathDocuments} problems. The facts fine-tune's: ${c.factQuestions} train-fact and ${c.practiceQuestions} practice questions${c.practiceInWords > 0 ? ` (and ${c.practiceInWords} answered in words)` : ''}, every fact stated and asked in words ×${c.factRepeats}.`
   );

@@ -154,7 +154,8 @@ export function buildGenomeSchema(space: SearchSpace, numLayers: number): Genome
   const categorical: CategoricalGene[] = [];
   const methodGene: (number | null)[] = [];
   const partnerGene: (number | null)[] = [];
-  const slerpAllowed = anyMethod(space, (m) => m.t);
+  // slerp and nearswap: two-model methods with a t gene and a partner model per group.
+  const hasT = anyMethod(space, (m) => m.t);
   const firstT = g.methods.find((m) => methodGenes(m).t);
   const tRange = firstT === undefined ? g.t : methodTRange(g, firstT);
   for (const grp of groups) {
@@ -162,7 +163,7 @@ export function buildGenomeSchema(space: SearchSpace, numLayers: number): Genome
       methodGene.push(categorical.length);
       categorical.push({ kind: 'categorical', index: categorical.length, name: `g${grp.index}.method`, role: 'method', group: grp.index, choices: g.methods });
     } else methodGene.push(null);
-    if (slerpAllowed && space.models.length > 1) {
+    if (hasT && space.models.length > 1) {
       partnerGene.push(categorical.length);
       categorical.push({ kind: 'categorical', index: categorical.length, name: `g${grp.index}.slerp_model`, role: 'slerp_model', group: grp.index, choices: space.models });
     } else partnerGene.push(null);
@@ -184,7 +185,7 @@ export function buildGenomeSchema(space: SearchSpace, numLayers: number): Genome
     if (hasBaseWeight) add('weight', depth, cls, 'base');
     if (hasWeight) space.models.forEach((_, i) => add('weight', depth, cls, i));
     if (hasDensity) space.models.forEach((_, i) => add('density', depth, cls, i));
-    if (slerpAllowed) add('t', depth, cls, null);
+    if (hasT) add('t', depth, cls, null);
   };
   const depths = g.smooth ? groups.length + 1 : groups.length;
   for (let d = 0; d < depths; d++) for (const cls of classes) depthGenes(d, cls);

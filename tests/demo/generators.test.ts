@@ -110,6 +110,34 @@ describe('fact world', () => {
     // No validation kingdom without validation facts: the split is empty.
     expect(splitQuestions(p, 'validation', 5)).toEqual([]);
   });
+
+  it('practiceHeldOut relabels the last practice kingdoms as validation: the same facts, fewer quizzed', () => {
+    const p = makeFactWorld(5, 30, 20);
+    const h = makeFactWorld(5, 30, 20, 0, 6);
+    expect(h.facts).toEqual(p.facts);
+    expect(h.entities).toEqual(p.entities);
+    const heldEntities = new Set(h.entities.slice(30 + 14));
+    h.splitOf.forEach((s, i) => {
+      const f = h.facts[i];
+      if (f !== undefined && heldEntities.has(f.entity)) expect(s).toBe('validation');
+      else expect(s).toBe(p.splitOf[i]);
+    });
+    expect(new Set(splitQuestions(h, 'validation', 5).map((q) => q.fact.entity))).toEqual(heldEntities);
+    for (const split of ['search', 'test'] as const) expect(splitQuestions(h, split, 5)).toEqual(splitQuestions(p, split, 5));
+    // The quiz asks only the other practice kingdoms; the held-out ones are still stated.
+    const d = demoData({ ...SMALL, practiceEntities: 10, practiceHeldOut: 4, validationEntities: 0, corpus: { ...SMALL.corpus, practiceQuestions: 400 } });
+    const held = new Set(d.world.entities.slice(24 + 6));
+    const lettered = d.documents.facts.filter((x) => /\nAnswer:$/.test(x.prompt));
+    for (const x of lettered) for (const e of held) expect(x.prompt.includes(`${e}?`)).toBe(false);
+    const told = new Set(d.documents.facts.map((x) => x.prompt + x.completion));
+    d.world.facts.forEach((f, i) => {
+      if (held.has(f.entity)) {
+        expect(d.world.splitOf[i]).toBe('validation');
+        expect(told.has(f.relation.statement(f.entity, f.value))).toBe(true);
+      }
+    });
+    expect(() => makeFactWorld(5, 30, 20, 0, 21)).toThrow(/practiceHeldOut must be an integer in \[0, 20\]/);
+  });
 });
 
 describe('corpus', () => {
