@@ -5,15 +5,20 @@
  */
 import { type LlamaTrainConfig, type LlamaWeights, headDimOf, llamaWeightShapes } from './config.js';
 import { add, attention, embedding, linear, rmsNorm, rope, ropeTables, swiglu } from './ops.js';
+import type { GradRegion } from './grad-regions.js';
 import { Tape, Tensor } from './tape.js';
 
-/** The weights as tensors that share their buffers (updates to one are updates to the other). */
-export function weightTensors(config: LlamaTrainConfig, weights: LlamaWeights, requiresGrad: boolean): Map<string, Tensor> {
+/**
+ * The weights as tensors that share their buffers (updates to one are updates to the other).
+ * `requiresGrad` says which get gradients; `gradRegions`, where in each they are needed (tape.ts).
+ */
+export function weightTensors(config: LlamaTrainConfig, weights: LlamaWeights, requiresGrad: boolean | ((name: string) => boolean), gradRegions: (name: string) => readonly GradRegion[] | undefined = () => undefined): Map<string, Tensor> {
   const out = new Map<string, Tensor>();
   for (const [name, [rows, cols]] of llamaWeightShapes(config)) {
     const data = weights.get(name);
     if (data === undefined) throw new RangeError(`missing tensor ${name}`);
-    out.set(name, new Tensor(data, rows, cols, requiresGrad));
+    const grads = typeof requiresGrad === 'boolean' ? requiresGrad : requiresGrad(name);
+    out.set(name, new Tensor(data, rows, cols, grads, undefined, grads ? gradRegions(name) : undefined));
   }
   return out;
 }

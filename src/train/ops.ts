@@ -50,8 +50,11 @@ export function linear(tape: Tape, x: Tensor, w: Tensor): Tensor {
         tape.kernels.gemm({ a: dy, aOffset: 0, sam: O, sak: 1, b: w.data, bOffset: 0, ldb: K, c: x.grad, cOffset: 0, ldc: K, m: N, n: K, k: O, accumulate: true }, tape.threads);
       }
       if (w.requiresGrad) {
-        // dW += dyᵀ · x, summed over tokens in order
-        tape.kernels.gemm({ a: dy, aOffset: 0, sam: 1, sak: O, b: x.data, bOffset: 0, ldb: K, c: w.grad, cOffset: 0, ldc: K, m: O, n: K, k: N, accumulate: true }, tape.threads);
+        // dW += dyᵀ · x, summed over tokens in order; a masked fine-tune's weight only where its mask may be 1
+        const regions = w.gradRegions ?? [{ row0: 0, row1: O, col0: 0, col1: K }];
+        for (const g of regions) {
+          tape.kernels.gemm({ a: dy, aOffset: g.row0, sam: 1, sak: O, b: x.data, bOffset: g.col0, ldb: K, c: w.grad, cOffset: g.row0 * K + g.col0, ldc: K, m: g.row1 - g.row0, n: g.col1 - g.col0, k: N, accumulate: true }, tape.threads);
+        }
       }
     });
   }

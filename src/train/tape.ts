@@ -4,6 +4,7 @@
  * ops.ts; with `recording` off (evaluation) nothing is kept, so the same code is the forward pass.
  */
 import type { BufferPool } from './buffer-pool.js';
+import type { GradRegion } from './grad-regions.js';
 import type { TrainKernels } from './kernels.js';
 
 export class Tensor {
@@ -13,6 +14,8 @@ export class Tensor {
   readonly rows: number;
   readonly cols: number;
   readonly requiresGrad: boolean;
+  /** A weight's gradient is only needed inside these rectangles (grad-regions.ts); undefined: all of it. */
+  readonly gradRegions: readonly GradRegion[] | undefined;
 
   readonly #alloc: (length: number) => Float32Array;
 
@@ -20,8 +23,9 @@ export class Tensor {
    * A rows × cols row-major matrix (a vector is 1 × n). `alloc` makes its gradient buffer (a
    * tape's pool for activations; a fresh array for weights, whose gradients outlive a step).
    */
-  constructor(data: Float32Array, rows: number, cols: number, requiresGrad: boolean, alloc: (length: number) => Float32Array = (n) => new Float32Array(n)) {
+  constructor(data: Float32Array, rows: number, cols: number, requiresGrad: boolean, alloc: (length: number) => Float32Array = (n) => new Float32Array(n), gradRegions?: readonly GradRegion[]) {
     this.#alloc = alloc;
+    this.gradRegions = gradRegions;
     this.data = data;
     this.rows = rows;
     this.cols = cols;

@@ -7,7 +7,8 @@ import os from 'node:os';
 import { UsageError } from '../errors.js';
 import { AdamW, type AdamWParameter, learningRateAt } from './adamw.js';
 import { BufferPool } from './buffer-pool.js';
-import { type LlamaTrainConfig, type LlamaWeights, checkTrainConfig, checkWeights } from './config.js';
+import { type LlamaTrainConfig, type LlamaWeights, checkTrainConfig, checkWeights, llamaWeightShapes } from './config.js';
+import { type GradRegion, maskRegions } from './grad-regions.js';
 import { type TrainKernels, loadTrainKernels } from './kernels.js';
 import { llamaLogits, weightTensors } from './model.js';
 import { maskedCrossEntropy } from './ops.js';
@@ -114,16 +115,26 @@ export function trainLlama(config: LlamaTrainConfig, weights: Map<string, Float3
   checkOptions(options);
   const kernels = loadTrainKernels();
   const threads = options.threads ?? defaultThreads();
-  const tensors = weightTensors(config, weights, true);
   const trainable = options.trainable ?? ((): boolean => true);
+  const masks = new Map<string, Uint8Array>();
+  const regions = new Map<string, GradRegion[]>();
+  for (const [name, [rows, cols]] of llamaWeightShapes(config)) {
+    const mask = trainable(name) ? options.updateMask?.(name) : undefined;
+    if (mask === undefined) continue;
+    if (mask.length !== rows * cols) throw new UsageError(`train options: updateMask of ${name} has ${mask.length} entries, the tensor ${rows * cols}`);
+    masks.set(name, mask);
+    regions.set(name, maskRegions(mask, rows, cols));
+  }
+  // Gradients only for what may change: frozen tensors and all-zero masks get none, masked tensors only inside their regions.
+  const updated = (name: string): boolean => trainable(name) && regions.get(name)?.length !== 0;
+  const tensors = weightTensors(config, weights, updated, (name) => regions.get(name));
   const params: AdamWParameter[] = [...tensors]
-    .filter(([name]) => trainable(name))
+    .filter(([name]) => updated(name))
     .map(([name, t]) => {
-      const mask = options.updateMask?.(name);
-      if (mask !== undefined && mask.length !== t.data.length) throw new UsageError(`train options: updateMask of ${name} has ${mask.length} entries, the tensor ${t.data.length}`);
+      const mask = masks.get(name);
       return { name, data: t.data, grad: t.grad, decay: t.rows > 1, ...(mask === undefined ? {} : { mask }) };
     });
-  if (params.length === 0) throw new UsageError('train options: trainable leaves no tensor to train');
+  if (params.length === 0) throw new UsageError('train options: trainable and updateMask leave no element to train');
   const adam = new AdamW(options);
   const losses = new Float64Array(options.steps);
   const pool = new BufferPool();

@@ -170,7 +170,7 @@ describe('training', () => {
       expect(same, k).toBe(!k.includes('.mlp.'));
     }
     expect(losses[149]).toBeLessThan((losses[0] ?? 0) - 0.1);
-    expect(() => trainLlama(config, weights, () => batchOf(rows), { ...options, trainable: () => false })).toThrow(/trainable leaves no tensor to train/);
+    expect(() => trainLlama(config, weights, () => batchOf(rows), { ...options, trainable: () => false })).toThrow(/trainable and updateMask leave no element to train/);
   });
 
   it('greedyContinuation emits the argmax of the forward pass at each step and stops at a stop id', () => {
