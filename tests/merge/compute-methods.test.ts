@@ -145,6 +145,9 @@ describe.each(KERNELS)('hand-computed results (%s kernels)', (kernels) => {
     // With max_iter 1 it takes one step from the Euclidean guess: on a circle that step lands on the mean too.
     const one = run({ method: 'karcher', inputs: [data([2, 0]), data([1, 0]), data([0, 3])], params: { max_iter: 1 } }, kernels);
     expectClose(one, [2 * Math.cos(Math.PI / 6), 2 * Math.sin(Math.PI / 6)]);
+    // With max_iter 0 (mergekit runs no iteration): the normalised mean of the units, (2, 1)/√5, times the mean norm 2.
+    const none = run({ method: 'karcher', inputs: [data([2, 0]), data([1, 0]), data([0, 3])], params: { max_iter: 0 } }, kernels);
+    expectClose(none, [4 / Math.sqrt(5), 2 / Math.sqrt(5)]);
   });
 
   it('karcher: a zero model takes no part in the direction but counts in the mean norm', () => {
@@ -194,6 +197,8 @@ describe.each(KERNELS)('hand-computed results (%s kernels)', (kernels) => {
     expectClose(run({ method: 'karcher', inputs: [data([1, 2])] }, kernels), [1, 2], 7);
     // multislerp with a base and one other model returns that model itself, not base + its delta.
     expectClose(run({ method: 'multislerp', inputs: [data([5, 5]), data([1, 2])], baseIndex: 0, modelParams: [{}, { weight: 0.3 }] }, kernels), [1, 2], 7);
+    // Only the base (mergekit fails on its empty stack of task vectors): an error, not the base.
+    expect(() => run({ method: 'multislerp', inputs: [data([5, 5])], baseIndex: 0, modelParams: [{}] }, kernels)).toThrow(/multislerp needs at least one model besides the base/);
   });
 });
 

@@ -89,6 +89,6 @@ describe('method registry', () => {
     expect([0, 1e-9, 1, 1.0000001, Number.NaN].map((v) => isInParamRange(density, v))).toEqual([false, true, true, false, false]);
     const maxIter = getMethodSpec('karcher').params.find((p) => p.name === 'max_iter');
     if (!maxIter) throw new Error('no max_iter');
-    expect([0, 1, 2.5, 100].map((v) => isInParamRange(maxIter, v))).toEqual([false, true, false, true]);
+    expect([-1, 0, 1, 2.5, 100].map((v) => isInParamRange(maxIter, v))).toEqual([false, true, true, false, true]);
   });
 });

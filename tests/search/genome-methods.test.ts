@@ -284,6 +284,6 @@ describe('space checks of the new methods name the key', () => {
   it('searched parameters cannot be fixed; fixed ones must be valid', () => {
     expect(issues(space('nearswap', '  parameters: {nearswap: {t: 0.001}}\n'))).toEqual([['CONFLICT', 'genome.parameters.nearswap.t', 't is searched; set its range with genome.t_ranges.nearswap instead']]);
     expect(issues(space('multislerp', '  parameters: {multislerp: {weight: 1}}\n'))).toEqual([['CONFLICT', 'genome.parameters.multislerp.weight', 'weight is searched; set its range with genome.weight instead']]);
-    expect(issues(space('karcher', '  parameters: {karcher: {max_iter: 2.5}}\n'))).toEqual([['OUT_OF_RANGE', 'genome.parameters.karcher.max_iter', 'must be in [1, ∞) (integer), got 2.5']]);
+    expect(issues(space('karcher', '  parameters: {karcher: {max_iter: 2.5}}\n'))).toEqual([['OUT_OF_RANGE', 'genome.parameters.karcher.max_iter', 'must be in [0, ∞) (integer), got 2.5']]);
   });
 });

@@ -13,10 +13,10 @@ export const KARCHER_SPEC: MethodSpec = {
       kind: 'number',
       default: 10,
       required: false,
-      min: 1,
+      min: 0,
       integer: true,
       searchRange: [5, 50],
-      doc: 'Maximum fixed-point iterations.',
+      doc: 'Maximum fixed-point iterations (0: the normalised weighted mean of the unit directions, as mergekit).',
     },
     {
       name: 'tol',
@@ -26,7 +26,8 @@ export const KARCHER_SPEC: MethodSpec = {
       required: false,
       min: 0,
       minExclusive: true,
-      doc: 'Convergence tolerance on the update norm.',
+      // mergekit accepts 0, but then θ/sin θ is 0/0 for any model already at the mean and its output NaN.
+      doc: 'Convergence tolerance on the update norm (> 0).',
     },
   ],
   needsBase: 'no',

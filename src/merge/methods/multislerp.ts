@@ -54,8 +54,8 @@ export function computeMultislerp(ctx: FamilyContext): TensorData {
   const xs = indices.map((i) => ctx.inputs[i]).filter((x): x is TensorData => x !== undefined);
   const first = xs[0];
   if (first === undefined) {
-    if (base !== undefined) return castOut(ctx, base);
-    throw new MergeComputeError('MERGE_INPUT', task.output, 'multislerp needs at least one model');
+    // mergekit fails here too (an empty stack of task vectors) rather than returning the base.
+    throw new MergeComputeError('MERGE_INPUT', task.output, base === undefined ? 'multislerp needs at least one model' : 'multislerp needs at least one model besides the base, which is the only one given');
   }
   // mergekit returns a lone model's tensor as it is (not relative to the base).
   if (xs.length === 1) return castOut(ctx, first);
