@@ -80,7 +80,7 @@ export function computeMultislerp(ctx: FamilyContext): TensorData {
   const moments = new Float64Array(1 + m);
   const momentArgs = { inputs, dtypes, base: baseBytes, baseDType, computeDType: c, count: n, divisors, weights, out: moments };
   // ‖mean‖ of the rounded mean vector R(Σ R(uᵢwᵢ)).
-  ctx.kernels.multislerpMoments({ ...momentArgs, dots: new Float32Array(m), meanNorm: 1, withDots: false });
+  ctx.kernels.multislerpMoments({ ...momentArgs, withDots: false });
   const meanNorm = roundTo(c, Math.sqrt(moments[0] ?? 0));
   const out = outputBuffer(ctx, first.shape);
   const [x0, x1] = xs;
@@ -114,7 +114,7 @@ export function computeMultislerp(ctx: FamilyContext): TensorData {
     return out;
   }
   // dotsᵢ = R(Σ R(uᵢ·m)) with m = R(mean / M).
-  ctx.kernels.multislerpMoments({ ...momentArgs, dots: new Float32Array(m), meanNorm, withDots: true });
+  ctx.kernels.multislerpMoments({ ...momentArgs, meanNorm, withDots: true });
   const dots = Float32Array.from({ length: m }, (_, i) => roundTo(c, moments[1 + i] ?? 0));
   const common = { inputs, dtypes, base: baseBytes, baseDType, computeDType: c, count: n, divisors, weights, dots, meanNorm };
   const tangentSq = new Float64Array(1);

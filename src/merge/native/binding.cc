@@ -423,7 +423,8 @@ Napi::Value SceVariance(const Napi::CallbackInfo& info) {
 }
 
 // The arguments multislerpTangent and multislerpMix share.
-MultislerpParams multislerp_params(const Args& a, int64_t* count) {
+// The inputs every pass reads; multislerp_params adds the moments' results that tangent and mix need.
+MultislerpParams multislerp_inputs(const Args& a, int64_t* count) {
   MultislerpParams p;
   *count = a.integer("count");
   p.inputs = a.tensors("inputs", "dtypes", *count);
@@ -433,7 +434,12 @@ MultislerpParams multislerp_params(const Args& a, int64_t* count) {
   const int64_t m = static_cast<int64_t>(p.inputs.size());
   p.divisors = a.f32("divisors", m);
   p.weights = a.f32("weights", m);
-  p.dots = a.f32("dots", m);
+  return p;
+}
+
+MultislerpParams multislerp_params(const Args& a, int64_t* count) {
+  MultislerpParams p = multislerp_inputs(a, count);
+  p.dots = a.f32("dots", static_cast<int64_t>(p.inputs.size()));
   p.mean_norm = static_cast<float>(a.number("meanNorm"));
   return p;
 }
@@ -453,10 +459,11 @@ Napi::Value MultislerpTangent(const Napi::CallbackInfo& info) {
 Napi::Value MultislerpMoments(const Napi::CallbackInfo& info) {
   Args a(info, "multislerpMoments");
   int64_t count = 0;
-  MultislerpParams p = multislerp_params(a, &count);
+  MultislerpParams p = multislerp_inputs(a, &count);
   p.start = 0;
   p.end = count;
   p.with_dots = a.boolean("withDots");
+  if (p.with_dots) p.mean_norm = static_cast<float>(a.number("meanNorm"));
   p.moments = a.f64("out", p.with_dots ? 1 + static_cast<int64_t>(p.inputs.size()) : 1);
   multislerp_moments(p);
   return info.Env().Undefined();
@@ -476,18 +483,24 @@ Napi::Value MultislerpMix(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
-Napi::Value KarcherTangent(const Napi::CallbackInfo& info) {
-  Args a(info, "karcherTangent");
+// What karcherTangent and karcherDots both read: the models, their norms and the direction ū.
+KarcherParams karcher_inputs(const Args& a) {
   KarcherParams p;
   p.count = a.integer("count");
   p.inputs = a.tensors("inputs", "dtypes", p.count);
   p.compute = a.compute_dtype("computeDType");
-  const int64_t m = static_cast<int64_t>(p.inputs.size());
-  p.norms = a.f32("norms", m);
-  p.coefs = a.f32("coefs", m);
-  p.dots = a.f32("dots", m);
+  p.norms = a.f32("norms", static_cast<int64_t>(p.inputs.size()));
   p.u = a.typed<float, napi_float32_array>("u", p.count, "Float32Array");
   p.u_div = static_cast<float>(a.number("uDiv"));
+  return p;
+}
+
+Napi::Value KarcherTangent(const Napi::CallbackInfo& info) {
+  Args a(info, "karcherTangent");
+  KarcherParams p = karcher_inputs(a);
+  const int64_t m = static_cast<int64_t>(p.inputs.size());
+  p.coefs = a.f32("coefs", m);
+  p.dots = a.f32("dots", m);
   p.t = a.typed<float, napi_float32_array>("t", p.count, "Float32Array");
   double* out = a.f64("out", 1);
   karcher_tangent(p);
@@ -513,15 +526,8 @@ Napi::Value KarcherStep(const Napi::CallbackInfo& info) {
 
 Napi::Value KarcherDots(const Napi::CallbackInfo& info) {
   Args a(info, "karcherDots");
-  KarcherParams p;
-  p.count = a.integer("count");
-  p.inputs = a.tensors("inputs", "dtypes", p.count);
-  p.compute = a.compute_dtype("computeDType");
-  const int64_t m = static_cast<int64_t>(p.inputs.size());
-  p.norms = a.f32("norms", m);
-  p.u = a.typed<float, napi_float32_array>("u", p.count, "Float32Array");
-  p.u_div = static_cast<float>(a.number("uDiv"));
-  p.dots_out = a.f64("out", m);
+  KarcherParams p = karcher_inputs(a);
+  p.dots_out = a.f64("out", static_cast<int64_t>(p.inputs.size()));
   karcher_dots(p);
   return info.Env().Undefined();
 }
@@ -596,7 +602,7 @@ Napi::Value ReleasePages(const Napi::CallbackInfo& info) {
 }
 
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
-  exports.Set("abiVersion", Napi::Number::New(env, 4));
+  exports.Set("abiVersion", Napi::Number::New(env, 5));
   exports.Set("allocPages", Napi::Function::New(env, AllocPages, "allocPages"));
   exports.Set("releasePages", Napi::Function::New(env, ReleasePages, "releasePages"));
   exports.Set("convertDType", Napi::Function::New(env, ConvertDType, "convertDType"));

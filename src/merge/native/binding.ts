@@ -265,8 +265,8 @@ export interface SceVarianceArgs {
   readonly out: Float64Array;
 }
 
-/** What both multislerp passes recompute per element (multislerp.cc). */
-export interface MultislerpArgs {
+/** The inputs every multislerp pass reads per element (multislerp.cc). */
+export interface MultislerpInputs {
   readonly inputs: readonly Uint8Array[];
   readonly dtypes: Int32Array;
   /** When given, the inputs are taken relative to it and it is added back. */
@@ -278,21 +278,22 @@ export interface MultislerpArgs {
   readonly divisors: Float32Array;
   /** Per input, rounded (and normalised) as mergekit does. */
   readonly weights: Float32Array;
+}
+
+/** What the tangent and mix passes recompute per element, given the moments' results. */
+export interface MultislerpArgs extends MultislerpInputs {
   /** Per input: R(uᵢ·m). */
   readonly dots: Float32Array;
   /** R(‖Σ wᵢuᵢ‖). */
   readonly meanNorm: number;
 }
 
-export interface MultislerpMomentsArgs extends MultislerpArgs {
-  /** Also compute the dots (they need `meanNorm`; without them `meanNorm` and `dots` are unused). */
-  readonly withDots: boolean;
-  /**
-   * Receives [Σ mean², then with withDots Σ R(uᵢ·m) per input]: mean = R(Σ R(uᵢwᵢ)) before its
-   * division, m = R(mean / meanNorm) (f64, four lanes by index).
-   */
-  readonly out: Float64Array;
-}
+/**
+ * The moments pass: first without dots (for ‖mean‖), then with the rounded ‖mean‖ for the dots.
+ * `out` receives [Σ mean², then with withDots Σ R(uᵢ·m) per input]: mean = R(Σ R(uᵢwᵢ)) before
+ * its division, m = R(mean / meanNorm) (f64, four lanes by index).
+ */
+export type MultislerpMomentsArgs = MultislerpInputs & { readonly out: Float64Array } & ({ readonly withDots: false } | { readonly withDots: true; readonly meanNorm: number });
 
 export interface MultislerpTangentArgs extends MultislerpArgs {
   /** Receives [Σ τ²]. */
@@ -422,7 +423,7 @@ export const TS_KERNELS: KernelBinding = {
 const KERNEL_NAMES = Object.keys(TS_KERNELS) as readonly (keyof KernelBinding)[];
 
 /** The addon's interface version; binding.cc exports the same number as `abiVersion`. */
-const ADDON_ABI_VERSION = 4;
+const ADDON_ABI_VERSION = 5;
 const ADDON_NAME = 'evomerge_kernels';
 
 export interface LoadedKernels {

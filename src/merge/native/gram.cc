@@ -51,8 +51,7 @@ void gram_impl(const GramParams& p) {
     }
   });
   for (int64_t e = 0; e < vectors * pairs; ++e) {
-    const double* l = lanes.data() + e * 4;
-    p.out[e] = (l[0] + l[1]) + (l[2] + l[3]);
+    p.out[e] = lane_total(lanes.data() + e * 4);
   }
 }
 

@@ -1,6 +1,6 @@
 import type { GramArgs } from './binding.js';
 import { forEachRun } from './layout.js';
-import { BLOCK, dtypeAt, elementReader, loadBlock, roundBlock, roundTo, scratch, type Scratch } from './numeric.js';
+import { BLOCK, dtypeAt, elementReader, laneTotal, loadBlock, roundBlock, roundTo, scratch, type Scratch } from './numeric.js';
 
 /**
  * TypeScript twin of gram.cc: per vector of the layout, Σ v_a·v_b for every pair a <= b (in the
@@ -57,6 +57,6 @@ export function gramStats(a: GramArgs): void {
     }
   });
   for (let e = 0; e < vectors * pairs; e++) {
-    a.out[e] = ((lanes[e * 4] ?? 0) + (lanes[e * 4 + 1] ?? 0)) + ((lanes[e * 4 + 2] ?? 0) + (lanes[e * 4 + 3] ?? 0));
+    a.out[e] = laneTotal(lanes, e);
   }
 }

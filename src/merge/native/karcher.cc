@@ -43,7 +43,7 @@ void tangent_impl(KarcherParams& p) {
       lanes[(j + k) & 3] += v * v;
     }
   }
-  p.t_sq = (lanes[0] + lanes[1]) + (lanes[2] + lanes[3]);
+  p.t_sq = lane_total(lanes);
 }
 
 template <class R>
@@ -82,7 +82,7 @@ void dots_impl(const KarcherParams& p) {
   }
   for (size_t i = 0; i < m; ++i) {
     const double* l = lanes.data() + i * 4;
-    p.dots_out[i] = (l[0] + l[1]) + (l[2] + l[3]);
+    p.dots_out[i] = lane_total(l);
   }
 }
 

@@ -1,5 +1,5 @@
 import type { KarcherDotsArgs, KarcherStepArgs, KarcherTangentArgs } from './binding.js';
-import { BLOCK, dtypeAt, elementReader, loadBlock, roundTo, scratch } from './numeric.js';
+import { BLOCK, dtypeAt, elementReader, laneTotal, loadBlock, roundTo, scratch } from './numeric.js';
 
 /** ū of elements [j, j + n): u, or R(u / uDiv). */
 function loadU(u: Float32Array, uDiv: number, c: 0 | 1 | 2, j: number, n: number, dst: Float32Array): void {
@@ -51,7 +51,7 @@ export function karcherTangent(p: KarcherTangentArgs): void {
       lanes[l] = (lanes[l] ?? 0) + v * v;
     }
   }
-  p.out[0] = ((lanes[0] ?? 0) + (lanes[1] ?? 0)) + ((lanes[2] ?? 0) + (lanes[3] ?? 0));
+  p.out[0] = laneTotal(lanes);
 }
 
 /** TypeScript twin of karcher.cc karcher_step: u = R(R(cosN·ū) + R(sinN·R(t / normT))), or R(cosN·ū) without t. */
@@ -101,6 +101,6 @@ export function karcherDots(p: KarcherDotsArgs): void {
     });
   }
   for (let i = 0; i < m; i++) {
-    p.out[i] = ((lanes[i * 4] ?? 0) + (lanes[i * 4 + 1] ?? 0)) + ((lanes[i * 4 + 2] ?? 0) + (lanes[i * 4 + 3] ?? 0));
+    p.out[i] = laneTotal(lanes, i);
   }
 }

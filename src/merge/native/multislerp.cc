@@ -79,8 +79,7 @@ void moments_impl(MultislerpParams& p) {
     }
   }
   for (size_t e = 0; e < (p.with_dots ? 1 + m : 1); ++e) {
-    const double* l = lanes.data() + e * 4;
-    p.moments[e] = (l[0] + l[1]) + (l[2] + l[3]);
+    p.moments[e] = lane_total(lanes.data() + e * 4);
   }
 }
 
@@ -96,7 +95,7 @@ void tangent_impl(MultislerpParams& p) {
       lanes[(j + k) & 3] += t * t;
     }
   }
-  p.tangent_sq = (lanes[0] + lanes[1]) + (lanes[2] + lanes[3]);
+  p.tangent_sq = lane_total(lanes);
 }
 
 template <class R>

@@ -1,8 +1,11 @@
-import type { MultislerpArgs, MultislerpMixArgs, MultislerpMomentsArgs, MultislerpTangentArgs } from './binding.js';
-import { BLOCK, dtypeAt, elementReader, elementWriter, loadBlock, roundBlock, roundTo, scratch, storeBlock, type Scratch } from './numeric.js';
+import type { MultislerpInputs, MultislerpMixArgs, MultislerpMomentsArgs, MultislerpTangentArgs } from './binding.js';
+import { BLOCK, dtypeAt, elementReader, elementWriter, laneTotal, loadBlock, roundBlock, roundTo, scratch, storeBlock, type Scratch } from './numeric.js';
 
-/** Recomputes m and τ of elements [j, j + n) as multislerp.cc does (see binding.ts MultislerpArgs). */
-function blockComputer(p: MultislerpArgs): {
+/**
+ * Recomputes m and τ of elements [j, j + n) as multislerp.cc does (see binding.ts MultislerpArgs):
+ * normaliseMean needs `meanNorm`, compute also `dots`; the moments pass gives neither or only meanNorm.
+ */
+function blockComputer(p: MultislerpInputs & { readonly meanNorm?: number; readonly dots?: Float32Array }): {
   b: Scratch;
   u: Scratch[];
   mean: Scratch;
@@ -14,7 +17,7 @@ function blockComputer(p: MultislerpArgs): {
   const c = p.computeDType;
   const m = p.inputs.length;
   if (m < 1) throw new TypeError('multislerp: inputs must not be empty');
-  for (const [name, arr] of [['divisors', p.divisors], ['weights', p.weights], ['dots', p.dots]] as const) {
+  for (const [name, arr] of [['divisors', p.divisors], ['weights', p.weights], ['dots', p.dots ?? p.weights]] as const) {
     if (arr.length < m) throw new TypeError(`${name} holds ${arr.length} elements, needs ${m}`);
   }
   const readers = p.inputs.map((bytes, i) => elementReader(bytes, dtypeAt(p.dtypes, i), p.count, `inputs[${i}]`));
@@ -23,7 +26,8 @@ function blockComputer(p: MultislerpArgs): {
   const u: Scratch[] = readers.map(() => scratch());
   const mean = scratch();
   const tau = scratch();
-  const meanNorm = Math.fround(p.meanNorm);
+  const meanNorm = p.meanNorm === undefined ? undefined : Math.fround(p.meanNorm);
+  const dots = p.dots;
   // uᵢ and mean = R(Σ R(uᵢ·wᵢ)), before the division by the mean norm.
   const loadMean = (j: number, n: number): void => {
     if (base) loadBlock(base, j, n, b.f, b.u, c);
@@ -47,14 +51,16 @@ function blockComputer(p: MultislerpArgs): {
     roundBlock(c, mean.f, n);
   };
   const normaliseMean = (n: number): void => {
+    if (meanNorm === undefined) throw new TypeError('meanNorm must be a number');
     for (let k = 0; k < n; k++) mean.f[k] = roundTo(c, (mean.f[k] ?? 0) / meanNorm);
   };
   const compute = (j: number, n: number): void => {
+    if (dots === undefined) throw new TypeError('dots must be a Float32Array');
     loadMean(j, n);
     normaliseMean(n);
     tau.f.fill(0, 0, n);
     u.forEach((s, i) => {
-      const di = p.dots[i] ?? 0;
+      const di = dots[i] ?? 0;
       const w = p.weights[i] ?? 0;
       for (let k = 0; k < n; k++) {
         tau.f[k] = (tau.f[k] ?? 0) + roundTo(c, roundTo(c, (s.f[k] ?? 0) - roundTo(c, di * (mean.f[k] ?? 0))) * w);
@@ -91,7 +97,7 @@ export function multislerpMoments(p: MultislerpMomentsArgs): void {
     });
   }
   for (let e = 0; e < sets; e++) {
-    p.out[e] = ((lanes[e * 4] ?? 0) + (lanes[e * 4 + 1] ?? 0)) + ((lanes[e * 4 + 2] ?? 0) + (lanes[e * 4 + 3] ?? 0));
+    p.out[e] = laneTotal(lanes, e);
   }
 }
 
@@ -109,7 +115,7 @@ export function multislerpTangent(p: MultislerpTangentArgs): void {
       lanes[l] = (lanes[l] ?? 0) + t * t;
     }
   }
-  p.out[0] = ((lanes[0] ?? 0) + (lanes[1] ?? 0)) + ((lanes[2] ?? 0) + (lanes[3] ?? 0));
+  p.out[0] = laneTotal(lanes);
 }
 
 /** TypeScript twin of multislerp.cc multislerp_mix: out = R(R(R(m·cosT) + R(τ·sincT))·scale) (+ base). */

@@ -30,6 +30,10 @@ enum DTypeCode : int { kF32 = 0, kF16 = 1, kBF16 = 2, kF64 = 3 };
 // work on the block with plain loops the compiler can vectorise, and encode the result.
 constexpr int64_t kBlock = 512;
 
+// A sum kept in four f64 lanes by element index (j & 3), so that it vectorises in a fixed order;
+// the lanes are added pairwise, as the TypeScript twins' laneTotal does.
+inline double lane_total(const double* l) { return (l[0] + l[1]) + (l[2] + l[3]); }
+
 inline int dtype_size(int d) { return d == kF64 ? 8 : d == kF32 ? 4 : 2; }
 
 inline uint32_t f32_bits(float x) {

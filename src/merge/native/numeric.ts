@@ -121,6 +121,12 @@ export function f32ToF16Bits(x: number): number {
   return f16FromBits(f32Bits(x));
 }
 
+/** Lanes [4·set, 4·set + 4) of a sum kept in four lanes by element index, added pairwise (numeric.h lane_total). */
+export function laneTotal(lanes: ArrayLike<number>, set = 0): number {
+  const l = (i: number): number => lanes[4 * set + i] ?? 0;
+  return (l(0) + l(1)) + (l(2) + l(3));
+}
+
 /** fround(x), then rounded to the compute dtype `code` (numeric.h round_to after a float op). */
 export function roundTo(code: ComputeCode, x: number): number {
   switch (code) {
