@@ -18,7 +18,7 @@ export function weightTensors(config: LlamaTrainConfig, weights: LlamaWeights, r
     const data = weights.get(name);
     if (data === undefined) throw new RangeError(`missing tensor ${name}`);
     const grads = typeof requiresGrad === 'boolean' ? requiresGrad : requiresGrad(name);
-    out.set(name, new Tensor(data, rows, cols, grads, undefined, grads ? gradRegions(name) : undefined));
+    out.set(name, new Tensor(data, rows, cols, grads, { gradRegions: grads ? gradRegions(name) : undefined }));
   }
   return out;
 }

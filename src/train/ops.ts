@@ -8,7 +8,7 @@ import { logSumExp } from './elementwise.js';
 import { Tape, Tensor } from './tape.js';
 
 function output(tape: Tape, rows: number, cols: number, ...inputs: readonly Tensor[]): Tensor {
-  return new Tensor(tape.alloc(rows * cols), rows, cols, tape.tracks(...inputs), (n) => tape.alloc(n));
+  return new Tensor(tape.alloc(rows * cols), rows, cols, tape.tracks(...inputs), { alloc: (n) => tape.alloc(n) });
 }
 
 /** Rows `tokens` of `table` ([vocab, hidden]). */

@@ -21,11 +21,11 @@ export class Tensor {
 
   /**
    * A rows × cols row-major matrix (a vector is 1 × n). `alloc` makes its gradient buffer (a
-   * tape's pool for activations; a fresh array for weights, whose gradients outlive a step).
+   * tape's pool for activations; by default a fresh array, for weights, whose gradients outlive a step).
    */
-  constructor(data: Float32Array, rows: number, cols: number, requiresGrad: boolean, alloc: (length: number) => Float32Array = (n) => new Float32Array(n), gradRegions?: readonly GradRegion[]) {
-    this.#alloc = alloc;
-    this.gradRegions = gradRegions;
+  constructor(data: Float32Array, rows: number, cols: number, requiresGrad: boolean, options: { readonly alloc?: (length: number) => Float32Array; readonly gradRegions?: readonly GradRegion[] } = {}) {
+    this.#alloc = options.alloc ?? ((n) => new Float32Array(n));
+    this.gradRegions = options.gradRegions;
     this.data = data;
     this.rows = rows;
     this.cols = cols;
