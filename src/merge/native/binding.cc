@@ -434,6 +434,8 @@ MultislerpParams multislerp_inputs(const Args& a, int64_t* count) {
   const int64_t m = static_cast<int64_t>(p.inputs.size());
   p.divisors = a.f32("divisors", m);
   p.weights = a.f32("weights", m);
+  p.start = 0;
+  p.end = *count;
   return p;
 }
 
@@ -448,8 +450,6 @@ Napi::Value MultislerpTangent(const Napi::CallbackInfo& info) {
   Args a(info, "multislerpTangent");
   int64_t count = 0;
   MultislerpParams p = multislerp_params(a, &count);
-  p.start = 0;
-  p.end = count;
   double* out = a.f64("out", 1);
   multislerp_tangent(p);
   out[0] = p.tangent_sq;
@@ -460,8 +460,6 @@ Napi::Value MultislerpMoments(const Napi::CallbackInfo& info) {
   Args a(info, "multislerpMoments");
   int64_t count = 0;
   MultislerpParams p = multislerp_inputs(a, &count);
-  p.start = 0;
-  p.end = count;
   p.with_dots = a.boolean("withDots");
   if (p.with_dots) p.mean_norm = static_cast<float>(a.number("meanNorm"));
   p.moments = a.f64("out", p.with_dots ? 1 + static_cast<int64_t>(p.inputs.size()) : 1);

@@ -37,11 +37,8 @@ void tangent_impl(KarcherParams& p) {
         t[k] = R::r(t[k] + R::r(c * R::r(unit - R::r(d * ub[k]))));
       }
     }
-    for (int64_t k = 0; k < n; ++k) {
-      p.t[j + k] = t[k];
-      const double v = t[k];
-      lanes[(j + k) & 3] += v * v;
-    }
+    std::copy(t.begin(), t.begin() + n, p.t + j);
+    add_squares(lanes, t.data(), j, n);
   }
   p.t_sq = lane_total(lanes);
 }

@@ -1,5 +1,5 @@
 import type { KarcherDotsArgs, KarcherStepArgs, KarcherTangentArgs } from './binding.js';
-import { BLOCK, dtypeAt, elementReader, laneTotal, loadBlock, roundTo, scratch } from './numeric.js';
+import { BLOCK, addSquares, dtypeAt, elementReader, laneTotal, loadBlock, roundTo, scratch } from './numeric.js';
 
 /** ū of elements [j, j + n): u, or R(u / uDiv). */
 function loadU(u: Float32Array, uDiv: number, c: 0 | 1 | 2, j: number, n: number, dst: Float32Array): void {
@@ -29,7 +29,7 @@ export function karcherTangent(p: KarcherTangentArgs): void {
   const ub = new Float32Array(BLOCK);
   const x = scratch();
   const t = new Float32Array(BLOCK);
-  const lanes = [0, 0, 0, 0];
+  const lanes = new Float64Array(4);
   for (let j = 0; j < p.count; j += BLOCK) {
     const n = Math.min(BLOCK, p.count - j);
     loadU(p.u, p.uDiv, c, j, n, ub);
@@ -44,12 +44,8 @@ export function karcherTangent(p: KarcherTangentArgs): void {
         t[k] = roundTo(c, (t[k] ?? 0) + roundTo(c, coef * roundTo(c, unit - roundTo(c, d * (ub[k] ?? 0)))));
       }
     });
-    for (let k = 0; k < n; k++) {
-      const v = t[k] ?? 0;
-      p.t[j + k] = v;
-      const l = (j + k) & 3;
-      lanes[l] = (lanes[l] ?? 0) + v * v;
-    }
+    p.t.set(t.subarray(0, n), j);
+    addSquares(lanes, t, j, n);
   }
   p.out[0] = laneTotal(lanes);
 }

@@ -65,10 +65,7 @@ void moments_impl(MultislerpParams& p) {
   for (int64_t j = p.start; j < p.end; j += kBlock) {
     const int64_t n = std::min<int64_t>(kBlock, p.end - j);
     blk.load_mean(p, j, n);
-    for (int64_t k = 0; k < n; ++k) {
-      const double v = blk.mean[k];
-      lanes[(j + k) & 3] += v * v;
-    }
+    add_squares(lanes.data(), blk.mean.data(), j, n);
     if (!p.with_dots) continue;
     blk.normalise_mean(p, n);
     for (size_t i = 0; i < m; ++i) {
@@ -90,10 +87,7 @@ void tangent_impl(MultislerpParams& p) {
   for (int64_t j = p.start; j < p.end; j += kBlock) {
     const int64_t n = std::min<int64_t>(kBlock, p.end - j);
     blk.compute(p, j, n);
-    for (int64_t k = 0; k < n; ++k) {
-      const double t = blk.tau[k];
-      lanes[(j + k) & 3] += t * t;
-    }
+    add_squares(lanes, blk.tau.data(), j, n);
   }
   p.tangent_sq = lane_total(lanes);
 }

@@ -1,5 +1,5 @@
 import type { MultislerpInputs, MultislerpMixArgs, MultislerpMomentsArgs, MultislerpTangentArgs } from './binding.js';
-import { BLOCK, dtypeAt, elementReader, elementWriter, laneTotal, loadBlock, roundBlock, roundTo, scratch, storeBlock, type Scratch } from './numeric.js';
+import { BLOCK, addSquares, dtypeAt, elementReader, elementWriter, laneTotal, loadBlock, roundBlock, roundTo, scratch, storeBlock, type Scratch } from './numeric.js';
 
 /**
  * Recomputes m and τ of elements [j, j + n) as multislerp.cc does (see binding.ts MultislerpArgs):
@@ -82,11 +82,7 @@ export function multislerpMoments(p: MultislerpMomentsArgs): void {
   for (let j = 0; j < p.count; j += BLOCK) {
     const n = Math.min(BLOCK, p.count - j);
     blk.loadMean(j, n);
-    for (let k = 0; k < n; k++) {
-      const v = blk.mean.f[k] ?? 0;
-      const l = (j + k) & 3;
-      lanes[l] = (lanes[l] ?? 0) + v * v;
-    }
+    addSquares(lanes, blk.mean.f, j, n);
     if (!p.withDots) continue;
     blk.normaliseMean(n);
     blk.u.forEach((s, i) => {
@@ -105,15 +101,11 @@ export function multislerpMoments(p: MultislerpMomentsArgs): void {
 export function multislerpTangent(p: MultislerpTangentArgs): void {
   if (p.out.length < 1) throw new TypeError('out must hold 1 element');
   const blk = blockComputer(p);
-  const lanes = [0, 0, 0, 0];
+  const lanes = new Float64Array(4);
   for (let j = 0; j < p.count; j += BLOCK) {
     const n = Math.min(BLOCK, p.count - j);
     blk.compute(j, n);
-    for (let k = 0; k < n; k++) {
-      const t = blk.tau.f[k] ?? 0;
-      const l = (j + k) & 3;
-      lanes[l] = (lanes[l] ?? 0) + t * t;
-    }
+    addSquares(lanes, blk.tau.f, j, n);
   }
   p.out[0] = laneTotal(lanes);
 }

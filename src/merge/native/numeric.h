@@ -34,6 +34,14 @@ constexpr int64_t kBlock = 512;
 // the lanes are added pairwise, as the TypeScript twins' laneTotal does.
 inline double lane_total(const double* l) { return (l[0] + l[1]) + (l[2] + l[3]); }
 
+// Adds v[k]² (in f64) for elements j + k, k < n, to their lanes.
+inline void add_squares(double* lanes, const float* v, int64_t j, int64_t n) {
+  for (int64_t k = 0; k < n; ++k) {
+    const double x = v[k];
+    lanes[(j + k) & 3] += x * x;
+  }
+}
+
 inline int dtype_size(int d) { return d == kF64 ? 8 : d == kF32 ? 4 : 2; }
 
 inline uint32_t f32_bits(float x) {

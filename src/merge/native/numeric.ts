@@ -127,6 +127,15 @@ export function laneTotal(lanes: ArrayLike<number>, set = 0): number {
   return (l(0) + l(1)) + (l(2) + l(3));
 }
 
+/** Adds v[k]² (in f64) for elements j + k, k < n, to their lanes of set 0 (numeric.h add_squares). */
+export function addSquares(lanes: Float64Array, v: Float32Array, j: number, n: number): void {
+  for (let k = 0; k < n; k++) {
+    const x = v[k] ?? 0;
+    const l = (j + k) & 3;
+    lanes[l] = (lanes[l] ?? 0) + x * x;
+  }
+}
+
 /** fround(x), then rounded to the compute dtype `code` (numeric.h round_to after a float op). */
 export function roundTo(code: ComputeCode, x: number): number {
   switch (code) {
