@@ -12,7 +12,7 @@ import { computeMultislerp } from './methods/multislerp.js';
 import { computeNearswap } from './methods/nearswap.js';
 import { computePassthrough } from './methods/passthrough.js';
 import { computeSce } from './methods/sce.js';
-import { computeNuslerp, computeSlerp } from './methods/slerp.js';
+import { computeSlerpFamily, computeSlerpGramStats } from './methods/slerp.js';
 import {
   elementCount,
   MergeComputeError,
@@ -21,7 +21,7 @@ import {
   type TensorData,
 } from './methods/task-inputs.js';
 import { computeTaskVector, computeTaskVectorStats } from './methods/task-vector.js';
-import type { ChunkSparsity, ChunkStats, StatPass } from './methods/task-vector-stats.js';
+import type { AnyStatPass, ChunkContext, ChunkReply } from './methods/chunk-stats.js';
 import { loadKernels, TS_KERNELS, type KernelBinding, type KernelLogger } from './native/binding.js';
 import { KERNEL_DTYPE, kernelDTypeOf, type ComputeCode, type KernelDType } from './native/numeric.js';
 import type { MethodId, TensorTask } from './task.js';
@@ -50,9 +50,9 @@ export interface ComputeOptions {
   readonly alloc?: (byteLength: number) => Uint8Array;
   /**
    * The task is a row chunk of a tensor run in chunks, with the whole-tensor statistics its method
-   * needs (task-vector-stats.ts). Default: none (the task is a whole tensor).
+   * needs (chunk-stats.ts). Default: none (the task is a whole tensor).
    */
-  readonly chunk?: ChunkSparsity;
+  readonly chunk?: ChunkContext;
 }
 
 const COMPUTE_CODE: Readonly<Record<FloatDType, ComputeCode>> = {
@@ -66,8 +66,8 @@ type Family = (ctx: FamilyContext) => TensorData;
 // Every MethodId must have its arithmetic here (the type says so).
 const FAMILIES: Readonly<Record<MethodId, Family>> = {
   linear: computeLinear,
-  slerp: computeSlerp,
-  nuslerp: computeNuslerp,
+  slerp: computeSlerpFamily,
+  nuslerp: computeSlerpFamily,
   task_arithmetic: computeTaskVector,
   ties: computeTaskVector,
   dare_ties: computeTaskVector,
@@ -162,14 +162,18 @@ function familyContext(task: TensorTask, inputs: readonly TensorData[], outCode:
 }
 
 /**
- * One statistics pass (task-vector-stats.ts) over a row chunk of a task-vector task the pool runs
- * in chunks; `options.chunk` carries what earlier passes found. Same errors as computeTask.
+ * One statistics pass (chunk-stats.ts) over a row chunk of a task the pool runs in chunks: a
+ * task-vector sparsifier's, or slerp / nuslerp's gram pass; `options.chunk` carries what earlier
+ * passes found. Same errors as computeTask.
  */
-export function computeTaskStats(task: TensorTask, inputs: readonly TensorData[], pass: StatPass, options: ComputeOptions): ChunkStats {
+export function computeTaskStats(task: TensorTask, inputs: readonly TensorData[], pass: AnyStatPass, options: ComputeOptions): ChunkReply {
   checkInputs(task, inputs);
   const outCode = kernelDTypeOf(task.outDType);
-  if (FAMILIES[task.method] !== computeTaskVector || outCode === undefined || inputs.some((t) => kernelDTypeOf(t.dtype) === undefined)) {
-    throw new MergeComputeError('UNSUPPORTED_METHOD', task.output, `${task.method} on ${task.outDType} has no statistics passes`);
+  const family = FAMILIES[task.method];
+  const wanted = pass === 'gram' ? computeSlerpFamily : computeTaskVector;
+  if (family !== wanted || outCode === undefined || inputs.some((t) => kernelDTypeOf(t.dtype) === undefined)) {
+    throw new MergeComputeError('UNSUPPORTED_METHOD', task.output, `${task.method} on ${task.outDType} has no ${pass} pass`);
   }
-  return computeTaskVectorStats(familyContext(task, inputs, outCode, options), pass);
+  const ctx = familyContext(task, inputs, outCode, options);
+  return pass === 'gram' ? computeSlerpGramStats(ctx) : computeTaskVectorStats(ctx, pass);
 }

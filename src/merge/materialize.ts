@@ -18,7 +18,7 @@ import type { OutputDirContents, TensorSlot } from './output-dir.js';
 import { createMergeProgress } from './progress.js';
 import { MergeAbortedError, runUnits } from './task-pool.js';
 import type { FileTensorInput, MergePlan, TensorInput, TensorTask } from './task.js';
-import type { ChunkStats } from './methods/task-vector-stats.js';
+import type { ChunkReply } from './methods/chunk-stats.js';
 import { planWorkUnits, readStagesFromFiles, statPassUnits, twoPassMergeUnits } from './work-units.js';
 import type { WorkUnit } from './work-units.js';
 import { WORKER_FUNCTION } from './worker-protocol.js';
@@ -160,7 +160,7 @@ export async function materializePlan(plan: MergePlan, options: MaterializeOptio
     let warnedAlone = false;
     for (const [i, phase] of phaseUnits.entries()) {
       const out = phases[i]?.out;
-      const run = (units: readonly WorkUnit[], onStats: (unit: WorkUnit, stats: ChunkStats | null) => void): Promise<void> =>
+      const run = (units: readonly WorkUnit[], onStats: (unit: WorkUnit, stats: ChunkReply | null) => void): Promise<void> =>
         runUnits(pool ?? fail('the pool is gone'), units, {
           jobs: opts.jobs * TASKS_PER_THREAD,
           maxMemoryBytes: opts.maxMemoryBytes,

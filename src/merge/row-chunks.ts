@@ -1,6 +1,7 @@
 import { dtypeByteSize } from '../tensors/dtype.js';
 import { kernelDTypeOf } from './native/numeric.js';
 import { findMethodSpec } from './registry.js';
+import { slerpGramVectors } from './methods/slerp-stats.js';
 import type { TensorInput, TensorTask } from './task.js';
 import { slicePackedRows } from './vocab-permutation.js';
 
@@ -37,11 +38,14 @@ function sameDims(a: readonly number[], b: readonly number[]): boolean {
  *   Statistics passes over the chunks first gather what the whole tensor decides
  *   (task-vector-stats.ts); each chunk is then merged on its own. DELLA ranks within rows (dim 1),
  *   so it needs at least 2 dims for a row chunk to hold whole vectors;
- * - 'whole': slerp / nuslerp / multislerp / karcher / model_stock / sce (norms and dot products),
- *   tensors of more than 2^32 − 1 elements for the rank kernels, inputs that are not floats, and
- *   embeddings permuted from a tensor an earlier stage computes.
+ * - 'gram': slerp, and nuslerp with flattened or column vectors: a pass over the chunks first sums
+ *   the dot products in fixed blocks of rows (gram-blocks.ts), then each chunk is mixed on its own.
+ *   nuslerp's default vectors are rows, which a row chunk holds whole: 'elementwise';
+ * - 'whole': multislerp / karcher / model_stock / sce (norms and dot products), tensors of more
+ *   than 2^32 − 1 elements for the rank kernels, inputs that are not floats, and embeddings
+ *   permuted from a tensor an earlier stage computes.
  */
-export type RowSplit = 'elementwise' | 'two-pass' | 'whole';
+export type RowSplit = 'elementwise' | 'two-pass' | 'gram' | 'whole';
 
 function methodSplit(task: TensorTask): RowSplit {
   const spec = findMethodSpec(task.method);
@@ -51,6 +55,14 @@ function methodSplit(task: TensorTask): RowSplit {
     case 'passthrough':
     case 'nearswap':
       return 'elementwise';
+    case 'slerp':
+    case 'nuslerp': {
+      // One input is returned as it is; otherwise float inputs are summed in gram blocks.
+      if (task.inputs.length === 1) return 'elementwise';
+      const floats = kernelDTypeOf(task.outDType) !== undefined && task.inputs.every((input) => kernelDTypeOf(input.kind === 'stage' ? input.task.outDType : input.dtype) !== undefined);
+      if (!floats) return 'whole';
+      return slerpGramVectors(task) === null ? 'elementwise' : 'gram';
+    }
     case 'task_vector': {
       // Without sparsification (no sparsifier, or density 1 for magnitude / random pruning) the
       // family is elementwise: delta, weighted sign election and per-element normalize.

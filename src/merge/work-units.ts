@@ -4,8 +4,11 @@
  * Chunks of a 'two-pass' task are held back with the collector of their statistics
  * (task-vector-stats.ts) until its passes have run.
  */
+import type { AnyStatPass, ChunkContext, ChunkStatsCollector } from './methods/chunk-stats.js';
+import { gramBlockRows } from './methods/gram-blocks.js';
+import { SlerpGramCollector } from './methods/slerp-stats.js';
 import { taskVectorSparsity } from './methods/task-vector.js';
-import { TensorStatsCollector, type ChunkSparsity, type StatPass } from './methods/task-vector-stats.js';
+import { TensorStatsCollector } from './methods/task-vector-stats.js';
 import { estimateWorkingSetBytes, inputBytesOf } from './memory-budget.js';
 import { KERNEL_DTYPE } from './native/numeric.js';
 import type { TensorSlot } from './output-dir.js';
@@ -24,9 +27,9 @@ export interface WorkUnit {
   /** True on the last unit of a tensor, so progress counts each tensor once. */
   readonly completesTensor: boolean;
   /** 'merge' computes and writes the unit; a statistics pass only counts over its rows. */
-  readonly pass: 'merge' | StatPass;
-  /** For a chunk of a 'two-pass' tensor: where it lies and the statistics gathered so far. */
-  readonly chunk: ChunkSparsity | null;
+  readonly pass: 'merge' | AnyStatPass;
+  /** For a chunk of a 'two-pass' or 'gram' tensor: the statistics gathered so far. */
+  readonly chunk: ChunkContext | null;
 }
 
 /** A tensor merged in row chunks after statistics passes over them. */
@@ -34,7 +37,7 @@ export interface TwoPassTensor {
   readonly task: TensorTask;
   /** Its chunks' merge units in row order, without statistics yet (chunk: null). */
   readonly chunks: readonly WorkUnit[];
-  readonly collector: TensorStatsCollector;
+  readonly collector: ChunkStatsCollector;
 }
 
 /** The units of one phase that can run at once, and the two-pass tensors whose chunks wait for statistics. */
@@ -63,11 +66,17 @@ export function planWorkUnits(
     const rows = task.outShape[0] ?? 1;
     const est = estimateWorkingSetBytes(task);
     const split = rowSplitOf(task);
-    const cut = est > chunkBytes && task.outShape.length > 0 && (split !== 'two-pass' || est > twoPassMinBytes);
-    const targetRows = cut ? Math.max(1, Math.floor((rows * chunkBytes) / est)) : rows;
+    const passes = split === 'two-pass' || split === 'gram';
+    const cut = est > chunkBytes && task.outShape.length > 0 && (!passes || est > twoPassMinBytes);
+    let targetRows = cut ? Math.max(1, Math.floor((rows * chunkBytes) / est)) : rows;
+    if (split === 'gram' && cut) {
+      // Chunk boundaries on gram block boundaries, so the chunks' block sums are the whole tensor's.
+      const blockRows = gramBlockRows(task.outShape);
+      targetRows = Math.max(blockRows, targetRows - (targetRows % blockRows));
+    }
     const chunks = splitRows(task, targetRows);
     const rowBytes = task.outShape.length > 0 && rows > 0 ? slot.byteLength / rows : slot.byteLength;
-    const held = chunks.length > 1 && split === 'two-pass';
+    const held = chunks.length > 1 && passes;
     const chunkUnits: WorkUnit[] = [];
     chunks.forEach((c, i) => {
       chunkUnits.push({
@@ -89,12 +98,18 @@ export function planWorkUnits(
       units.push(...chunkUnits);
       continue;
     }
-    const rowElements = elementCount(task.outShape.slice(1));
-    const { inputs, work } = taskVectorSparsity(task, KERNEL_DTYPE[task.computeDType], rows * rowElements);
-    const collector = new TensorStatsCollector(inputs, chunks.map((c) => c.rows * rowElements), work);
-    twoPass.push({ task, chunks: chunkUnits, collector });
+    twoPass.push({ task, chunks: chunkUnits, collector: statsCollector(task, split, chunks.map((c) => c.rows)) });
   }
   return { units, twoPass };
+}
+
+/** The collector of a tensor's statistics over chunks of `chunkRows` rows each. */
+function statsCollector(task: TensorTask, split: 'two-pass' | 'gram', chunkRows: readonly number[]): ChunkStatsCollector {
+  if (split === 'gram') return new SlerpGramCollector(task, chunkRows);
+  const rows = task.outShape[0] ?? 1;
+  const rowElements = elementCount(task.outShape.slice(1));
+  const { inputs, work } = taskVectorSparsity(task, KERNEL_DTYPE[task.computeDType], rows * rowElements);
+  return new TensorStatsCollector(inputs, chunkRows.map((r) => r * rowElements), work);
 }
 
 function elementCount(shape: readonly number[]): number {
@@ -111,7 +126,7 @@ export function statPassUnits(twoPass: readonly TwoPassTensor[]): Map<WorkUnit, 
     if (pass === null) continue;
     tensor.collector.beginPass(pass);
     tensor.chunks.forEach((u, chunk) => {
-      owners.set({ ...u, pass, chunk: tensor.collector.chunkSparsity(chunk), completesTensor: false }, { tensor, chunk });
+      owners.set({ ...u, pass, chunk: tensor.collector.chunkContext(chunk), completesTensor: false }, { tensor, chunk });
     });
   }
   return owners;
@@ -121,7 +136,7 @@ export function statPassUnits(twoPass: readonly TwoPassTensor[]): Map<WorkUnit, 
 export function twoPassMergeUnits(twoPass: readonly TwoPassTensor[]): WorkUnit[] {
   return twoPass.flatMap((t) => {
     if (t.collector.nextPass() !== null) throw new Error(`${t.task.output}: statistics passes are not finished`);
-    return t.chunks.map((u, chunk) => ({ ...u, chunk: t.collector.chunkSparsity(chunk) }));
+    return t.chunks.map((u, chunk) => ({ ...u, chunk: t.collector.chunkContext(chunk) }));
   });
 }
 

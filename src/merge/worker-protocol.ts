@@ -1,4 +1,4 @@
-import type { ChunkSparsity, ChunkStats, StatPass } from './methods/task-vector-stats.js';
+import type { AnyStatPass, ChunkContext, ChunkReply } from './methods/chunk-stats.js';
 import type { TensorTask } from './task.js';
 
 /**
@@ -39,9 +39,9 @@ export interface TensorTaskRequest {
    */
   readonly scratchRetainBytes: number;
   /** 'merge' computes the task and writes it to `output`; a statistics pass only counts and replies. */
-  readonly pass: 'merge' | StatPass;
-  /** For a row chunk of a two-pass tensor: where it lies and the statistics so far; else null. */
-  readonly chunk: ChunkSparsity | null;
+  readonly pass: 'merge' | AnyStatPass;
+  /** For a row chunk of a tensor with statistics passes: the statistics so far; else null. */
+  readonly chunk: ChunkContext | null;
 }
 
 export interface TensorTaskDone {
@@ -56,8 +56,8 @@ export interface TensorTaskDone {
   readonly writeMs: number;
   /** Non-fatal notes from the kernels (a model skipped for its shape, native kernels unavailable). */
   readonly warnings: readonly string[];
-  /** A statistics pass's counts (histograms and L1 bins: small); null for 'merge'. */
-  readonly stats: ChunkStats | null;
+  /** A statistics pass's counts (histograms, L1 bins, gram block sums: small); null for 'merge'. */
+  readonly stats: ChunkReply | null;
 }
 
 /** A failure, flattened so that the error code survives the thread boundary. */

@@ -68,7 +68,7 @@ describe('row chunks', () => {
     expect(isRowSeparable(task('breadcrumbs', two, [4, 4], [{ weight: 1 }, { weight: 1, density: 1 }]))).toBe(false);
     expect(isRowSeparable(task('slerp', two, [4, 4], [{}, {}]))).toBe(false);
     expect(isRowSeparable(task('model_stock', two, [4, 4], [{}, {}]))).toBe(false);
-    expect(splitRows(task('slerp', two, [4, 4], [{}, {}]), 1)).toHaveLength(1);
+    expect(splitRows(task('model_stock', two, [4, 4], [{}, {}]), 1)).toHaveLength(1);
   });
 
   it('needs matching shapes, except embeddings cut to their leading rows', () => {
@@ -96,7 +96,17 @@ describe('row chunks', () => {
     // Integer tensors are copied, not merged: nothing to gather statistics on.
     const ints = two.map((i) => ({ ...i, dtype: 'I32' as const, byteLength: i.byteLength * 2 }));
     expect(rowSplitOf(task('ties', ints, [4, 4], sparse))).toBe('whole');
-    expect(rowSplitOf(task('slerp', two, [4, 4], [{}, {}]))).toBe('whole');
+    // The slerp family sums its dot products over gram blocks first, unless its vectors are rows.
+    expect(rowSplitOf(task('slerp', two, [4, 4], [{}, {}]))).toBe('gram');
+    expect(rowSplitOf(task('slerp', [input('ft', [4, 4])], [4, 4], [{}]))).toBe('elementwise');
+    expect(rowSplitOf(task('slerp', ints, [4, 4], [{}, {}]))).toBe('whole');
+    const pair = [input('a', [4, 4]), input('b', [4, 4])];
+    const nuslerp = (params: TensorTask['params'], shape = [4, 4]): TensorTask => ({ ...task('nuslerp', pair.map((i) => ({ ...i, shape })), shape), baseIndex: null, params });
+    expect(rowSplitOf(nuslerp({}))).toBe('gram');
+    expect(rowSplitOf(nuslerp({ nuslerp_flatten: false, nuslerp_row_wise: true }))).toBe('gram');
+    expect(rowSplitOf(nuslerp({ nuslerp_flatten: false }))).toBe('elementwise');
+    expect(rowSplitOf(nuslerp({ nuslerp_flatten: false }, [16]))).toBe('gram');
+    expect(rowSplitOf(task('multislerp', two, [4, 4], [{ weight: 1 }, { weight: 1 }]))).toBe('whole');
     // Shapes: the same rule as elementwise chunks.
     expect(rowSplitOf(task('ties', [input('base', [4, 4]), input('ft', [6, 4])], [4, 4], sparse))).toBe('whole');
   });

@@ -1,7 +1,10 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { expect } from 'vitest';
 import { parseMergeConfig } from '../../src/merge/config.js';
+import { materializePlan, type MaterializeOptions } from '../../src/merge/materialize.js';
+import { inputBytesOf } from '../../src/merge/memory-budget.js';
 import { resolvePlan } from '../../src/merge/plan.js';
 import type { MergePlan } from '../../src/merge/task.js';
 import { SafetensorsReader } from '../../src/tensors/safetensors.js';
@@ -93,4 +96,17 @@ export function shuffleTasks(plan: MergePlan, seed: number): MergePlan {
 /** Names in `dir` that look like temp files of an unfinished write. */
 export function tempFilesIn(dir: string): string[] {
   return fs.existsSync(dir) ? fs.readdirSync(dir).filter((n) => n.endsWith('.tmp')) : [];
+}
+
+/**
+ * Merges `plan` into `outDir` (removed afterwards) with real workers: the merged weights, and
+ * whether statistics passes ran (they read chunks a second time).
+ */
+export async function mergeWeights(plan: MergePlan, outDir: string, options: Omit<MaterializeOptions, 'outDir'>): Promise<{ weights: Buffer; reread: boolean }> {
+  const summary = await materializePlan(plan, { progress: 'none', ...options, outDir });
+  expect(tempFilesIn(outDir)).toEqual([]);
+  const weights = readDir(outDir).get('model.safetensors');
+  if (weights === undefined) throw new Error(`no model.safetensors in ${outDir}`);
+  fs.rmSync(outDir, { recursive: true, force: true });
+  return { weights, reread: summary.bytesRead > plan.tasks.reduce((n, t) => n + inputBytesOf(t), 0) };
 }

@@ -8,13 +8,12 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { materializePlan } from '../../src/merge/materialize.js';
 import type { MaterializeOptions } from '../../src/merge/materialize.js';
-import { estimateWorkingSetBytes, inputBytesOf } from '../../src/merge/memory-budget.js';
+import { estimateWorkingSetBytes } from '../../src/merge/memory-budget.js';
 import { rowSplitOf } from '../../src/merge/row-chunks.js';
 import type { MergePlan } from '../../src/merge/task.js';
 import { writeTinyLlama } from '../fixtures/tiny-llama.js';
-import { planYaml, readDir, shuffleTasks, tempFilesIn } from './merge-fixtures.js';
+import { mergeWeights, planYaml, shuffleTasks } from './merge-fixtures.js';
 import { ensureMergeWorkerBuilt } from './merge-worker-build.js';
 
 const DTYPES = [
@@ -44,15 +43,8 @@ afterAll(() => {
   if (root !== undefined) fs.rmSync(root, { recursive: true, force: true });
 });
 
-/** The merged weights, and whether statistics passes ran (they read chunks a second time). */
-async function merge(plan: MergePlan, options: Omit<MaterializeOptions, 'outDir'>): Promise<{ weights: Buffer; reread: boolean }> {
-  const outDir = path.join(root, `out-${outCount++}`);
-  const summary = await materializePlan(plan, { progress: 'none', ...options, outDir });
-  expect(tempFilesIn(outDir)).toEqual([]);
-  const weights = readDir(outDir).get('model.safetensors');
-  if (weights === undefined) throw new Error(`no model.safetensors in ${outDir}`);
-  fs.rmSync(outDir, { recursive: true, force: true });
-  return { weights, reread: summary.bytesRead > plan.tasks.reduce((n, t) => n + inputBytesOf(t), 0) };
+function merge(plan: MergePlan, options: Omit<MaterializeOptions, 'outDir'>): Promise<{ weights: Buffer; reread: boolean }> {
+  return mergeWeights(plan, path.join(root, `out-${outCount++}`), options);
 }
 
 function config(method: string, dtype: string, model: (i: number) => string, global = ''): string {

@@ -9,14 +9,16 @@
  * nuslerp follows its torch code in the compute dtype: t = w₂/(w₁+w₂), norms clamped to ≥ 1e-7,
  * lerp only where |sin θ| < 1e-8, and with a base the task vectors are mixed and added back.
  * The dot products here are exact-product f64 sums, where mergekit rounds each normalised element
- * first, so an angle may differ in its last f32 bit (well inside the golden tolerance).
+ * first, so an angle may differ in its last f32 bit (well inside the golden tolerance). Sums over
+ * more than a row run in gram blocks (gram-blocks.ts), so a tensor the pool cuts into row chunks
+ * (a gram pass, slerp-stats.ts, then each chunk mixed) gives the bytes of the tensor merged whole.
  */
+import type { TensorTask } from '../task.js';
 import { flatLayout, layoutAlong, type VectorLayout } from '../native/layout.js';
 import { KERNEL_DTYPE, roundTo } from '../native/numeric.js';
 import {
   castOut,
   commonShapes,
-  dtypeCodes,
   elementCount,
   globalFlag,
   globalNumber,
@@ -27,27 +29,7 @@ import {
   type FamilyContext,
   type TensorData,
 } from './task-inputs.js';
-
-/** Per-vector mixing coefficients for the slerp-mix kernel. */
-interface Coefficients {
-  readonly c0: Float32Array;
-  readonly c1: Float32Array;
-  readonly div: Float32Array;
-}
-
-function gram(ctx: FamilyContext, a: TensorData, b: TensorData, base: TensorData | undefined, layout: VectorLayout): Float64Array {
-  const out = new Float64Array(layout.outer * layout.inner * 3);
-  ctx.kernels.gramStats({
-    inputs: [a.bytes, b.bytes],
-    dtypes: dtypeCodes(ctx, [a, b]),
-    base: base?.bytes ?? null,
-    baseDType: base === undefined ? KERNEL_DTYPE.F32 : kernelCode(ctx, base.dtype),
-    computeDType: ctx.compute,
-    ...layout,
-    out,
-  });
-  return out;
-}
+import { type ChunkGram, type GramCoefficients, type GramStats, type GramVectors, gramBlocks, gramSums, gramVectorCount, sumGramBlocks } from './gram-blocks.js';
 
 function mix(
   ctx: FamilyContext,
@@ -55,7 +37,7 @@ function mix(
   v1: TensorData,
   base: TensorData | undefined,
   layout: VectorLayout,
-  k: Coefficients,
+  k: GramCoefficients,
   opDType: 0 | 1 | 2,
 ): TensorData {
   const out = outputBuffer(ctx, v0.shape);
@@ -90,28 +72,12 @@ export function slerpCoefficients(t: number, aa: number, ab: number, bb: number)
   return { c0: Math.sin(theta0 - thetaT) / sin0, c1: Math.sin(thetaT) / sin0 };
 }
 
-export function computeSlerp(ctx: FamilyContext): TensorData {
-  const { task } = ctx;
-  const only = ctx.inputs[0];
-  if (ctx.inputs.length === 1 && only !== undefined) return castOut(ctx, only);
-  const b = task.baseIndex;
-  if (ctx.inputs.length !== 2 || (b !== 0 && b !== 1)) {
-    throw new MergeComputeError('MERGE_INPUT', task.output, 'slerp expects exactly two models, one of them the base');
-  }
-  const [v0, v1] = commonShapes(ctx, [ctx.inputs[b], ctx.inputs[1 - b]].filter((x): x is TensorData => x !== undefined));
-  if (v0 === undefined || v1 === undefined) throw new MergeComputeError('MERGE_INPUT', task.output, 'slerp input missing');
-  const layout = flatLayout(elementCount(v0.shape));
-  const g = gram(ctx, v0, v1, undefined, layout);
-  const { c0, c1 } = slerpCoefficients(globalNumber(task, 't'), g[0] ?? 0, g[1] ?? 0, g[2] ?? 0);
-  return mix(ctx, v0, v1, undefined, layout, { c0: Float32Array.of(c0), c1: Float32Array.of(c1), div: Float32Array.of(1) }, KERNEL_DTYPE.F32);
-}
-
 /**
  * nuslerp's coefficients per vector, each scalar op rounded to the compute dtype R as torch does:
  * θ = R(acos(clamp(cos))), and either lerp (|sin θ| < 1e-8) or sin((1−t)θ), sin(tθ) and ÷ sin θ.
  */
-export function nuslerpCoefficients(compute: 0 | 1 | 2, t: number, g: Float64Array, vectors: number): Coefficients {
-  const k: Coefficients = { c0: new Float32Array(vectors), c1: new Float32Array(vectors), div: new Float32Array(vectors) };
+export function nuslerpCoefficients(compute: 0 | 1 | 2, t: number, g: Float64Array, vectors: number): GramCoefficients {
+  const k = { c0: new Float32Array(vectors), c1: new Float32Array(vectors), div: new Float32Array(vectors) };
   const minNorm = roundTo(compute, 1e-7);
   const omt = Math.fround(1 - t);
   const tf = Math.fround(t);
@@ -134,29 +100,103 @@ export function nuslerpCoefficients(compute: 0 | 1 | 2, t: number, g: Float64Arr
   return k;
 }
 
-export function computeNuslerp(ctx: FamilyContext): TensorData {
+/** A slerp / nuslerp task's operands, in the order its sums and mix take them, and how its dot products run. */
+interface SlerpOperands {
+  readonly v0: TensorData;
+  readonly v1: TensorData;
+  readonly base: TensorData | undefined;
+  /** null: per row (nuslerp's default on a matrix), which a row chunk holds whole. */
+  readonly vectors: GramVectors | null;
+  readonly opDType: 0 | 1 | 2;
+}
+
+/** The operands, or the lone input when there is nothing to mix (returned as it is). */
+function slerpOperands(ctx: FamilyContext): SlerpOperands | TensorData {
   const { task } = ctx;
   const only = ctx.inputs[0];
-  if (ctx.inputs.length === 1 && only !== undefined) return castOut(ctx, only);
+  if (ctx.inputs.length === 1 && only !== undefined) return only;
   const b = task.baseIndex;
+  if (task.method === 'slerp') {
+    if (ctx.inputs.length !== 2 || (b !== 0 && b !== 1)) {
+      throw new MergeComputeError('MERGE_INPUT', task.output, 'slerp expects exactly two models, one of them the base');
+    }
+    const [v0, v1] = commonShapes(ctx, [ctx.inputs[b], ctx.inputs[1 - b]].filter((x): x is TensorData => x !== undefined));
+    if (v0 === undefined || v1 === undefined) throw new MergeComputeError('MERGE_INPUT', task.output, 'slerp input missing');
+    return { v0, v1, base: undefined, vectors: 'flat', opDType: KERNEL_DTYPE.F32 };
+  }
   const others = ctx.inputs.map((x, i) => ({ x, i })).filter(({ i }) => i !== b);
   const wanted = b === null ? 2 : 3;
   if (ctx.inputs.length !== wanted || others.length !== 2) {
     throw new MergeComputeError('MERGE_INPUT', task.output, 'nuslerp expects exactly two models (plus an optional base)');
   }
-  const w1 = requiredModelNumber(task, others[0]?.i ?? 0, 'weight');
-  const w2 = requiredModelNumber(task, others[1]?.i ?? 1, 'weight');
-  const sum = w1 + w2;
-  const t = Math.abs(sum) < 1e-6 ? 0.5 : w2 / sum;
   const baseIn = b === null ? undefined : ctx.inputs[b];
-  const rect = commonShapes(ctx, [...others.map((o) => o.x), ...(baseIn ? [baseIn] : [])]);
-  const [x1, x2, base] = rect;
+  const [x1, x2, base] = commonShapes(ctx, [...others.map((o) => o.x), ...(baseIn ? [baseIn] : [])]);
   if (x1 === undefined || x2 === undefined) throw new MergeComputeError('MERGE_INPUT', task.output, 'nuslerp input missing');
-  const n = elementCount(x1.shape);
-  const layout = globalFlag(task, 'nuslerp_flatten')
-    ? flatLayout(n)
-    : layoutAlong(x1.shape, globalFlag(task, 'nuslerp_row_wise') ? 0 : -1);
-  const vectors = layout.outer * layout.inner;
-  const g = gram(ctx, x1, x2, base, layout);
-  return mix(ctx, x1, x2, base, layout, nuslerpCoefficients(ctx.compute, t, g, vectors), ctx.compute);
+  return { v0: x1, v1: x2, base, vectors: nuslerpVectors(task, x1.shape.length), opDType: ctx.compute };
+}
+
+/** slerp's t, or nuslerp's w₂/(w₁+w₂) of its two non-base models (0.5 when the weights sum to about 0). */
+function slerpT(task: TensorTask): number {
+  if (task.method === 'slerp') return globalNumber(task, 't');
+  const others = task.inputs.map((_, i) => i).filter((i) => i !== task.baseIndex);
+  const w1 = requiredModelNumber(task, others[0] ?? 0, 'weight');
+  const w2 = requiredModelNumber(task, others[1] ?? 1, 'weight');
+  const sum = w1 + w2;
+  return Math.abs(sum) < 1e-6 ? 0.5 : w2 / sum;
+}
+
+/** How nuslerp's dot products run over a tensor of `rank` dims (null: per row). */
+export function nuslerpVectors(task: TensorTask, rank: number): GramVectors | null {
+  if (globalFlag(task, 'nuslerp_flatten') || rank <= 1) return 'flat';
+  return globalFlag(task, 'nuslerp_row_wise') ? 'columns' : null;
+}
+
+/** The vector layout the sums and the mix use for operands of `shape`. */
+function operandLayout(shape: readonly number[], vectors: GramVectors | null): VectorLayout {
+  const n = elementCount(shape);
+  if (vectors === 'flat') return flatLayout(n);
+  return layoutAlong(shape, vectors === 'columns' ? 0 : -1);
+}
+
+/** A slerp / nuslerp task's coefficients from the whole tensor's sums ([aa, ab, bb] per vector). */
+export function slerpFamilyCoefficients(task: TensorTask, compute: 0 | 1 | 2, sums: Float64Array, vectors: number): GramCoefficients {
+  const t = slerpT(task);
+  if (task.method === 'slerp') {
+    const { c0, c1 } = slerpCoefficients(t, sums[0] ?? 0, sums[1] ?? 0, sums[2] ?? 0);
+    return { c0: Float32Array.of(c0), c1: Float32Array.of(c1), div: Float32Array.of(1) };
+  }
+  return nuslerpCoefficients(compute, t, sums, vectors);
+}
+
+function gramChunk(ctx: FamilyContext): ChunkGram | undefined {
+  const chunk = ctx.chunk;
+  if (chunk === undefined) return undefined;
+  if (!('kind' in chunk)) throw new MergeComputeError('MERGE_INPUT', ctx.task.output, `${ctx.task.method} got a task-vector chunk`);
+  return chunk;
+}
+
+/** slerp and nuslerp: the whole tensor, or a row chunk with the whole tensor's coefficients (ctx.chunk). */
+export function computeSlerpFamily(ctx: FamilyContext): TensorData {
+  const op = slerpOperands(ctx);
+  if (!('v0' in op)) return castOut(ctx, op);
+  const layout = operandLayout(op.v0.shape, op.vectors);
+  const chunk = gramChunk(ctx);
+  let k: GramCoefficients;
+  if (chunk !== undefined && op.vectors !== null) {
+    if (chunk.coefficients === null) throw new MergeComputeError('MERGE_INPUT', ctx.task.output, 'the chunk\'s coefficients are not known yet');
+    k = chunk.coefficients;
+  } else if (op.vectors === null) {
+    k = slerpFamilyCoefficients(ctx.task, ctx.compute, gramSums(ctx, op.v0, op.v1, op.base, layout), layout.outer * layout.inner);
+  } else {
+    const perVector = gramVectorCount(op.v0.shape, op.vectors);
+    k = slerpFamilyCoefficients(ctx.task, ctx.compute, sumGramBlocks(gramBlocks(ctx, op.v0, op.v1, op.base, op.vectors), perVector), perVector);
+  }
+  return mix(ctx, op.v0, op.v1, op.base, layout, k, op.opDType);
+}
+
+/** The gram pass over a row chunk of a slerp / nuslerp tensor the pool runs in chunks: its blocks' sums. */
+export function computeSlerpGramStats(ctx: FamilyContext): GramStats {
+  const op = slerpOperands(ctx);
+  if (!('v0' in op) || op.vectors === null) throw new MergeComputeError('MERGE_INPUT', ctx.task.output, `${ctx.task.method} needs no gram pass here`);
+  return { pass: 'gram', blocks: gramBlocks(ctx, op.v0, op.v1, op.base, op.vectors) };
 }

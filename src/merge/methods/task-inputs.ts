@@ -9,7 +9,7 @@ import type { KernelBinding } from '../native/binding.js';
 import { KERNEL_DTYPE, kernelDTypeOf, type ComputeCode, type KernelDType } from '../native/numeric.js';
 import { findParamSpec } from '../registry.js';
 import type { TensorTask } from '../task.js';
-import type { ChunkSparsity } from './task-vector-stats.js';
+import type { ChunkContext } from './chunk-stats.js';
 
 /** One tensor's elements in memory (little-endian, row-major). */
 export interface TensorData {
@@ -54,10 +54,10 @@ export interface FamilyContext {
    */
   readonly alloc: (byteLength: number) => Uint8Array;
   /**
-   * Set when the task is a row chunk of a tensor the pool runs in chunks: where the chunk lies and
-   * the whole-tensor sparsity statistics gathered so far (task-vector-stats.ts).
+   * Set when the task is a row chunk of a tensor the pool runs in chunks: the whole-tensor
+   * statistics gathered so far (chunk-stats.ts).
    */
-  readonly chunk: ChunkSparsity | undefined;
+  readonly chunk: ChunkContext | undefined;
 }
 
 export function elementCount(shape: readonly number[]): number {

@@ -18,6 +18,7 @@ import type { Sparsifier } from '../method-spec.js';
 import type { TensorTask } from '../task.js';
 import { chunkRankRules, selectBounds, selectTop, type RankBounds, type RankLowCounts, type RankTopCounts, type TopSelection } from './rank-window.js';
 import { globalFlag, MergeComputeError, modelParam } from './task-inputs.js';
+import type { AnyStatPass, ChunkReply, ChunkStatsCollector } from './chunk-stats.js';
 
 export type StatPass = 'rank-top' | 'rank-low' | 'l1';
 
@@ -167,7 +168,7 @@ function isEmptyWindow(p: SparsityPlan): boolean {
  * order, each with chunkSparsity(c)), absorb each reply, then finishPass(); when nextPass() is null
  * chunkSparsity(c) holds all a chunk needs to be merged. Lives for one tensor's passes.
  */
-export class TensorStatsCollector {
+export class TensorStatsCollector implements ChunkStatsCollector {
   readonly #chunkOffsets: readonly number[];
   readonly #count: number;
   readonly #work: ComputeCode;
@@ -229,10 +230,14 @@ export class TensorStatsCollector {
   }
 
   /** Starts `pass` (nextPass()): replies for it are then absorbed. */
-  beginPass(pass: StatPass): void {
-    if (pass !== this.nextPass()) throw new Error(`pass ${pass} is not the one needed (${String(this.nextPass())})`);
+  beginPass(pass: AnyStatPass): void {
+    if (pass === 'gram' || pass !== this.nextPass()) throw new Error(`pass ${pass} is not the one needed (${String(this.nextPass())})`);
     this.#pass = pass;
     this.#received = new Array<boolean>(this.chunks).fill(false);
+  }
+
+  chunkContext(chunk: number): ChunkSparsity {
+    return this.chunkSparsity(chunk);
   }
 
   chunkSparsity(chunk: number): ChunkSparsity {
@@ -255,8 +260,8 @@ export class TensorStatsCollector {
   }
 
   /** Takes one chunk's reply to the current pass. */
-  absorb(chunk: number, stats: ChunkStats): void {
-    if (this.#pass === null || stats.pass !== this.#pass) throw new Error(`reply to pass ${stats.pass}, expected ${String(this.#pass)}`);
+  absorb(chunk: number, stats: ChunkReply): void {
+    if (this.#pass === null || stats.pass === 'gram' || stats.pass !== this.#pass) throw new Error(`reply to pass ${stats.pass}, expected ${String(this.#pass)}`);
     if (this.#received[chunk] !== false) throw new Error(`chunk ${chunk} answered twice or is out of range`);
     this.#received[chunk] = true;
     this.#inputs.forEach((s, i) => {

@@ -250,17 +250,25 @@ function baseOf(ctx: FamilyContext): { base: TensorData; tvs: TaskVector[] } {
 
 /** One statistics pass over a row chunk of a task the pool runs in chunks (ctx.chunk is set). */
 export function computeTaskVectorStats(ctx: FamilyContext, pass: StatPass): ChunkStats {
-  if (ctx.chunk === undefined) throw new MergeComputeError('MERGE_INPUT', ctx.task.output, 'statistics passes need the chunk\'s sparsity');
+  const chunk = sparsityChunk(ctx);
+  if (chunk === undefined) throw new MergeComputeError('MERGE_INPUT', ctx.task.output, 'statistics passes need the chunk\'s sparsity');
   const { base, tvs } = baseOf(ctx);
-  return chunkStats(ctx, base, tvs, pass, ctx.chunk, null);
+  return chunkStats(ctx, base, tvs, pass, chunk, null);
+}
+
+/** ctx.chunk, which for this family must be a task-vector chunk's. */
+function sparsityChunk(ctx: FamilyContext): ChunkSparsity | undefined {
+  const chunk = ctx.chunk;
+  if (chunk !== undefined && 'kind' in chunk) throw new MergeComputeError('MERGE_INPUT', ctx.task.output, `${ctx.task.method} got a ${chunk.kind} chunk`);
+  return chunk;
 }
 
 export function computeTaskVector(ctx: FamilyContext): TensorData {
   const { task, compute } = ctx;
   const { base, tvs } = baseOf(ctx);
   if (tvs.length === 0) return castOut(ctx, base);
-  const { sparsity, masks } =
-    ctx.chunk === undefined ? wholeTensorSparsity(ctx, base, tvs) : { sparsity: ctx.chunk, masks: chunkMasks(ctx, base, tvs, ctx.chunk) };
+  const chunk = sparsityChunk(ctx);
+  const { sparsity, masks } = chunk === undefined ? wholeTensorSparsity(ctx, base, tvs) : { sparsity: chunk, masks: chunkMasks(ctx, base, tvs, chunk) };
   const scales = tvs.map((tv) => {
     const scale = chunkInput(sparsity, tv, task.output).scale;
     if (scale === null) throw new MergeComputeError('MERGE_INPUT', task.output, `the rescale factor of input ${tv.index} is not known yet`);

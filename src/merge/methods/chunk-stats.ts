@@ -1,0 +1,31 @@
+/**
+ * The statistics passes a tensor run in row chunks may need before its chunks are merged, of
+ * either kind: the task-vector sparsifiers' (task-vector-stats.ts) or the slerp family's dot
+ * products (slerp-stats.ts). The pool (materialize.ts, work-units.ts) drives both the same way.
+ */
+import type { ChunkGram, GramStats } from './gram-blocks.js';
+import type { ChunkSparsity, ChunkStats, StatPass } from './task-vector-stats.js';
+
+export type AnyStatPass = StatPass | 'gram';
+
+/** What a chunk gets besides its rows: the statistics its method has gathered so far. Plain data. */
+export type ChunkContext = ChunkSparsity | ChunkGram;
+
+/** One chunk's reply to one statistics pass. Plain data. */
+export type ChunkReply = ChunkStats | GramStats;
+
+/**
+ * One tensor's statistics over its chunks: ask nextPass(), beginPass() it, run it on every chunk
+ * (in any order, each with chunkContext(c)), absorb() each reply, then finishPass(); once
+ * nextPass() is null, chunkContext(c) holds all chunk c needs to be merged.
+ */
+export interface ChunkStatsCollector {
+  readonly chunks: number;
+  nextPass(): AnyStatPass | null;
+  /** Passes still to come, for progress totals (a pass only some data needs is not counted). */
+  plannedPasses(): number;
+  beginPass(pass: AnyStatPass): void;
+  chunkContext(chunk: number): ChunkContext;
+  absorb(chunk: number, stats: ChunkReply): void;
+  finishPass(): void;
+}

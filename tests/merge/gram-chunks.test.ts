@@ -1,0 +1,146 @@
+/**
+ * slerp and nuslerp tensors cut into row chunks (a gram pass over the chunks first, then each
+ * chunk mixed on its own) give the bytes of the same tensors merged whole, for any thread count
+ * and budget; and the gram block sums are what a plain f64 sum of the products gives.
+ */
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { MaterializeOptions } from '../../src/merge/materialize.js';
+import { GRAM_BLOCK_ELEMENTS, gramBlockRows, gramBlocks, sumGramBlocks } from '../../src/merge/methods/gram-blocks.js';
+import { SlerpGramCollector } from '../../src/merge/methods/slerp-stats.js';
+import type { FamilyContext, TensorData } from '../../src/merge/methods/task-inputs.js';
+import { TS_KERNELS, loadKernels } from '../../src/merge/native/binding.js';
+import { KERNEL_DTYPE } from '../../src/merge/native/numeric.js';
+import { rowSplitOf } from '../../src/merge/row-chunks.js';
+import type { MergePlan, TensorTask } from '../../src/merge/task.js';
+import { writeTinyLlama } from '../fixtures/tiny-llama.js';
+import { mergeWeights, planYaml, shuffleTasks } from './merge-fixtures.js';
+import { ensureMergeWorkerBuilt } from './merge-worker-build.js';
+
+// 40000 × 32 embeddings: 1.28 M elements, two gram blocks of 32768 rows (the second partial).
+const SHAPE = { layers: 1, hidden: 32, intermediate: 48, vocab: 40000, heads: 4, kvHeads: 2 };
+
+let root: string;
+let outCount = 0;
+
+beforeAll(async () => {
+  await ensureMergeWorkerBuilt();
+  root = fs.mkdtempSync(path.join(os.tmpdir(), 'evomerge-gram-'));
+  for (const dtype of ['BF16', 'F32'] as const) {
+    const dir = path.join(root, dtype);
+    await writeTinyLlama(path.join(dir, 'base'), { ...SHAPE, dtype, seed: 0 });
+    for (let i = 1; i <= 2; i++) await writeTinyLlama(path.join(dir, `ft${i}`), { ...SHAPE, dtype, seed: 20 + i, perturbFrom: { seed: 0, scale: 0.3 } });
+  }
+}, 180_000);
+
+afterAll(() => {
+  if (root !== undefined) fs.rmSync(root, { recursive: true, force: true });
+});
+
+function merge(plan: MergePlan, options: Omit<MaterializeOptions, 'outDir'>): Promise<{ weights: Buffer; reread: boolean }> {
+  return mergeWeights(plan, path.join(root, `out-${outCount++}`), options);
+}
+
+const CASES: readonly { name: string; yaml: (dtype: string) => string; split: 'gram' | 'elementwise' }[] = [
+  { name: 'slerp', split: 'gram', yaml: (d) => `merge_method: slerp\nbase_model: base\nmodels:\n  - model: base\n  - model: ft1\nparameters: {t: 0.35}\ndtype: ${d}\n` },
+  {
+    name: 'nuslerp, flattened',
+    split: 'gram',
+    yaml: (d) => `merge_method: nuslerp\nmodels:\n  - model: ft1\n    parameters: {weight: 0.7}\n  - model: ft2\n    parameters: {weight: 0.4}\nparameters: {nuslerp_flatten: true}\ndtype: ${d}\n`,
+  },
+  {
+    name: 'nuslerp, column vectors, with a base',
+    split: 'gram',
+    yaml: (d) => `merge_method: nuslerp\nbase_model: base\nmodels:\n  - model: ft1\n    parameters: {weight: 0.5}\n  - model: ft2\n    parameters: {weight: 0.8}\nparameters: {nuslerp_flatten: false, nuslerp_row_wise: true}\ndtype: ${d}\n`,
+  },
+  {
+    name: 'nuslerp, row vectors',
+    split: 'elementwise',
+    yaml: (d) => `merge_method: nuslerp\nmodels:\n  - model: ft1\n    parameters: {weight: 1}\n  - model: ft2\n    parameters: {weight: 2}\nparameters: {nuslerp_flatten: false}\ndtype: ${d}\n`,
+  },
+];
+
+describe('slerp-family row chunks (real workers)', () => {
+  for (const stored of ['BF16', 'F32'] as const) {
+    for (const c of CASES) {
+      it(`${c.name}, ${stored}: chunked bytes equal whole-tensor bytes for jobs 1 and 3`, async () => {
+        const plan = await planYaml(path.join(root, stored), c.yaml(stored === 'BF16' ? 'bfloat16' : 'float32'), 5);
+        const embed = plan.tasks.find((t) => t.output === 'model.embed_tokens.weight');
+        expect(embed && rowSplitOf(embed)).toBe(c.split);
+        const whole = await merge(plan, { jobs: 2, rowChunkBytes: 1 << 30 });
+        expect(whole.reread).toBe(false);
+        const one = await merge(plan, { jobs: 1, rowChunkBytes: 1 << 20, maxMemoryBytes: 8192 });
+        expect(one.reread).toBe(c.split === 'gram');
+        expect(one.weights.equals(whole.weights)).toBe(true);
+        const three = await merge(shuffleTasks(plan, 3), { jobs: 3, rowChunkBytes: 700_000, maxMemoryBytes: 8192, kernels: 'ts' });
+        expect(three.weights.equals(whole.weights)).toBe(true);
+      }, 120_000);
+    }
+  }
+});
+
+function f32Tensor(shape: number[], fill: (i: number) => number): TensorData {
+  const n = shape.reduce((a, b) => a * b, 1);
+  return { dtype: 'F32', shape, bytes: new Uint8Array(Float32Array.from({ length: n }, (_, i) => fill(i)).buffer) };
+}
+
+function context(kernels: FamilyContext['kernels']): FamilyContext {
+  const task = { output: 't', method: 'slerp' } as unknown as TensorTask;
+  return { task, inputs: [], kernels, compute: KERNEL_DTYPE.F32, outCode: KERNEL_DTYPE.F32, maskOverride: undefined, warn: () => undefined, alloc: (n) => new Uint8Array(n), chunk: undefined };
+}
+
+describe('gram blocks', () => {
+  const rows = 2 * gramBlockRows([1, 24]) + 5;
+  const a = f32Tensor([rows, 24], (i) => Math.fround(Math.sin(i * 0.37) * (1 + (i % 7))));
+  const b = f32Tensor([rows, 24], (i) => Math.fround(Math.cos(i * 0.11) - 0.25));
+  const slice = (t: TensorData, r0: number, n: number): TensorData => ({ ...t, shape: [n, 24], bytes: t.bytes.subarray(r0 * 96, (r0 + n) * 96) });
+
+  for (const [name, kernels] of [['ts', TS_KERNELS], ['native', loadKernels({ logger: () => undefined }).kernels]] as const) {
+    it(`${name}: blocks of about 2^20 elements whose sums are the products' sums; chunks on block boundaries give the same blocks`, () => {
+      const ctx = context(kernels);
+      expect(gramBlockRows([rows, 24])).toBe(Math.floor(GRAM_BLOCK_ELEMENTS / 24));
+      const blocks = gramBlocks(ctx, a, b, undefined, 'flat');
+      expect(blocks.length).toBe(3 * 3);
+      const x = new Float32Array(a.bytes.buffer);
+      const y = new Float32Array(b.bytes.buffer);
+      let aa = 0;
+      let ab = 0;
+      let bb = 0;
+      for (let i = 0; i < x.length; i++) {
+        aa += (x[i] ?? 0) * (x[i] ?? 0);
+        ab += (x[i] ?? 0) * (y[i] ?? 0);
+        bb += (y[i] ?? 0) * (y[i] ?? 0);
+      }
+      const total = sumGramBlocks(blocks, 1);
+      // The same sums in another order: equal to about 1e-15 relative.
+      expect(Math.abs((total[0] ?? 0) - aa)).toBeLessThan(1e-12 * aa);
+      expect(Math.abs((total[1] ?? 0) - ab)).toBeLessThan(1e-12 * Math.sqrt(aa * bb));
+      expect(Math.abs((total[2] ?? 0) - bb)).toBeLessThan(1e-12 * bb);
+      const r = gramBlockRows([rows, 24]);
+      const first = gramBlocks(ctx, slice(a, 0, 2 * r), slice(b, 0, 2 * r), undefined, 'flat');
+      const rest = gramBlocks(ctx, slice(a, 2 * r, 5), slice(b, 2 * r, 5), undefined, 'flat');
+      expect([...first, ...rest]).toEqual([...blocks]);
+      // Columns: one triple per column and block.
+      const cols = gramBlocks(ctx, a, b, undefined, 'columns');
+      expect(cols.length).toBe(3 * 24 * 3);
+      const colTotal = sumGramBlocks(cols, 24);
+      let c5 = 0;
+      for (let i = 0; i < rows; i++) c5 += (x[i * 24 + 5] ?? 0) * (y[i * 24 + 5] ?? 0);
+      expect(Math.abs((colTotal[5 * 3 + 1] ?? 0) - c5)).toBeLessThan(1e-12 * Math.sqrt(aa * bb));
+    });
+  }
+
+  it('the collector refuses chunks off block boundaries and replies of the wrong size', () => {
+    const task = { output: 'w', method: 'slerp', outShape: [rows, 24], inputs: [], computeDType: 'F32', baseIndex: 0, globalParams: { t: 0.5 } } as unknown as TensorTask;
+    const r = gramBlockRows([rows, 24]);
+    expect(() => new SlerpGramCollector(task, [r + 1, rows - r - 1])).toThrow(/not whole gram blocks/);
+    const collector = new SlerpGramCollector(task, [r, rows - r]);
+    expect(collector.nextPass()).toBe('gram');
+    collector.beginPass('gram');
+    expect(() => collector.absorb(0, { pass: 'gram', blocks: new Float64Array(6) })).toThrow(/expected 3/);
+    collector.absorb(0, { pass: 'gram', blocks: Float64Array.of(1, 0, 1) });
+    expect(() => collector.finishPass()).toThrow(/chunk 1 has not answered/);
+  });
+});
