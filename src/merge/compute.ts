@@ -7,7 +7,7 @@
  */
 import { computeKarcher } from './methods/karcher.js';
 import { computeLinear } from './methods/linear.js';
-import { computeModelStock } from './methods/model-stock.js';
+import { computeModelStock, computeModelStockGramStats } from './methods/model-stock.js';
 import { computeMultislerp } from './methods/multislerp.js';
 import { computeNearswap } from './methods/nearswap.js';
 import { computePassthrough } from './methods/passthrough.js';
@@ -163,17 +163,21 @@ function familyContext(task: TensorTask, inputs: readonly TensorData[], outCode:
 
 /**
  * One statistics pass (chunk-stats.ts) over a row chunk of a task the pool runs in chunks: a
- * task-vector sparsifier's, or slerp / nuslerp's gram pass; `options.chunk` carries what earlier
+ * task-vector sparsifier's, or the gram pass of slerp, nuslerp or model_stock; `options.chunk` carries what earlier
  * passes found. Same errors as computeTask.
  */
 export function computeTaskStats(task: TensorTask, inputs: readonly TensorData[], pass: AnyStatPass, options: ComputeOptions): ChunkReply {
   checkInputs(task, inputs);
   const outCode = kernelDTypeOf(task.outDType);
   const family = FAMILIES[task.method];
-  const wanted = pass === 'gram' ? computeSlerpFamily : computeTaskVector;
-  if (family !== wanted || outCode === undefined || inputs.some((t) => kernelDTypeOf(t.dtype) === undefined)) {
-    throw new MergeComputeError('UNSUPPORTED_METHOD', task.output, `${task.method} on ${task.outDType} has no ${pass} pass`);
-  }
+  const unsupported = (): MergeComputeError => new MergeComputeError('UNSUPPORTED_METHOD', task.output, `${task.method} on ${task.outDType} has no ${pass} pass`);
+  if (outCode === undefined || inputs.some((t) => kernelDTypeOf(t.dtype) === undefined)) throw unsupported();
   const ctx = familyContext(task, inputs, outCode, options);
-  return pass === 'gram' ? computeSlerpGramStats(ctx) : computeTaskVectorStats(ctx, pass);
+  if (pass === 'gram') {
+    if (family === computeSlerpFamily) return computeSlerpGramStats(ctx);
+    if (family === computeModelStock) return computeModelStockGramStats(ctx);
+    throw unsupported();
+  }
+  if (family !== computeTaskVector) throw unsupported();
+  return computeTaskVectorStats(ctx, pass);
 }

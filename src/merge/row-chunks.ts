@@ -1,7 +1,7 @@
 import { dtypeByteSize } from '../tensors/dtype.js';
 import { kernelDTypeOf } from './native/numeric.js';
 import { findMethodSpec } from './registry.js';
-import { slerpGramVectors } from './methods/slerp-stats.js';
+import { gramPlanOf } from './methods/gram-stats.js';
 import type { TensorInput, TensorTask } from './task.js';
 import { slicePackedRows } from './vocab-permutation.js';
 
@@ -38,10 +38,11 @@ function sameDims(a: readonly number[], b: readonly number[]): boolean {
  *   Statistics passes over the chunks first gather what the whole tensor decides
  *   (task-vector-stats.ts); each chunk is then merged on its own. DELLA ranks within rows (dim 1),
  *   so it needs at least 2 dims for a row chunk to hold whole vectors;
- * - 'gram': slerp, and nuslerp with flattened or column vectors: a pass over the chunks first sums
- *   the dot products in fixed blocks of rows (gram-blocks.ts), then each chunk is mixed on its own.
- *   nuslerp's default vectors are rows, which a row chunk holds whole: 'elementwise';
- * - 'whole': multislerp / karcher / model_stock / sce (norms and dot products), tensors of more
+ * - 'gram': slerp, nuslerp and model_stock with dot products over more than a row: a pass over the
+ *   chunks first sums them in fixed blocks of rows (gram-blocks.ts), then each chunk is merged on
+ *   its own. Per-row dot products (nuslerp_flatten false, model_stock filter_wise) a row chunk
+ *   holds whole: 'elementwise';
+ * - 'whole': multislerp / karcher / sce (norms, dot products, variances), tensors of more
  *   than 2^32 − 1 elements for the rank kernels, inputs that are not floats, and embeddings
  *   permuted from a tensor an earlier stage computes.
  */
@@ -56,12 +57,15 @@ function methodSplit(task: TensorTask): RowSplit {
     case 'nearswap':
       return 'elementwise';
     case 'slerp':
-    case 'nuslerp': {
+    case 'nuslerp':
+    case 'model_stock': {
       // One input is returned as it is; otherwise float inputs are summed in gram blocks.
       if (task.inputs.length === 1) return 'elementwise';
       const floats = kernelDTypeOf(task.outDType) !== undefined && task.inputs.every((input) => kernelDTypeOf(input.kind === 'stage' ? input.task.outDType : input.dtype) !== undefined);
       if (!floats) return 'whole';
-      return slerpGramVectors(task) === null ? 'elementwise' : 'gram';
+      // Too few models is an error the whole-tensor path reports.
+      if (spec.family === 'model_stock' && task.inputs.length < 3) return 'whole';
+      return gramPlanOf(task)?.vectors === null ? 'elementwise' : 'gram';
     }
     case 'task_vector': {
       // Without sparsification (no sparsifier, or density 1 for magnitude / random pruning) the

@@ -1,6 +1,6 @@
 /**
- * slerp and nuslerp tensors cut into row chunks (a gram pass over the chunks first, then each
- * chunk mixed on its own) give the bytes of the same tensors merged whole, for any thread count
+ * slerp, nuslerp and model_stock tensors cut into row chunks (a gram pass over the chunks first,
+ * then each chunk merged on its own) give the bytes of the same tensors merged whole, for any thread count
  * and budget; and the gram block sums are what a plain f64 sum of the products gives.
  */
 import fs from 'node:fs';
@@ -9,7 +9,7 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { MaterializeOptions } from '../../src/merge/materialize.js';
 import { GRAM_BLOCK_ELEMENTS, gramBlockRows, gramBlocks, sumGramBlocks } from '../../src/merge/methods/gram-blocks.js';
-import { SlerpGramCollector } from '../../src/merge/methods/slerp-stats.js';
+import { GramCollector } from '../../src/merge/methods/gram-stats.js';
 import type { FamilyContext, TensorData } from '../../src/merge/methods/task-inputs.js';
 import { TS_KERNELS, loadKernels } from '../../src/merge/native/binding.js';
 import { KERNEL_DTYPE } from '../../src/merge/native/numeric.js';
@@ -60,9 +60,19 @@ const CASES: readonly { name: string; yaml: (dtype: string) => string; split: 'g
     split: 'elementwise',
     yaml: (d) => `merge_method: nuslerp\nmodels:\n  - model: ft1\n    parameters: {weight: 1}\n  - model: ft2\n    parameters: {weight: 2}\nparameters: {nuslerp_flatten: false}\ndtype: ${d}\n`,
   },
+  {
+    name: 'model_stock',
+    split: 'gram',
+    yaml: (d) => `merge_method: model_stock\nbase_model: base\nmodels:\n  - model: base\n  - model: ft1\n  - model: ft2\ndtype: ${d}\n`,
+  },
+  {
+    name: 'model_stock, filter_wise',
+    split: 'elementwise',
+    yaml: (d) => `merge_method: model_stock\nbase_model: base\nmodels:\n  - model: base\n  - model: ft1\n  - model: ft2\nparameters: {filter_wise: true}\ndtype: ${d}\n`,
+  },
 ];
 
-describe('slerp-family row chunks (real workers)', () => {
+describe('gram-pass row chunks (real workers)', () => {
   for (const stored of ['BF16', 'F32'] as const) {
     for (const c of CASES) {
       it(`${c.name}, ${stored}: chunked bytes equal whole-tensor bytes for jobs 1 and 3`, async () => {
@@ -101,7 +111,7 @@ describe('gram blocks', () => {
     it(`${name}: blocks of about 2^20 elements whose sums are the products' sums; chunks on block boundaries give the same blocks`, () => {
       const ctx = context(kernels);
       expect(gramBlockRows([rows, 24])).toBe(Math.floor(GRAM_BLOCK_ELEMENTS / 24));
-      const blocks = gramBlocks(ctx, a, b, undefined, 'flat');
+      const blocks = gramBlocks(ctx, [a, b], undefined, 'flat');
       expect(blocks.length).toBe(3 * 3);
       const x = new Float32Array(a.bytes.buffer);
       const y = new Float32Array(b.bytes.buffer);
@@ -113,19 +123,19 @@ describe('gram blocks', () => {
         ab += (x[i] ?? 0) * (y[i] ?? 0);
         bb += (y[i] ?? 0) * (y[i] ?? 0);
       }
-      const total = sumGramBlocks(blocks, 1);
+      const total = sumGramBlocks(blocks, 3);
       // The same sums in another order: equal to about 1e-15 relative.
       expect(Math.abs((total[0] ?? 0) - aa)).toBeLessThan(1e-12 * aa);
       expect(Math.abs((total[1] ?? 0) - ab)).toBeLessThan(1e-12 * Math.sqrt(aa * bb));
       expect(Math.abs((total[2] ?? 0) - bb)).toBeLessThan(1e-12 * bb);
       const r = gramBlockRows([rows, 24]);
-      const first = gramBlocks(ctx, slice(a, 0, 2 * r), slice(b, 0, 2 * r), undefined, 'flat');
-      const rest = gramBlocks(ctx, slice(a, 2 * r, 5), slice(b, 2 * r, 5), undefined, 'flat');
+      const first = gramBlocks(ctx, [slice(a, 0, 2 * r), slice(b, 0, 2 * r)], undefined, 'flat');
+      const rest = gramBlocks(ctx, [slice(a, 2 * r, 5), slice(b, 2 * r, 5)], undefined, 'flat');
       expect([...first, ...rest]).toEqual([...blocks]);
       // Columns: one triple per column and block.
-      const cols = gramBlocks(ctx, a, b, undefined, 'columns');
+      const cols = gramBlocks(ctx, [a, b], undefined, 'columns');
       expect(cols.length).toBe(3 * 24 * 3);
-      const colTotal = sumGramBlocks(cols, 24);
+      const colTotal = sumGramBlocks(cols, 24 * 3);
       let c5 = 0;
       for (let i = 0; i < rows; i++) c5 += (x[i * 24 + 5] ?? 0) * (y[i * 24 + 5] ?? 0);
       expect(Math.abs((colTotal[5 * 3 + 1] ?? 0) - c5)).toBeLessThan(1e-12 * Math.sqrt(aa * bb));
@@ -135,8 +145,8 @@ describe('gram blocks', () => {
   it('the collector refuses chunks off block boundaries and replies of the wrong size', () => {
     const task = { output: 'w', method: 'slerp', outShape: [rows, 24], inputs: [], computeDType: 'F32', baseIndex: 0, globalParams: { t: 0.5 } } as unknown as TensorTask;
     const r = gramBlockRows([rows, 24]);
-    expect(() => new SlerpGramCollector(task, [r + 1, rows - r - 1])).toThrow(/not whole gram blocks/);
-    const collector = new SlerpGramCollector(task, [r, rows - r]);
+    expect(() => new GramCollector(task, [r + 1, rows - r - 1])).toThrow(/not whole gram blocks/);
+    const collector = new GramCollector(task, [r, rows - r]);
     expect(collector.nextPass()).toBe('gram');
     collector.beginPass('gram');
     expect(() => collector.absorb(0, { pass: 'gram', blocks: new Float64Array(6) })).toThrow(/expected 3/);

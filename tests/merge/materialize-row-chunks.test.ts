@@ -67,8 +67,8 @@ describe('row chunks', () => {
     expect(isRowSeparable(task('dare_ties', two, [4, 4], [{ weight: 1 }, { weight: 1, density: 0.5 }]))).toBe(false);
     expect(isRowSeparable(task('breadcrumbs', two, [4, 4], [{ weight: 1 }, { weight: 1, density: 1 }]))).toBe(false);
     expect(isRowSeparable(task('slerp', two, [4, 4], [{}, {}]))).toBe(false);
-    expect(isRowSeparable(task('model_stock', two, [4, 4], [{}, {}]))).toBe(false);
-    expect(splitRows(task('model_stock', two, [4, 4], [{}, {}]), 1)).toHaveLength(1);
+    expect(isRowSeparable(task('karcher', two, [4, 4], [{}, {}]))).toBe(false);
+    expect(splitRows(task('karcher', two, [4, 4], [{}, {}]), 1)).toHaveLength(1);
   });
 
   it('needs matching shapes, except embeddings cut to their leading rows', () => {
@@ -107,6 +107,10 @@ describe('row chunks', () => {
     expect(rowSplitOf(nuslerp({ nuslerp_flatten: false }))).toBe('elementwise');
     expect(rowSplitOf(nuslerp({ nuslerp_flatten: false }, [16]))).toBe('gram');
     expect(rowSplitOf(task('multislerp', two, [4, 4], [{ weight: 1 }, { weight: 1 }]))).toBe('whole');
+    const three = [...two, input('ft2', [4, 4])];
+    expect(rowSplitOf(task('model_stock', three, [4, 4], [{}, {}, {}]))).toBe('gram');
+    expect(rowSplitOf({ ...task('model_stock', three, [4, 4], [{}, {}, {}]), params: { filter_wise: true } })).toBe('elementwise');
+    expect(rowSplitOf(task('model_stock', two, [4, 4], [{}, {}]))).toBe('whole');
     // Shapes: the same rule as elementwise chunks.
     expect(rowSplitOf(task('ties', [input('base', [4, 4]), input('ft', [6, 4])], [4, 4], sparse))).toBe('whole');
   });

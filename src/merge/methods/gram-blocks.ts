@@ -1,15 +1,15 @@
 /**
- * The dot products of slerp and nuslerp over a whole tensor, summed in a fixed order that does
- * not depend on how the pool cuts the tensor: the rows are grouped into blocks of about 2^20
- * elements (gramBlockRows), each block's sums are the gram kernel's, and the block sums are added
- * in row order. A whole tensor and its row chunks (whose boundaries fall on block boundaries) then
+ * The dot products of slerp, nuslerp and model_stock over a whole tensor, summed in a fixed order
+ * that does not depend on how the pool cuts the tensor: the rows are grouped into blocks of about
+ * 2^20 elements (gramBlockRows), each block's sums are the gram kernel's, and the block sums are
+ * added in row order. A whole tensor and its row chunks (whose boundaries fall on block boundaries) then
  * give the same f64 sums, so the statistics pass over chunks and the one-task path write the same
  * bytes for any --jobs or --max-memory.
  */
 import { dtypeByteSize } from '../../tensors/dtype.js';
 import { KERNEL_DTYPE } from '../native/numeric.js';
 import type { VectorLayout } from '../native/layout.js';
-import { dtypeCodes, kernelCode, type FamilyContext, type TensorData } from './task-inputs.js';
+import { dtypeCodes, kernelCode, MergeComputeError, type FamilyContext, type TensorData } from './task-inputs.js';
 
 /** Elements a gram block holds at most (one row at least). */
 export const GRAM_BLOCK_ELEMENTS = 1 << 20;
@@ -42,18 +42,25 @@ function rowSlice(t: TensorData, rowStart: number, rows: number): TensorData {
   return { dtype: t.dtype, shape: [rows, ...t.shape.slice(1)], bytes: t.bytes.subarray(rowStart * rowBytes, (rowStart + rows) * rowBytes) };
 }
 
-/** [Σa·a, Σa·b, Σb·b] per vector of `layout` (of x − base with a base): the gram kernel, into `out`. */
+/** Pairs (a, b), a <= b, of `inputs` tensors: the sums the gram kernel gives per vector. */
+export function gramPairs(inputs: number): number {
+  return (inputs * (inputs + 1)) / 2;
+}
+
+/**
+ * Σ v_a·v_b per vector of `layout` for every pair a <= b of `inputs` (v = x − base with a base), in
+ * the gram kernel's order, into `out`.
+ */
 export function gramSums(
   ctx: FamilyContext,
-  a: TensorData,
-  b: TensorData,
+  inputs: readonly TensorData[],
   base: TensorData | undefined,
   layout: VectorLayout,
-  out: Float64Array = new Float64Array(layout.outer * layout.inner * 3),
+  out: Float64Array = new Float64Array(layout.outer * layout.inner * gramPairs(inputs.length)),
 ): Float64Array {
   ctx.kernels.gramStats({
-    inputs: [a.bytes, b.bytes],
-    dtypes: dtypeCodes(ctx, [a, b]),
+    inputs: inputs.map((t) => t.bytes),
+    dtypes: dtypeCodes(ctx, inputs),
     base: base?.bytes ?? null,
     baseDType: base === undefined ? KERNEL_DTYPE.F32 : kernelCode(ctx, base.dtype),
     computeDType: ctx.compute,
@@ -64,44 +71,35 @@ export function gramSums(
 }
 
 /**
- * Per gram block of `a` and `b` (same shape; `base` too when given: the sums are then of
- * x − base), in row order: [Σa·a, Σa·b, Σb·b] for each vector. The tensors are a whole tensor or a
- * row chunk of one that starts on a block boundary (blocks depend only on the row's size).
+ * Per gram block of `inputs` (one shape; `base` too when given: the sums are then of x − base),
+ * in row order: gramSums for each vector. The tensors are a whole tensor or a row chunk of one
+ * that starts on a block boundary (blocks depend only on the row's size).
  */
-export function gramBlocks(ctx: FamilyContext, a: TensorData, b: TensorData, base: TensorData | undefined, vectors: GramVectors): Float64Array {
-  const rows = a.shape.length === 0 ? 1 : (a.shape[0] ?? 1);
-  const shape = a.shape.length === 0 ? [1] : a.shape;
+export function gramBlocks(ctx: FamilyContext, inputs: readonly TensorData[], base: TensorData | undefined, vectors: GramVectors): Float64Array {
+  const first = inputs[0];
+  if (first === undefined) throw new RangeError('gramBlocks needs at least one input');
+  const shape = first.shape.length === 0 ? [1] : first.shape;
+  const rows = shape[0] ?? 1;
+  const cols = rowElements(shape);
   const blockRows = gramBlockRows(shape);
-  const perVector = gramVectorCount(shape, vectors);
+  const width = gramVectorCount(shape, vectors) * gramPairs(inputs.length);
   const blocks = Math.max(1, Math.ceil(rows / blockRows));
-  const out = new Float64Array(blocks * perVector * 3);
-  const flatA = { ...a, shape };
-  const flatB = { ...b, shape };
-  const flatBase = base === undefined ? undefined : { ...base, shape };
+  const out = new Float64Array(blocks * width);
+  const slice = (t: TensorData, r0: number, n: number): TensorData => rowSlice({ ...t, shape }, r0, n);
   for (let k = 0; k < blocks; k++) {
     const r0 = k * blockRows;
     const n = Math.min(blockRows, rows - r0);
-    const x = rowSlice(flatA, r0, n);
-    const y = rowSlice(flatB, r0, n);
-    const z = flatBase === undefined ? undefined : rowSlice(flatBase, r0, n);
-    const cols = rowElements(shape);
     const layout: VectorLayout = vectors === 'flat' ? { outer: 1, len: n * cols, inner: 1 } : { outer: 1, len: n, inner: cols };
-    gramSums(ctx, x, y, z, layout, out.subarray(k * perVector * 3, (k + 1) * perVector * 3));
+    const part = inputs.map((t) => slice(t, r0, n));
+    gramSums(ctx, part, base === undefined ? undefined : slice(base, r0, n), layout, out.subarray(k * width, (k + 1) * width));
   }
   return out;
 }
 
-/** The slerp-family coefficients of each vector (slerp-mix kernel: O(c0·v0 + c1·v1) / div). */
-export interface GramCoefficients {
-  readonly c0: Float32Array;
-  readonly c1: Float32Array;
-  readonly div: Float32Array;
-}
-
-/** What a row chunk of a slerp / nuslerp tensor gets: null during the gram pass, then the whole tensor's coefficients. */
+/** What a row chunk of a tensor with a gram pass gets: null during the pass, then the whole tensor's sums. */
 export interface ChunkGram {
   readonly kind: 'gram';
-  readonly coefficients: GramCoefficients | null;
+  readonly sums: Float64Array | null;
 }
 
 /** A row chunk's reply to the gram pass: its blocks' sums (gramBlocks). */
@@ -110,13 +108,30 @@ export interface GramStats {
   readonly blocks: Float64Array;
 }
 
-/** The whole tensor's sums from its blocks' (gramBlocks, in row order): [aa, ab, bb] per vector. */
-export function sumGramBlocks(blocks: Float64Array, perVector: number): Float64Array {
-  const width = perVector * 3;
+/** The whole tensor's sums from its blocks' (gramBlocks, in row order), `width` sums per block. */
+export function sumGramBlocks(blocks: Float64Array, width: number): Float64Array {
   if (width === 0 || blocks.length % width !== 0) throw new RangeError(`gram blocks of ${blocks.length} sums are not whole blocks of ${width}`);
   const total = new Float64Array(width);
   for (let at = 0; at < blocks.length; at += width) {
     for (let e = 0; e < width; e++) total[e] = (total[e] ?? 0) + (blocks[at + e] ?? 0);
   }
   return total;
+}
+
+/**
+ * The whole tensor's sums for a method's gram: from ctx.chunk when the task is a row chunk after
+ * the gram pass, else over `inputs` in gram blocks; with `vectors` null (per row, as `layout`'s
+ * rows) straight from the kernel, which a row chunk does on its own.
+ */
+export function tensorGram(ctx: FamilyContext, inputs: readonly TensorData[], base: TensorData | undefined, vectors: GramVectors | null, layout: VectorLayout): Float64Array {
+  if (vectors === null) return gramSums(ctx, inputs, base, layout);
+  const chunk = ctx.chunk;
+  if (chunk !== undefined) {
+    if (!('kind' in chunk)) throw new MergeComputeError('MERGE_INPUT', ctx.task.output, `${ctx.task.method} got a task-vector chunk`);
+    if (chunk.sums === null) throw new MergeComputeError('MERGE_INPUT', ctx.task.output, 'the gram sums of the whole tensor are not known yet');
+    return chunk.sums;
+  }
+  const first = inputs[0];
+  const width = gramVectorCount(first?.shape.length === 0 ? [1] : (first?.shape ?? [1]), vectors) * gramPairs(inputs.length);
+  return sumGramBlocks(gramBlocks(ctx, inputs, base, vectors), width);
 }

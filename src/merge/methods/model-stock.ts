@@ -2,7 +2,8 @@
  * model_stock (semantics §1.3): offsets oᵢ = R(xᵢ − base), per tensor (or per row with
  * `filter_wise`); cos = mean pairwise cosine (norm product clamped ≥ 1e-6, cosine to [−1, 1]);
  * t = N·cos/(1+(N−1)·cos); out = t·mean(xᵢ) + (1−t)·base. Scalar steps round to the compute
- * dtype as torch does; the dot products are exact-product f64 sums from the gram kernel.
+ * dtype as torch does; the dot products are exact-product f64 sums from the gram kernel, over
+ * gram blocks when they span more than a row (gram-blocks.ts), so row chunks give the same bytes.
  */
 import { flatLayout, layoutAlong } from '../native/layout.js';
 import { roundTo } from '../native/numeric.js';
@@ -18,6 +19,8 @@ import {
   type FamilyContext,
   type TensorData,
 } from './task-inputs.js';
+import type { TensorTask } from '../task.js';
+import { type GramStats, type GramVectors, gramBlocks, gramPairs, tensorGram } from './gram-blocks.js';
 
 /** t per vector from the gram sums (pairs (a,b), a <= b, of N offsets), and R(1 − t). */
 export function modelStockWeights(compute: 0 | 1 | 2, g: Float64Array, models: number, vectors: number): { t: Float32Array; omt: Float32Array } {
@@ -48,33 +51,37 @@ export function modelStockWeights(compute: 0 | 1 | 2, g: Float64Array, models: n
   return { t, omt };
 }
 
-export function computeModelStock(ctx: FamilyContext): TensorData {
+/** How model_stock's dot products run over a tensor of `rank` dims: per row with filter_wise (null), else flattened. */
+export function modelStockVectors(task: TensorTask, rank: number): GramVectors | null {
+  return globalFlag(task, 'filter_wise') && rank >= 2 ? null : 'flat';
+}
+
+/** The base and the other models, cut to one shape; or the base alone when there is nothing to merge. */
+function modelStockOperands(ctx: FamilyContext): { base: TensorData; others: TensorData[] } {
   const { task } = ctx;
   const b = task.baseIndex;
   const base0 = b === null ? undefined : ctx.inputs[b];
   if (b === null || base0 === undefined) throw new MergeComputeError('MERGE_INPUT', task.output, 'model_stock needs a base model');
-  if (ctx.inputs.length === 1) return castOut(ctx, base0);
+  if (ctx.inputs.length === 1) return { base: base0, others: [] };
   if (ctx.inputs.length < 3) {
     throw new MergeComputeError('MERGE_INPUT', task.output, 'model_stock needs at least 3 models (the base plus two or more)');
   }
   const [base, ...others] = commonShapes(ctx, [base0, ...ctx.inputs.filter((_, i) => i !== b)]);
   if (base === undefined) throw new MergeComputeError('MERGE_INPUT', task.output, 'model_stock input missing');
+  return { base, others };
+}
+
+/** The whole tensor, or a row chunk with the whole tensor's sums (ctx.chunk). */
+export function computeModelStock(ctx: FamilyContext): TensorData {
+  const { base, others } = modelStockOperands(ctx);
+  if (others.length === 0) return castOut(ctx, base);
   const n = elementCount(base.shape);
-  const layout = globalFlag(task, 'filter_wise') && base.shape.length >= 2 ? layoutAlong(base.shape, -1) : flatLayout(n);
-  const vectors = layout.outer * layout.inner;
+  const vectors = modelStockVectors(ctx.task, base.shape.length);
+  const layout = vectors === null ? layoutAlong(base.shape, -1) : flatLayout(n);
   const m = others.length;
-  const g = new Float64Array(vectors * ((m * (m + 1)) / 2));
+  const g = tensorGram(ctx, others, base, vectors, layout);
+  const { t, omt } = modelStockWeights(ctx.compute, g, m, g.length / gramPairs(m));
   const baseDType = kernelCode(ctx, base.dtype);
-  ctx.kernels.gramStats({
-    inputs: others.map((x) => x.bytes),
-    dtypes: dtypeCodes(ctx, others),
-    base: base.bytes,
-    baseDType,
-    computeDType: ctx.compute,
-    ...layout,
-    out: g,
-  });
-  const { t, omt } = modelStockWeights(ctx.compute, g, m, vectors);
   const out = outputBuffer(ctx, base.shape);
   ctx.kernels.modelStockMix({
     base: base.bytes,
@@ -91,4 +98,12 @@ export function computeModelStock(ctx: FamilyContext): TensorData {
     end: n,
   });
   return out;
+}
+
+/** The gram pass over a row chunk of a model_stock tensor the pool runs in chunks: its blocks' sums. */
+export function computeModelStockGramStats(ctx: FamilyContext): GramStats {
+  const { base, others } = modelStockOperands(ctx);
+  const vectors = modelStockVectors(ctx.task, base.shape.length);
+  if (others.length === 0 || vectors === null) throw new MergeComputeError('MERGE_INPUT', ctx.task.output, 'model_stock needs no gram pass here');
+  return { pass: 'gram', blocks: gramBlocks(ctx, others, base, vectors) };
 }

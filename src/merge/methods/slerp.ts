@@ -29,7 +29,14 @@ import {
   type FamilyContext,
   type TensorData,
 } from './task-inputs.js';
-import { type ChunkGram, type GramCoefficients, type GramStats, type GramVectors, gramBlocks, gramSums, gramVectorCount, sumGramBlocks } from './gram-blocks.js';
+import { type GramStats, type GramVectors, gramBlocks, tensorGram } from './gram-blocks.js';
+
+/** Per-vector mixing coefficients for the slerp-mix kernel: O(c0·v0 + c1·v1) / div. */
+interface Coefficients {
+  readonly c0: Float32Array;
+  readonly c1: Float32Array;
+  readonly div: Float32Array;
+}
 
 function mix(
   ctx: FamilyContext,
@@ -37,7 +44,7 @@ function mix(
   v1: TensorData,
   base: TensorData | undefined,
   layout: VectorLayout,
-  k: GramCoefficients,
+  k: Coefficients,
   opDType: 0 | 1 | 2,
 ): TensorData {
   const out = outputBuffer(ctx, v0.shape);
@@ -76,7 +83,7 @@ export function slerpCoefficients(t: number, aa: number, ab: number, bb: number)
  * nuslerp's coefficients per vector, each scalar op rounded to the compute dtype R as torch does:
  * θ = R(acos(clamp(cos))), and either lerp (|sin θ| < 1e-8) or sin((1−t)θ), sin(tθ) and ÷ sin θ.
  */
-export function nuslerpCoefficients(compute: 0 | 1 | 2, t: number, g: Float64Array, vectors: number): GramCoefficients {
+export function nuslerpCoefficients(compute: 0 | 1 | 2, t: number, g: Float64Array, vectors: number): Coefficients {
   const k = { c0: new Float32Array(vectors), c1: new Float32Array(vectors), div: new Float32Array(vectors) };
   const minNorm = roundTo(compute, 1e-7);
   const omt = Math.fround(1 - t);
@@ -159,7 +166,7 @@ function operandLayout(shape: readonly number[], vectors: GramVectors | null): V
 }
 
 /** A slerp / nuslerp task's coefficients from the whole tensor's sums ([aa, ab, bb] per vector). */
-export function slerpFamilyCoefficients(task: TensorTask, compute: 0 | 1 | 2, sums: Float64Array, vectors: number): GramCoefficients {
+function coefficientsOf(task: TensorTask, compute: 0 | 1 | 2, sums: Float64Array, vectors: number): Coefficients {
   const t = slerpT(task);
   if (task.method === 'slerp') {
     const { c0, c1 } = slerpCoefficients(t, sums[0] ?? 0, sums[1] ?? 0, sums[2] ?? 0);
@@ -168,35 +175,18 @@ export function slerpFamilyCoefficients(task: TensorTask, compute: 0 | 1 | 2, su
   return nuslerpCoefficients(compute, t, sums, vectors);
 }
 
-function gramChunk(ctx: FamilyContext): ChunkGram | undefined {
-  const chunk = ctx.chunk;
-  if (chunk === undefined) return undefined;
-  if (!('kind' in chunk)) throw new MergeComputeError('MERGE_INPUT', ctx.task.output, `${ctx.task.method} got a task-vector chunk`);
-  return chunk;
-}
-
-/** slerp and nuslerp: the whole tensor, or a row chunk with the whole tensor's coefficients (ctx.chunk). */
+/** slerp and nuslerp: the whole tensor, or a row chunk with the whole tensor's sums (ctx.chunk). */
 export function computeSlerpFamily(ctx: FamilyContext): TensorData {
   const op = slerpOperands(ctx);
   if (!('v0' in op)) return castOut(ctx, op);
   const layout = operandLayout(op.v0.shape, op.vectors);
-  const chunk = gramChunk(ctx);
-  let k: GramCoefficients;
-  if (chunk !== undefined && op.vectors !== null) {
-    if (chunk.coefficients === null) throw new MergeComputeError('MERGE_INPUT', ctx.task.output, 'the chunk\'s coefficients are not known yet');
-    k = chunk.coefficients;
-  } else if (op.vectors === null) {
-    k = slerpFamilyCoefficients(ctx.task, ctx.compute, gramSums(ctx, op.v0, op.v1, op.base, layout), layout.outer * layout.inner);
-  } else {
-    const perVector = gramVectorCount(op.v0.shape, op.vectors);
-    k = slerpFamilyCoefficients(ctx.task, ctx.compute, sumGramBlocks(gramBlocks(ctx, op.v0, op.v1, op.base, op.vectors), perVector), perVector);
-  }
-  return mix(ctx, op.v0, op.v1, op.base, layout, k, op.opDType);
+  const sums = tensorGram(ctx, [op.v0, op.v1], op.base, op.vectors, layout);
+  return mix(ctx, op.v0, op.v1, op.base, layout, coefficientsOf(ctx.task, ctx.compute, sums, sums.length / 3), op.opDType);
 }
 
 /** The gram pass over a row chunk of a slerp / nuslerp tensor the pool runs in chunks: its blocks' sums. */
 export function computeSlerpGramStats(ctx: FamilyContext): GramStats {
   const op = slerpOperands(ctx);
   if (!('v0' in op) || op.vectors === null) throw new MergeComputeError('MERGE_INPUT', ctx.task.output, `${ctx.task.method} needs no gram pass here`);
-  return { pass: 'gram', blocks: gramBlocks(ctx, op.v0, op.v1, op.base, op.vectors) };
+  return { pass: 'gram', blocks: gramBlocks(ctx, [op.v0, op.v1], op.base, op.vectors) };
 }
