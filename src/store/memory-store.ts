@@ -13,7 +13,7 @@ import {
   checkRunStatus,
   checkSlotReplay,
   checkStartable,
-  compareForBest,
+  rankForBest,
   deepFreeze,
   encodeNewCandidates,
   encodeNewGeneration,
@@ -397,8 +397,7 @@ class MemoryRunStore implements RunStore {
       const s = r.scores[objective];
       return s === undefined ? [] : [{ id, value: s.value, n: s.n }];
     });
-    const fullN = Math.max(0, ...scored.map((e) => e.n));
-    const ranked = scored.sort((a, b) => compareForBest(spec.direction, fullN, a, b)).slice(0, limit);
+    const ranked = rankForBest(spec.direction, scored).slice(0, limit);
     return deepFreeze(ranked.map((e) => this.#scored(this.#existing(e.id))));
   }
 

@@ -425,17 +425,26 @@ export function compareForObjective(direction: ObjectiveDirection, a: { id: numb
   return a.id - b.id;
 }
 
+interface RankedScore {
+  readonly id: number;
+  readonly value: number;
+  readonly n: number;
+}
+
 /**
- * The order of best(): candidates scored on the objective's largest item count come first (under
- * racing, the finalists: an estimate from a first rung's few items does not outrank a full
- * evaluation), then by value as compareForObjective. `fullN` is that largest count among the
- * candidates ranked.
+ * `scores` in best()'s order: candidates scored on the largest item count among them come first
+ * (under racing, the finalists: an estimate from a first rung's few items does not outrank a full
+ * evaluation), then by value as compareForObjective. A new array; the input is not reordered.
  */
-export function compareForBest(direction: ObjectiveDirection, fullN: number, a: { id: number; value: number; n: number }, b: { id: number; value: number; n: number }): number {
-  const aFull = a.n >= fullN;
-  const bFull = b.n >= fullN;
-  if (aFull !== bFull) return aFull ? -1 : 1;
-  return compareForObjective(direction, a, b);
+export function rankForBest<T extends RankedScore>(direction: ObjectiveDirection, scores: readonly T[]): T[] {
+  let fullN = 0;
+  for (const s of scores) fullN = Math.max(fullN, s.n);
+  return [...scores].sort((a, b) => {
+    const aFull = a.n >= fullN;
+    const bFull = b.n >= fullN;
+    if (aFull !== bFull) return aFull ? -1 : 1;
+    return compareForObjective(direction, a, b);
+  });
 }
 
 /** Median of the values (mean of the middle two for an even count), or null for none. */
@@ -457,23 +466,19 @@ export interface SlotFacts {
   readonly scores: Readonly<Record<string, ScoreRecord>> | null;
 }
 
-/** The best done candidate per objective among `entries` (in best()'s order, compareForBest). */
+/** The best done candidate per objective among `entries` (in best()'s order, rankForBest). */
 export function bestPerObjective(
   objectives: readonly ObjectiveSpec[],
   entries: readonly { readonly id: number; readonly scores: Readonly<Record<string, ScoreRecord>> }[],
 ): Record<string, ObjectiveBest | null> {
   const best: Record<string, ObjectiveBest | null> = {};
   for (const o of objectives) {
-    let top: ObjectiveBest | null = null;
-    const fullN = Math.max(0, ...entries.map((e) => e.scores[o.name]?.n ?? 0));
-    for (const e of entries) {
+    const scored = entries.flatMap((e) => {
       const s = e.scores[o.name];
-      if (s === undefined) continue;
-      if (top === null || compareForBest(o.direction, fullN, { id: e.id, value: s.value, n: s.n }, { id: top.candidateId, value: top.value, n: top.n }) < 0) {
-        top = { candidateId: e.id, value: s.value, ciLow: s.ciLow, ciHigh: s.ciHigh, n: s.n };
-      }
-    }
-    best[o.name] = top;
+      return s === undefined ? [] : [{ id: e.id, value: s.value, n: s.n, s }];
+    });
+    const top = rankForBest(o.direction, scored)[0];
+    best[o.name] = top === undefined ? null : { candidateId: top.id, value: top.s.value, ciLow: top.s.ciLow, ciHigh: top.s.ciHigh, n: top.s.n };
   }
   return best;
 }

@@ -190,7 +190,7 @@ export function lastGeneration(db: Database): number | undefined {
   return db.prepare<[], { g: number | null }>('SELECT max(generation) AS g FROM generation').get()?.g ?? undefined;
 }
 
-/** Ids of the `limit` best done candidates on an objective in records.ts compareForBest's order. */
+/** Ids of the `limit` best done candidates on an objective in records.ts rankForBest's order. */
 export function bestIds(db: Database, spec: ObjectiveSpec, limit: number): number[] {
   const order = spec.direction === 'maximize' ? 'DESC' : 'ASC';
   return db
