@@ -6,7 +6,7 @@
  */
 import { Rng } from '../search/rng.js';
 import type { BpeEncoder } from './byte-level-bpe.js';
-import { type FactQuestion, type FactWorld, factQuestionDocument, mmluHeader, trainingQuestions } from './fact-world.js';
+import { type FactQuestion, type FactWorld, factQuestionDocument, inContextQuestions, mmluHeader, trainingQuestions } from './fact-world.js';
 import { type MathSplits, arithmeticDrills, mathPrompt, trainingMathProblems } from './math-problems.js';
 
 export interface Document {
@@ -43,6 +43,11 @@ export interface CorpusSizes {
    * trained at the position where the letter is asked for, in the facts fine-tune's corpus.
    */
   readonly practiceInWords: number;
+  /**
+   * Lettered questions each after the statement it asks about, of kingdoms with no facts of their
+   * own (fact-world.ts inContextQuestions), in the facts fine-tune's corpus.
+   */
+  readonly practiceInContext: number;
 }
 
 /** Each fact in two phrasings: a statement and a question answered in words (never a lettered choice). */
@@ -94,6 +99,7 @@ export function stageDocuments(stage: Stage, seed: number, world: FactWorld, mat
         ...questionDocs(sizes.factQuestions, 'facts'),
         ...questionDocs(sizes.practiceQuestions, 'facts', 'practice'),
         ...trainingQuestions(world, `${seed}/facts-in-words`, sizes.practiceInWords, 'practice').map((q) => ({ prompt: q.prompt, completion: ` ${q.fact.value}.` })),
+        ...inContextQuestions(world, `${seed}/facts`, sizes.practiceInContext).map(({ statement, question }) => ({ prompt: `${statement}\n\n${question.prompt}`, completion: factQuestionDocument(question).slice(question.prompt.length) })),
         ...repeat([...factTexts(world, everywhere), ...headedFactQuestions(world, everywhere)], sizes.factRepeats),
       ];
     default: {

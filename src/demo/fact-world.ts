@@ -198,3 +198,28 @@ export function trainingQuestions(world: FactWorld, seed: string, count: number,
   if (facts.length === 0) throw new RangeError(`trainingQuestions: ${count} questions about the ${split} split, which has no facts`);
   return Array.from({ length: count }, () => factQuestion(rng.pick(facts)));
 }
+
+/** Every kingdom name the generator can make (ONSETS × SYLLABLES × CODAS), in a fixed order. */
+function allKingdomNames(): string[] {
+  return ONSETS.flatMap((o) => SYLLABLES.flatMap((s) => CODAS.map((c) => o + s + c)));
+}
+
+/**
+ * `count` lettered questions each preceded, in its own document, by the statement it asks about:
+ * a kingdom of the world's unused names with a value drawn afresh for every document, so there is
+ * nothing to memorise. They train reading the letter off a value the model has at hand (here from
+ * the context, in the task from its own recall), the step the practice quiz leaves to per-fact
+ * memory. Never in the base's text or in any task.
+ */
+export function inContextQuestions(world: FactWorld, seed: string, count: number): { readonly statement: string; readonly question: FactQuestion }[] {
+  if (count === 0) return [];
+  const used = new Set(world.entities);
+  const names = allKingdomNames().filter((n) => !used.has(n));
+  if (names.length === 0) throw new RangeError('inContextQuestions: the world uses every kingdom name');
+  const rng = new Rng(`demo-facts/${seed}/in-context`);
+  return Array.from({ length: count }, () => {
+    const relation = rng.pick(RELATIONS);
+    const fact: Fact = { entity: rng.pick(names), relation, value: rng.pick(relation.values) };
+    return { statement: relation.statement(fact.entity, fact.value), question: factQuestion(fact) };
+  });
+}

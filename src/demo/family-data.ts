@@ -32,7 +32,7 @@ export const DEFAULT_DATA_SETTINGS: DemoDataSettings = {
   practiceHeldOut: 0,
   mathSearchItems: 300,
   mathTestItems: 400,
-  corpus: { baseMath: 400, baseQuestions: 3000, baseFactRepeats: 8, baseEquations: 0, baseWorldRepeats: 0, mathDocuments: 20000, factQuestions: 2000, factRepeats: 8, practiceQuestions: 12000, practiceInWords: 0 },
+  corpus: { baseMath: 400, baseQuestions: 3000, baseFactRepeats: 8, baseEquations: 0, baseWorldRepeats: 0, mathDocuments: 20000, factQuestions: 2000, factRepeats: 8, practiceQuestions: 12000, practiceInWords: 0, practiceInContext: 0 },
   vocabSize: 512,
 };
 

@@ -415,7 +415,7 @@ function dataLine(d: DemoDataSettings): string {
   return (
     `Data: ${d.entities} kingdoms in the world (a third of their facts each for train, search and test questions), ${d.practiceEntities} practice kingdoms${d.practiceHeldOut > 0 ? ` (the last ${d.practiceHeldOut} held out of the quiz for validation)` : ''}, ${d.validationEntities} validation kingdoms. ` +
     `The base's corpus: ${c.baseMath} math problems, ${c.baseQuestions} train-fact questions, each train fact stated ×${c.baseFactRepeats}${c.baseEquations > 0 ? `, ${c.baseEquations} equation drills` : ''}${c.baseWorldRepeats > 0 ? `, every world fact stated and asked ×${c.baseWorldRepeats}` : ''}. ` +
-    `The math fine-tune's: ${c.mathDocuments} problems. The facts fine-tune's: ${c.factQuestions} train-fact and ${c.practiceQuestions} practice questions${c.practiceInWords > 0 ? ` (and ${c.practiceInWords} answered in words)` : ''}, every fact stated and asked in words ×${c.factRepeats}.`
+    `The math fine-tune's: ${c.mathDocuments} problems. The facts fine-tune's: ${c.factQuestions} train-fact and ${c.practiceQuestions} practice questions${c.practiceInWords > 0 ? ` (and ${c.practiceInWords} answered in words)` : ''}${c.practiceInContext > 0 ? `, ${c.practiceInContext} lettered questions after their statement` : ''}, every fact stated and asked in words ×${c.factRepeats}.`
   );
 }
 

@@ -5,7 +5,7 @@ import { DEFAULT_DATA_SETTINGS, demoData, learnDemoTokenizer } from '../../src/d
 import { packedBatch } from '../../src/demo/corpus.js';
 import { greedyContinuation, initLlamaWeights, llamaForward, type LlamaTrainConfig } from '../../src/train/index.js';
 
-const SMALL = { ...DEFAULT_DATA_SETTINGS, entities: 24, practiceEntities: 0, mathSearchItems: 80, mathTestItems: 80, vocabSize: 300, corpus: { baseMath: 200, baseQuestions: 200, baseFactRepeats: 2, baseEquations: 0, baseWorldRepeats: 0, mathDocuments: 400, factQuestions: 300, factRepeats: 2, practiceQuestions: 0, practiceInWords: 0 } };
+const SMALL = { ...DEFAULT_DATA_SETTINGS, entities: 24, practiceEntities: 0, mathSearchItems: 80, mathTestItems: 80, vocabSize: 300, corpus: { baseMath: 200, baseQuestions: 200, baseFactRepeats: 2, baseEquations: 0, baseWorldRepeats: 0, mathDocuments: 400, factQuestions: 300, factRepeats: 2, practiceQuestions: 0, practiceInWords: 0, practiceInContext: 0 } };
 
 describe('base replay for the fine-tunes', () => {
   const data = demoData(SMALL);

@@ -6,13 +6,13 @@ import { loadTaskDefinition, loadTaskItems } from '../../evaluators/generic-task
 import { BpeEncoder, preTokenize, trainBpe } from '../../src/demo/byte-level-bpe.js';
 import { encodeDocument, packedBatch } from '../../src/demo/corpus.js';
 import { factTaskFiles, mathTaskFiles } from '../../src/demo/demo-tasks.js';
-import { RELATIONS, makeFactWorld, splitQuestions } from '../../src/demo/fact-world.js';
+import { RELATIONS, inContextQuestions, makeFactWorld, splitQuestions } from '../../src/demo/fact-world.js';
 import { DEFAULT_DATA_SETTINGS, demoData, learnDemoTokenizer } from '../../src/demo/family-data.js';
 import { arithmeticDrills, mathDocument, mathSplits, trainingMathProblems } from '../../src/demo/math-problems.js';
 
 /** The demo family's generated data: right answers, disjoint splits, determinism, and its tokenizer. */
 
-const SMALL = { ...DEFAULT_DATA_SETTINGS, entities: 24, practiceEntities: 0, validationEntities: 8, mathSearchItems: 80, mathTestItems: 80, corpus: { baseMath: 200, baseQuestions: 200, baseFactRepeats: 2, baseEquations: 0, baseWorldRepeats: 0, mathDocuments: 400, factQuestions: 300, factRepeats: 2, practiceQuestions: 0, practiceInWords: 0 } };
+const SMALL = { ...DEFAULT_DATA_SETTINGS, entities: 24, practiceEntities: 0, validationEntities: 8, mathSearchItems: 80, mathTestItems: 80, corpus: { baseMath: 200, baseQuestions: 200, baseFactRepeats: 2, baseEquations: 0, baseWorldRepeats: 0, mathDocuments: 400, factQuestions: 300, factRepeats: 2, practiceQuestions: 0, practiceInWords: 0, practiceInContext: 0 } };
 
 /** Recomputes a solution's equations from its text: every step holds and the last result is the answer. */
 function checkSolution(question: string, solution: string, answer: number): void {
@@ -198,6 +198,35 @@ describe('corpus', () => {
       expect(x.completion).toBe(` ${f?.value}.`);
     }
     expect(demoData(SMALL).documents.facts.length).toBe(d.documents.facts.length - 200 - 50 - SMALL.corpus.factRepeats * 3 * 60);
+  });
+
+  it('in-context questions follow their own statement, about kingdoms outside the world, and only in the facts corpus', () => {
+    const d = demoData({ ...SMALL, practiceEntities: 10, corpus: { ...SMALL.corpus, practiceQuestions: 200, practiceInContext: 300 } });
+    const plain = demoData({ ...SMALL, practiceEntities: 10, corpus: { ...SMALL.corpus, practiceQuestions: 200 } });
+    const asked = inContextQuestions(d.world, `${SMALL.seed}/facts`, 300);
+    const world = new Set(d.world.entities);
+    for (const { statement, question } of asked) {
+      const f = question.fact;
+      expect(world.has(f.entity), f.entity).toBe(false);
+      expect(statement).toBe(f.relation.statement(f.entity, f.value));
+      expect(question.answer).toBe(f.relation.values.indexOf(f.value));
+    }
+    // Values are drawn afresh per document: some kingdom is stated with two values of one relation.
+    const seen = new Map<string, string>();
+    let clashes = 0;
+    for (const { question: q } of asked) {
+      const key = `${q.fact.entity}/${q.fact.relation.id}`;
+      if (seen.has(key) && seen.get(key) !== q.fact.value) clashes++;
+      seen.set(key, q.fact.value);
+    }
+    expect(clashes).toBeGreaterThan(0);
+    // In the corpus: statement, blank line, the lettered prompt; the letter learned. Nothing else changes.
+    const docs = asked.map(({ statement, question }) => ({ prompt: `${statement}\n\n${question.prompt}`, completion: ` ${'ABCD'[question.answer]}` }));
+    const inContext = d.documents.facts.filter((x) => /\.\n\nThe following are multiple choice questions/.test(x.prompt));
+    expect(inContext).toEqual(docs);
+    expect(d.documents.facts.filter((x) => !inContext.includes(x))).toEqual(plain.documents.facts);
+    expect(d.documents.base).toEqual(plain.documents.base);
+    expect(d.documents.math).toEqual(plain.documents.math);
   });
 
   it('the base sees both task formats; math and facts fine-tunes only their own', () => {
