@@ -8,7 +8,7 @@
 import { computeKarcher } from './methods/karcher.js';
 import { computeLinear } from './methods/linear.js';
 import { computeModelStock, computeModelStockGramStats } from './methods/model-stock.js';
-import { computeMultislerp } from './methods/multislerp.js';
+import { computeMultislerp, computeMultislerpGramStats } from './methods/multislerp.js';
 import { computeNearswap } from './methods/nearswap.js';
 import { computePassthrough } from './methods/passthrough.js';
 import { computeSce } from './methods/sce.js';
@@ -163,7 +163,7 @@ function familyContext(task: TensorTask, inputs: readonly TensorData[], outCode:
 
 /**
  * One statistics pass (chunk-stats.ts) over a row chunk of a task the pool runs in chunks: a
- * task-vector sparsifier's, or the gram pass of slerp, nuslerp or model_stock; `options.chunk` carries what earlier
+ * task-vector sparsifier's, or a gram pass of slerp, nuslerp, model_stock or multislerp; `options.chunk` carries what earlier
  * passes found. Same errors as computeTask.
  */
 export function computeTaskStats(task: TensorTask, inputs: readonly TensorData[], pass: AnyStatPass, options: ComputeOptions): ChunkReply {
@@ -176,6 +176,7 @@ export function computeTaskStats(task: TensorTask, inputs: readonly TensorData[]
   if (pass === 'gram') {
     if (family === computeSlerpFamily) return computeSlerpGramStats(ctx);
     if (family === computeModelStock) return computeModelStockGramStats(ctx);
+    if (family === computeMultislerp) return computeMultislerpGramStats(ctx);
     throw unsupported();
   }
   if (family !== computeTaskVector) throw unsupported();

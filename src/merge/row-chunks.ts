@@ -38,11 +38,11 @@ function sameDims(a: readonly number[], b: readonly number[]): boolean {
  *   Statistics passes over the chunks first gather what the whole tensor decides
  *   (task-vector-stats.ts); each chunk is then merged on its own. DELLA ranks within rows (dim 1),
  *   so it needs at least 2 dims for a row chunk to hold whole vectors;
- * - 'gram': slerp, nuslerp and model_stock with dot products over more than a row: a pass over the
- *   chunks first sums them in fixed blocks of rows (gram-blocks.ts), then each chunk is merged on
- *   its own. Per-row dot products (nuslerp_flatten false, model_stock filter_wise) a row chunk
+ * - 'gram': slerp, nuslerp, model_stock and multislerp with sums over more than a row: passes over
+ *   the chunks first sum them in fixed blocks of rows (gram-blocks.ts), then each chunk is merged
+ *   on its own. Per-row dot products (nuslerp_flatten false, model_stock filter_wise) a row chunk
  *   holds whole: 'elementwise';
- * - 'whole': multislerp / karcher / sce (norms, dot products, variances), tensors of more
+ * - 'whole': karcher / sce (an iterated direction, variances), tensors of more
  *   than 2^32 − 1 elements for the rank kernels, inputs that are not floats, and embeddings
  *   permuted from a tensor an earlier stage computes.
  */
@@ -58,13 +58,16 @@ function methodSplit(task: TensorTask): RowSplit {
       return 'elementwise';
     case 'slerp':
     case 'nuslerp':
-    case 'model_stock': {
-      // One input is returned as it is; otherwise float inputs are summed in gram blocks.
-      if (task.inputs.length === 1) return 'elementwise';
+    case 'model_stock':
+    case 'multislerp': {
+      // One model is returned as it is (multislerp: one besides the base); otherwise float inputs
+      // are summed in gram blocks.
+      const models = spec.family === 'multislerp' ? task.inputs.filter((_, i) => i !== task.baseIndex).length : task.inputs.length;
+      if (models === 1) return 'elementwise';
       const floats = kernelDTypeOf(task.outDType) !== undefined && task.inputs.every((input) => kernelDTypeOf(input.kind === 'stage' ? input.task.outDType : input.dtype) !== undefined);
       if (!floats) return 'whole';
       // Too few models is an error the whole-tensor path reports.
-      if (spec.family === 'model_stock' && task.inputs.length < 3) return 'whole';
+      if ((spec.family === 'model_stock' && models < 3) || models === 0) return 'whole';
       return gramPlanOf(task)?.vectors === null ? 'elementwise' : 'gram';
     }
     case 'task_vector': {

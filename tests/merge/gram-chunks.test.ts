@@ -9,10 +9,12 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { MaterializeOptions } from '../../src/merge/materialize.js';
 import { GRAM_BLOCK_ELEMENTS, gramBlockRows, gramBlocks, sumGramBlocks } from '../../src/merge/methods/gram-blocks.js';
+import type { ChunkStatsCollector } from '../../src/merge/methods/chunk-stats.js';
 import { GramCollector } from '../../src/merge/methods/gram-stats.js';
 import type { FamilyContext, TensorData } from '../../src/merge/methods/task-inputs.js';
 import { TS_KERNELS, loadKernels } from '../../src/merge/native/binding.js';
 import { KERNEL_DTYPE } from '../../src/merge/native/numeric.js';
+import { computeTask, computeTaskStats } from '../../src/merge/compute.js';
 import { rowSplitOf } from '../../src/merge/row-chunks.js';
 import type { MergePlan, TensorTask } from '../../src/merge/task.js';
 import { writeTinyLlama } from '../fixtures/tiny-llama.js';
@@ -69,6 +71,17 @@ const CASES: readonly { name: string; yaml: (dtype: string) => string; split: 'g
     name: 'model_stock, filter_wise',
     split: 'elementwise',
     yaml: (d) => `merge_method: model_stock\nbase_model: base\nmodels:\n  - model: base\n  - model: ft1\n  - model: ft2\nparameters: {filter_wise: true}\ndtype: ${d}\n`,
+  },
+  {
+    name: 'multislerp with a base (four passes)',
+    split: 'gram',
+    yaml: (d) => `merge_method: multislerp\nbase_model: base\nmodels:\n  - model: base\n  - model: ft1\n    parameters: {weight: 0.6}\n  - model: ft2\n    parameters: {weight: 0.9}\ndtype: ${d}\n`,
+  },
+  {
+    name: 'multislerp of three models',
+    split: 'gram',
+    yaml: (d) =>
+      `merge_method: multislerp\nmodels:\n  - model: base\n    parameters: {weight: 0.2}\n  - model: ft1\n    parameters: {weight: 0.5}\n  - model: ft2\n    parameters: {weight: 0.3}\nparameters: {normalize_weights: false}\ndtype: ${d}\n`,
   },
 ];
 
@@ -142,15 +155,94 @@ describe('gram blocks', () => {
     });
   }
 
-  it('the collector refuses chunks off block boundaries and replies of the wrong size', () => {
-    const task = { output: 'w', method: 'slerp', outShape: [rows, 24], inputs: [], computeDType: 'F32', baseIndex: 0, globalParams: { t: 0.5 } } as unknown as TensorTask;
+  it('the collector refuses chunks off block boundaries and replies of mismatched sizes', () => {
+    const task = { output: 'w', method: 'slerp', outShape: [rows, 24], inputs: [], computeDType: 'F32', baseIndex: 0, params: { t: 0.5 } } as unknown as TensorTask;
     const r = gramBlockRows([rows, 24]);
     expect(() => new GramCollector(task, [r + 1, rows - r - 1])).toThrow(/not whole gram blocks/);
-    const collector = new GramCollector(task, [r, rows - r]);
+    const collector: ChunkStatsCollector = new GramCollector(task, [r, rows - r]);
     expect(collector.nextPass()).toBe('gram');
     collector.beginPass('gram');
-    expect(() => collector.absorb(0, { pass: 'gram', blocks: new Float64Array(6) })).toThrow(/expected 3/);
+    // slerp sends 3 sums a block; chunk 1 holds two blocks.
+    expect(() => collector.absorb(0, { pass: 'gram', blocks: new Float64Array(6) })).toThrow(/expected 3 per block/);
     collector.absorb(0, { pass: 'gram', blocks: Float64Array.of(1, 0, 1) });
+    expect(() => collector.absorb(1, { pass: 'gram', blocks: new Float64Array(3) })).toThrow(/expected 3 per block/);
     expect(() => collector.finishPass()).toThrow(/chunk 1 has not answered/);
+    collector.absorb(1, { pass: 'gram', blocks: Float64Array.of(2, 1, 3, 4, 2, 5) });
+    expect(() => collector.absorb(1, { pass: 'gram', blocks: Float64Array.of(2, 1, 3, 4, 2, 5) })).toThrow(/twice/);
+    collector.finishPass();
+    expect(collector.nextPass()).toBeNull();
+    expect(collector.chunkContext(0)).toEqual({ kind: 'gram', sums: [Float64Array.of(7, 3, 9)] });
   });
+});
+
+describe('gram passes driven by hand (multislerp)', () => {
+  const cols = 64;
+  const rows = 2 * gramBlockRows([1, cols]) + 7;
+  const n = rows * cols;
+  const fileInput = (model: string) => ({ kind: 'file' as const, model, file: `${model}.safetensors`, tensor: 'w', dtype: 'F32' as const, shape: [rows, cols], byteOffset: 0, byteLength: n * 4 });
+  const task = (models: number, weights: number[]): TensorTask => ({
+    output: 'w',
+    outShape: [rows, cols],
+    outDType: 'F32',
+    computeDType: 'F32',
+    method: 'multislerp',
+    inputs: Array.from({ length: models }, (_, i) => fileInput(`m${i}`)),
+    baseIndex: null,
+    params: {},
+    modelParams: weights.map((weight) => ({ weight })),
+    isEmbed: false,
+    randomKey: { seed: 1, tensor: 'w' },
+  });
+  const slice = (t: TensorData, r0: number, k: number): TensorData => ({ ...t, shape: [k, cols], bytes: t.bytes.subarray(r0 * cols * 4, (r0 + k) * cols * 4) });
+
+  /** The tensor merged in chunks of `chunkRows` rows: every gram pass over all chunks, then each chunk. */
+  function chunked(t: TensorTask, inputs: TensorData[], chunkRows: number, kernels: 'ts' | 'native'): { bytes: Uint8Array; passes: number } {
+    const starts: number[] = [];
+    for (let r = 0; r < rows; r += chunkRows) starts.push(r);
+    const sizes = starts.map((r) => Math.min(chunkRows, rows - r));
+    const collector: ChunkStatsCollector = new GramCollector(t, sizes);
+    const part = (c: number): { task: TensorTask; inputs: TensorData[] } => ({
+      task: { ...t, outShape: [sizes[c] ?? 0, cols] },
+      inputs: inputs.map((x) => slice(x, starts[c] ?? 0, sizes[c] ?? 0)),
+    });
+    let passes = 0;
+    for (let pass = collector.nextPass(); pass !== null; pass = collector.nextPass()) {
+      collector.beginPass(pass);
+      // Chunks answer in reverse order: the sums must not depend on it.
+      for (let c = sizes.length - 1; c >= 0; c--) {
+        const p = part(c);
+        collector.absorb(c, computeTaskStats(p.task, p.inputs, pass, { kernels, chunk: collector.chunkContext(c) }));
+      }
+      collector.finishPass();
+      passes++;
+    }
+    const out = new Uint8Array(n * 4);
+    sizes.forEach((_, c) => {
+      const p = part(c);
+      out.set(computeTask(p.task, p.inputs, { kernels, chunk: collector.chunkContext(c) }).bytes, (starts[c] ?? 0) * cols * 4);
+    });
+    return { bytes: out, passes };
+  }
+
+  for (const kernels of ['ts', 'native'] as const) {
+    it(`${kernels}: four passes for three models, two when the mean vanishes (mergekit's lerp of two models); bytes as whole`, () => {
+      const a = f32Tensor([rows, cols], (i) => Math.fround(Math.sin(i * 0.013) + 0.1 * ((i * 7) % 5)));
+      const b = f32Tensor([rows, cols], (i) => Math.fround(Math.cos(i * 0.029) * 0.5));
+      const c = f32Tensor([rows, cols], (i) => Math.fround(((i * 31) % 17) / 17 - 0.4));
+      const three = task(3, [0.5, 0.3, 0.2]);
+      const whole = computeTask(three, [a, b, c], { kernels });
+      const r = gramBlockRows([1, cols]);
+      for (const chunkRows of [r, 2 * r]) {
+        const got = chunked(three, [a, b, c], chunkRows, kernels);
+        expect(got.passes).toBe(4);
+        expect(Buffer.from(got.bytes).equals(Buffer.from(whole.bytes))).toBe(true);
+      }
+      const minusA = f32Tensor([rows, cols], (i) => -(new Float32Array(a.bytes.buffer)[i] ?? 0));
+      const two = task(2, [0.5, 0.5]);
+      const lerp = chunked(two, [a, minusA], r, kernels);
+      expect(lerp.passes).toBe(2);
+      expect(Buffer.from(lerp.bytes).equals(Buffer.from(computeTask(two, [a, minusA], { kernels }).bytes))).toBe(true);
+      expect(new Float32Array(lerp.bytes.buffer).every((v) => v === 0)).toBe(true);
+    });
+  }
 });

@@ -106,7 +106,10 @@ describe('row chunks', () => {
     expect(rowSplitOf(nuslerp({ nuslerp_flatten: false, nuslerp_row_wise: true }))).toBe('gram');
     expect(rowSplitOf(nuslerp({ nuslerp_flatten: false }))).toBe('elementwise');
     expect(rowSplitOf(nuslerp({ nuslerp_flatten: false }, [16]))).toBe('gram');
-    expect(rowSplitOf(task('multislerp', two, [4, 4], [{ weight: 1 }, { weight: 1 }]))).toBe('whole');
+    expect(rowSplitOf(task('multislerp', [...two, input('ft2', [4, 4])], [4, 4], [{}, { weight: 1 }, { weight: 1 }]))).toBe('gram');
+    // Around a base a lone model is returned as it is.
+    expect(rowSplitOf(task('multislerp', two, [4, 4], [{}, { weight: 1 }]))).toBe('elementwise');
+    expect(rowSplitOf(task('karcher', two, [4, 4], [{}, {}]))).toBe('whole');
     const three = [...two, input('ft2', [4, 4])];
     expect(rowSplitOf(task('model_stock', three, [4, 4], [{}, {}, {}]))).toBe('gram');
     expect(rowSplitOf({ ...task('model_stock', three, [4, 4], [{}, {}, {}]), params: { filter_wise: true } })).toBe('elementwise');

@@ -70,39 +70,60 @@ export function gramSums(
   return out;
 }
 
+/** One block's sums: `fn` of the block's rows of each input (and of the base), and its element count. */
+export type BlockSums = (inputs: readonly TensorData[], base: TensorData | undefined, elements: number) => Float64Array;
+
 /**
- * Per gram block of `inputs` (one shape; `base` too when given: the sums are then of x − base),
- * in row order: gramSums for each vector. The tensors are a whole tensor or a row chunk of one
- * that starts on a block boundary (blocks depend only on the row's size).
+ * `fn` per gram block of `inputs` (one shape; `base` too when given), in row order, its results
+ * concatenated (each the same length). The tensors are a whole tensor or a row chunk of one that
+ * starts on a block boundary (blocks depend only on the row's size).
  */
-export function gramBlocks(ctx: FamilyContext, inputs: readonly TensorData[], base: TensorData | undefined, vectors: GramVectors): Float64Array {
+export function perGramBlock(inputs: readonly TensorData[], base: TensorData | undefined, fn: BlockSums): Float64Array {
   const first = inputs[0];
-  if (first === undefined) throw new RangeError('gramBlocks needs at least one input');
+  if (first === undefined) throw new RangeError('a gram block needs at least one input');
   const shape = first.shape.length === 0 ? [1] : first.shape;
   const rows = shape[0] ?? 1;
   const cols = rowElements(shape);
   const blockRows = gramBlockRows(shape);
-  const width = gramVectorCount(shape, vectors) * gramPairs(inputs.length);
-  const blocks = Math.max(1, Math.ceil(rows / blockRows));
-  const out = new Float64Array(blocks * width);
+  const parts: Float64Array[] = [];
   const slice = (t: TensorData, r0: number, n: number): TensorData => rowSlice({ ...t, shape }, r0, n);
-  for (let k = 0; k < blocks; k++) {
-    const r0 = k * blockRows;
+  for (let r0 = 0; r0 === 0 || r0 < rows; r0 += blockRows) {
     const n = Math.min(blockRows, rows - r0);
-    const layout: VectorLayout = vectors === 'flat' ? { outer: 1, len: n * cols, inner: 1 } : { outer: 1, len: n, inner: cols };
-    const part = inputs.map((t) => slice(t, r0, n));
-    gramSums(ctx, part, base === undefined ? undefined : slice(base, r0, n), layout, out.subarray(k * width, (k + 1) * width));
+    parts.push(fn(inputs.map((t) => slice(t, r0, n)), base === undefined ? undefined : slice(base, r0, n), n * cols));
   }
+  const width = parts[0]?.length ?? 0;
+  const out = new Float64Array(parts.length * width);
+  parts.forEach((p, k) => {
+    if (p.length !== width) throw new RangeError(`gram block ${k} gave ${p.length} sums, block 0 ${width}`);
+    out.set(p, k * width);
+  });
   return out;
 }
 
-/** What a row chunk of a tensor with a gram pass gets: null during the pass, then the whole tensor's sums. */
-export interface ChunkGram {
-  readonly kind: 'gram';
-  readonly sums: Float64Array | null;
+/**
+ * Per gram block of `inputs` (one shape; `base` too when given: the sums are then of x − base),
+ * in row order: gramSums for each vector.
+ */
+export function gramBlocks(ctx: FamilyContext, inputs: readonly TensorData[], base: TensorData | undefined, vectors: GramVectors): Float64Array {
+  return perGramBlock(inputs, base, (part, b, elements) => {
+    const first = part[0];
+    const rows = first?.shape[0] ?? 1;
+    const cols = elements / Math.max(1, rows);
+    const layout: VectorLayout = vectors === 'flat' ? { outer: 1, len: elements, inner: 1 } : { outer: 1, len: rows, inner: cols };
+    return gramSums(ctx, part, b, layout);
+  });
 }
 
-/** A row chunk's reply to the gram pass: its blocks' sums (gramBlocks). */
+/**
+ * What a row chunk of a tensor with gram passes gets: the whole tensor's sums of each pass run so
+ * far, in order (most methods need one pass, multislerp up to four).
+ */
+export interface ChunkGram {
+  readonly kind: 'gram';
+  readonly sums: readonly Float64Array[];
+}
+
+/** A row chunk's reply to a gram pass: its blocks' sums (perGramBlock). */
 export interface GramStats {
   readonly pass: 'gram';
   readonly blocks: Float64Array;
@@ -125,13 +146,21 @@ export function sumGramBlocks(blocks: Float64Array, width: number): Float64Array
  */
 export function tensorGram(ctx: FamilyContext, inputs: readonly TensorData[], base: TensorData | undefined, vectors: GramVectors | null, layout: VectorLayout): Float64Array {
   if (vectors === null) return gramSums(ctx, inputs, base, layout);
-  const chunk = ctx.chunk;
-  if (chunk !== undefined) {
-    if (!('kind' in chunk)) throw new MergeComputeError('MERGE_INPUT', ctx.task.output, `${ctx.task.method} got a task-vector chunk`);
-    if (chunk.sums === null) throw new MergeComputeError('MERGE_INPUT', ctx.task.output, 'the gram sums of the whole tensor are not known yet');
-    return chunk.sums;
+  const done = passSums(ctx);
+  if (done !== undefined) {
+    const sums = done[0];
+    if (sums === undefined) throw new MergeComputeError('MERGE_INPUT', ctx.task.output, 'the gram sums of the whole tensor are not known yet');
+    return sums;
   }
   const first = inputs[0];
   const width = gramVectorCount(first?.shape.length === 0 ? [1] : (first?.shape ?? [1]), vectors) * gramPairs(inputs.length);
   return sumGramBlocks(gramBlocks(ctx, inputs, base, vectors), width);
+}
+
+/** The whole tensor's sums of the gram passes run so far when the task is a row chunk (ctx.chunk), else undefined. */
+export function passSums(ctx: FamilyContext): readonly Float64Array[] | undefined {
+  const chunk = ctx.chunk;
+  if (chunk === undefined) return undefined;
+  if (!('kind' in chunk)) throw new MergeComputeError('MERGE_INPUT', ctx.task.output, `${ctx.task.method} got a task-vector chunk`);
+  return chunk.sums;
 }

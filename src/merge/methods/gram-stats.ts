@@ -1,19 +1,21 @@
 /**
- * The gram pass of a tensor the pool runs in row chunks, for the methods whose dot products span
- * more than a row (slerp, nuslerp, model_stock): every chunk sends its blocks' sums
- * (gram-blocks.ts), which add up in row order to the whole tensor's; every chunk then gets those
- * sums and computes its coefficients from them, which gives the bytes of the tensor merged whole.
+ * The gram passes of a tensor the pool runs in row chunks, for the methods whose sums span more
+ * than a row (slerp, nuslerp, model_stock: one pass; multislerp: up to four, each needing the
+ * last's result): every chunk sends its blocks' sums (gram-blocks.ts), which add up in row order to
+ * the whole tensor's; every chunk then gets those sums and computes its coefficients from them,
+ * which gives the bytes of the tensor merged whole.
  */
 import type { TensorTask } from '../task.js';
 import type { AnyStatPass, ChunkContext, ChunkReply, ChunkStatsCollector } from './chunk-stats.js';
 import { type GramVectors, gramBlockRows, gramPairs, gramVectorCount, sumGramBlocks } from './gram-blocks.js';
+import { MULTISLERP_PASSES, multislerpPassWidth } from './multislerp.js';
 import { modelStockVectors } from './model-stock.js';
 import { nuslerpVectors } from './slerp.js';
 
-/** How a task's gram runs: over which vectors (null: per row) and how many tensors (so pairs). */
+/** How a task's gram runs: over which vectors (null: per row, no pass), and how many passes at most. */
 export interface GramPlan {
   readonly vectors: GramVectors | null;
-  readonly tensors: number;
+  readonly passes: number;
 }
 
 /** The gram plan of a slerp / nuslerp / model_stock task with something to merge; undefined for other methods. */
@@ -21,34 +23,50 @@ export function gramPlanOf(task: TensorTask): GramPlan | undefined {
   const rank = task.outShape.length;
   switch (task.method) {
     case 'slerp':
-      return { vectors: 'flat', tensors: 2 };
+      return { vectors: 'flat', passes: 1 };
     case 'nuslerp':
-      return { vectors: nuslerpVectors(task, rank), tensors: 2 };
+      return { vectors: nuslerpVectors(task, rank), passes: 1 };
     case 'model_stock':
-      return { vectors: modelStockVectors(task, rank), tensors: task.inputs.length - 1 };
+      return { vectors: modelStockVectors(task, rank), passes: 1 };
+    case 'multislerp':
+      return { vectors: 'flat', passes: MULTISLERP_PASSES };
     default:
       return undefined;
   }
 }
 
+/** Sums per gram block of the pass `task` needs after those whose whole-tensor sums are `done`; 0 when it needs none. */
+function nextPassWidth(task: TensorTask, done: readonly Float64Array[]): number {
+  if (task.method === 'multislerp') return multislerpPassWidth(task, done);
+  if (done.length > 0) return 0;
+  const plan = gramPlanOf(task);
+  const shape = task.outShape.length === 0 ? [1] : task.outShape;
+  const tensors = task.method === 'model_stock' ? task.inputs.length - 1 : 2;
+  return plan?.vectors == null ? 0 : gramVectorCount(shape, plan.vectors) * gramPairs(tensors);
+}
+
 export class GramCollector implements ChunkStatsCollector {
-  readonly #width: number;
+  readonly #task: TensorTask;
   readonly #blocks: readonly number[];
   #received: (Float64Array | null)[] = [];
   #running = false;
-  #sums: Float64Array | null = null;
+  readonly #done: Float64Array[] = [];
+  readonly #plannedTotal: number;
+  /** Sums per block of the pass running. */
+  #width = 0;
 
   /** `chunkRows`: each chunk's rows, in order; every chunk but the last a whole number of gram blocks. */
   constructor(task: TensorTask, chunkRows: readonly number[]) {
     const plan = gramPlanOf(task);
-    if (plan?.vectors == null) throw new RangeError(`${task.output}: ${task.method} here needs no gram pass`);
+    if (plan === undefined || plan.vectors === null) throw new RangeError(`${task.output}: ${task.method} here needs no gram pass`);
     const shape = task.outShape.length === 0 ? [1] : task.outShape;
     const blockRows = gramBlockRows(shape);
     chunkRows.forEach((rows, i) => {
       if (i < chunkRows.length - 1 && rows % blockRows !== 0) throw new RangeError(`${task.output}: chunk ${i} of ${rows} rows is not whole gram blocks of ${blockRows}`);
     });
-    this.#width = gramVectorCount(shape, plan.vectors) * gramPairs(plan.tensors);
+    this.#task = task;
     this.#blocks = chunkRows.map((rows) => Math.ceil(rows / blockRows));
+    this.#plannedTotal = plan.passes;
   }
 
   get chunks(): number {
@@ -56,28 +74,29 @@ export class GramCollector implements ChunkStatsCollector {
   }
 
   nextPass(): AnyStatPass | null {
-    return this.#sums === null ? 'gram' : null;
+    return nextPassWidth(this.#task, this.#done) > 0 ? 'gram' : null;
   }
 
   plannedPasses(): number {
-    return this.#sums === null ? 1 : 0;
+    return this.nextPass() === null ? 0 : Math.max(1, this.#plannedTotal - this.#done.length);
   }
 
   beginPass(pass: AnyStatPass): void {
     if (pass !== this.nextPass()) throw new Error(`pass ${pass} is not the one needed (${String(this.nextPass())})`);
     this.#running = true;
     this.#received = new Array<Float64Array | null>(this.chunks).fill(null);
+    this.#width = nextPassWidth(this.#task, this.#done);
   }
 
   chunkContext(): ChunkContext {
-    return { kind: 'gram', sums: this.#sums };
+    return { kind: 'gram', sums: [...this.#done] };
   }
 
   absorb(chunk: number, stats: ChunkReply): void {
     if (!this.#running || stats.pass !== 'gram') throw new Error(`reply to pass ${stats.pass}, expected ${this.#running ? 'gram' : 'none'}`);
-    const want = (this.#blocks[chunk] ?? 0) * this.#width;
-    if (this.#received[chunk] !== null) throw new Error(`chunk ${chunk} answered twice or is out of range`);
-    if (stats.blocks.length !== want) throw new Error(`chunk ${chunk} sent ${stats.blocks.length} sums, expected ${want}`);
+    const blocks = this.#blocks[chunk];
+    if (blocks === undefined || this.#received[chunk] !== null) throw new Error(`chunk ${chunk} answered twice or is out of range`);
+    if (stats.blocks.length !== blocks * this.#width) throw new Error(`chunk ${chunk} sent ${stats.blocks.length} sums for ${blocks} blocks, expected ${this.#width} per block`);
     this.#received[chunk] = stats.blocks;
   }
 
@@ -92,7 +111,7 @@ export class GramCollector implements ChunkStatsCollector {
       all.set(b, at);
       at += b.length;
     }
-    this.#sums = sumGramBlocks(all, this.#width);
+    this.#done.push(sumGramBlocks(all, this.#width));
     this.#running = false;
     this.#received = [];
   }
