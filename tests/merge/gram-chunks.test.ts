@@ -16,6 +16,7 @@ import { TS_KERNELS, loadKernels } from '../../src/merge/native/binding.js';
 import { KERNEL_DTYPE } from '../../src/merge/native/numeric.js';
 import { computeTask, computeTaskStats } from '../../src/merge/compute.js';
 import { rowSplitOf } from '../../src/merge/row-chunks.js';
+import { dtypeByteSize, encodeFromF32 } from '../../src/tensors/dtype.js';
 import type { MergePlan, TensorTask } from '../../src/merge/task.js';
 import { writeTinyLlama } from '../fixtures/tiny-llama.js';
 import { mergeWeights, planYaml, shuffleTasks } from './merge-fixtures.js';
@@ -175,34 +176,40 @@ describe('gram blocks', () => {
   });
 });
 
-describe('gram passes driven by hand (multislerp)', () => {
-  const cols = 64;
-  const rows = 2 * gramBlockRows([1, cols]) + 7;
-  const n = rows * cols;
-  const fileInput = (model: string) => ({ kind: 'file' as const, model, file: `${model}.safetensors`, tensor: 'w', dtype: 'F32' as const, shape: [rows, cols], byteOffset: 0, byteLength: n * 4 });
-  const task = (models: number, weights: number[]): TensorTask => ({
-    output: 'w',
-    outShape: [rows, cols],
-    outDType: 'F32',
-    computeDType: 'F32',
-    method: 'multislerp',
-    inputs: Array.from({ length: models }, (_, i) => fileInput(`m${i}`)),
-    baseIndex: null,
-    params: {},
-    modelParams: weights.map((weight) => ({ weight })),
-    isEmbed: false,
-    randomKey: { seed: 1, tensor: 'w' },
-  });
-  const slice = (t: TensorData, r0: number, k: number): TensorData => ({ ...t, shape: [k, cols], bytes: t.bytes.subarray(r0 * cols * 4, (r0 + k) * cols * 4) });
+describe('gram passes driven by hand', () => {
+  type Float = 'F32' | 'F16' | 'BF16';
+  const tensor = (dtype: Float, shape: number[], fill: (i: number) => number): TensorData => {
+    const n = shape.reduce((x, y) => x * y, 1);
+    return { dtype, shape, bytes: encodeFromF32(dtype, Float32Array.from({ length: n }, (_, i) => fill(i))) };
+  };
+  const fileInput = (model: string, t: TensorData) => ({ kind: 'file' as const, model, file: `${model}.safetensors`, tensor: 'w', dtype: t.dtype, shape: t.shape, byteOffset: 0, byteLength: t.bytes.byteLength });
+  function task(method: TensorTask['method'], inputs: readonly TensorData[], opts: { compute: Float; base: number | null; params?: TensorTask['params']; modelParams?: TensorTask['modelParams'] }): TensorTask {
+    return {
+      output: 'w',
+      outShape: [...(inputs[0]?.shape ?? [])],
+      outDType: opts.compute,
+      computeDType: opts.compute,
+      method,
+      inputs: inputs.map((t, i) => fileInput(`m${i}`, t)),
+      baseIndex: opts.base,
+      params: opts.params ?? {},
+      modelParams: opts.modelParams ?? inputs.map(() => ({ weight: 1 })),
+      isEmbed: false,
+      randomKey: { seed: 1, tensor: 'w' },
+    };
+  }
+  const rowBytesOf = (t: TensorData): number => (t.bytes.byteLength / (t.shape[0] ?? 1));
+  const slice = (t: TensorData, r0: number, k: number): TensorData => ({ ...t, shape: [k, ...t.shape.slice(1)], bytes: t.bytes.subarray(r0 * rowBytesOf(t), (r0 + k) * rowBytesOf(t)) });
 
   /** The tensor merged in chunks of `chunkRows` rows: every gram pass over all chunks, then each chunk. */
   function chunked(t: TensorTask, inputs: TensorData[], chunkRows: number, kernels: 'ts' | 'native'): { bytes: Uint8Array; passes: number } {
+    const rows = t.outShape[0] ?? 1;
     const starts: number[] = [];
     for (let r = 0; r < rows; r += chunkRows) starts.push(r);
     const sizes = starts.map((r) => Math.min(chunkRows, rows - r));
     const collector: ChunkStatsCollector = new GramCollector(t, sizes);
     const part = (c: number): { task: TensorTask; inputs: TensorData[] } => ({
-      task: { ...t, outShape: [sizes[c] ?? 0, cols] },
+      task: { ...t, outShape: [sizes[c] ?? 0, ...t.outShape.slice(1)] },
       inputs: inputs.map((x) => slice(x, starts[c] ?? 0, sizes[c] ?? 0)),
     });
     let passes = 0;
@@ -216,33 +223,65 @@ describe('gram passes driven by hand (multislerp)', () => {
       collector.finishPass();
       passes++;
     }
-    const out = new Uint8Array(n * 4);
+    const first = inputs[0];
+    const out = new Uint8Array(first === undefined ? 0 : (first.bytes.byteLength / dtypeByteSize(first.dtype)) * dtypeByteSize(t.outDType));
+    const outRow = out.byteLength / rows;
     sizes.forEach((_, c) => {
       const p = part(c);
-      out.set(computeTask(p.task, p.inputs, { kernels, chunk: collector.chunkContext(c) }).bytes, (starts[c] ?? 0) * cols * 4);
+      out.set(computeTask(p.task, p.inputs, { kernels, chunk: collector.chunkContext(c) }).bytes, (starts[c] ?? 0) * outRow);
     });
     return { bytes: out, passes };
   }
 
+  const same = (a: Uint8Array, b: Uint8Array): boolean => Buffer.from(a).equals(Buffer.from(b));
+  const wave = (k: number, phase: number) => (i: number) => Math.sin(i * k + phase) * (1 + ((i * 7) % 5) * 0.1);
+
   for (const kernels of ['ts', 'native'] as const) {
-    it(`${kernels}: four passes for three models, two when the mean vanishes (mergekit's lerp of two models); bytes as whole`, () => {
-      const a = f32Tensor([rows, cols], (i) => Math.fround(Math.sin(i * 0.013) + 0.1 * ((i * 7) % 5)));
-      const b = f32Tensor([rows, cols], (i) => Math.fround(Math.cos(i * 0.029) * 0.5));
-      const c = f32Tensor([rows, cols], (i) => Math.fround(((i * 31) % 17) / 17 - 0.4));
-      const three = task(3, [0.5, 0.3, 0.2]);
+    it(`${kernels}: multislerp takes four passes for three models, two when the mean vanishes (mergekit's lerp of two models); bytes as whole`, () => {
+      const cols = 64;
+      const rows = 2 * gramBlockRows([1, cols]) + 7;
+      const [a, b, c] = [wave(0.013, 0), wave(0.029, 1), wave(0.007, 2)].map((f) => tensor('F32', [rows, cols], f));
+      if (a === undefined || b === undefined || c === undefined) throw new Error('inputs');
+      const three = task('multislerp', [a, b, c], { compute: 'F32', base: null, modelParams: [{ weight: 0.5 }, { weight: 0.3 }, { weight: 0.2 }] });
       const whole = computeTask(three, [a, b, c], { kernels });
       const r = gramBlockRows([1, cols]);
       for (const chunkRows of [r, 2 * r]) {
         const got = chunked(three, [a, b, c], chunkRows, kernels);
         expect(got.passes).toBe(4);
-        expect(Buffer.from(got.bytes).equals(Buffer.from(whole.bytes))).toBe(true);
+        expect(same(got.bytes, whole.bytes)).toBe(true);
       }
-      const minusA = f32Tensor([rows, cols], (i) => -(new Float32Array(a.bytes.buffer)[i] ?? 0));
-      const two = task(2, [0.5, 0.5]);
+      const minusA = tensor('F32', [rows, cols], (i) => -wave(0.013, 0)(i));
+      const two = task('multislerp', [a, minusA], { compute: 'F32', base: null, modelParams: [{ weight: 0.5 }, { weight: 0.5 }] });
       const lerp = chunked(two, [a, minusA], r, kernels);
       expect(lerp.passes).toBe(2);
-      expect(Buffer.from(lerp.bytes).equals(Buffer.from(computeTask(two, [a, minusA], { kernels }).bytes))).toBe(true);
+      expect(same(lerp.bytes, computeTask(two, [a, minusA], { kernels }).bytes)).toBe(true);
       expect(new Float32Array(lerp.bytes.buffer).every((v) => v === 0)).toBe(true);
+    });
+
+    it(`${kernels}: slerp of a 1-d bf16 tensor, nuslerp along columns in f16 with a base, model_stock in bf16: bytes as whole`, () => {
+      const n = 2 * (1 << 20) + 3;
+      const x = tensor('BF16', [n], wave(0.001, 0));
+      const y = tensor('BF16', [n], wave(0.0013, 0.5));
+      const slerp = task('slerp', [x, y], { compute: 'BF16', base: 0, params: { t: 0.4 }, modelParams: [{}, {}] });
+      const s1 = chunked(slerp, [x, y], 1 << 20, kernels);
+      expect(s1.passes).toBe(1);
+      expect(same(s1.bytes, computeTask(slerp, [x, y], { kernels }).bytes)).toBe(true);
+
+      const cols = 48;
+      const rows = gramBlockRows([1, cols]) * 2 + 11;
+      const [base, p, q] = [wave(0.002, 0), wave(0.003, 1), wave(0.0017, 2)].map((f) => tensor('F16', [rows, cols], f));
+      if (base === undefined || p === undefined || q === undefined) throw new Error('inputs');
+      const nuslerp = task('nuslerp', [base, p, q], { compute: 'F16', base: 0, params: { nuslerp_flatten: false, nuslerp_row_wise: true }, modelParams: [{}, { weight: 0.3 }, { weight: 0.9 }] });
+      const s2 = chunked(nuslerp, [base, p, q], gramBlockRows([1, cols]), kernels);
+      expect(s2.passes).toBe(1);
+      expect(same(s2.bytes, computeTask(nuslerp, [base, p, q], { kernels }).bytes)).toBe(true);
+
+      const [b0, m1, m2, m3] = [wave(0.002, 0), wave(0.0021, 0.1), wave(0.0019, 0.2), wave(0.0023, 0.3)].map((f) => tensor('BF16', [rows, cols], f));
+      if (b0 === undefined || m1 === undefined || m2 === undefined || m3 === undefined) throw new Error('inputs');
+      const stock = task('model_stock', [b0, m1, m2, m3], { compute: 'BF16', base: 0, modelParams: [{}, {}, {}, {}] });
+      const s3 = chunked(stock, [b0, m1, m2, m3], gramBlockRows([1, cols]), kernels);
+      expect(s3.passes).toBe(1);
+      expect(same(s3.bytes, computeTask(stock, [b0, m1, m2, m3], { kernels }).bytes)).toBe(true);
     });
   }
 });
