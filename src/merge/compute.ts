@@ -5,7 +5,7 @@
  * bf16 outputs bit for bit; the result is then cast to the output dtype. Integer and BOOL tensors
  * are copied untouched. The caller reads the inputs (and computes stage inputs) first.
  */
-import { computeKarcher } from './methods/karcher.js';
+import { computeKarcher, computeKarcherGramStats } from './methods/karcher.js';
 import { computeLinear } from './methods/linear.js';
 import { computeModelStock, computeModelStockGramStats } from './methods/model-stock.js';
 import { computeMultislerp, computeMultislerpGramStats } from './methods/multislerp.js';
@@ -163,7 +163,7 @@ function familyContext(task: TensorTask, inputs: readonly TensorData[], outCode:
 
 /**
  * One statistics pass (chunk-stats.ts) over a row chunk of a task the pool runs in chunks: a
- * task-vector sparsifier's, or a gram pass of slerp, nuslerp, model_stock or multislerp; `options.chunk` carries what earlier
+ * task-vector sparsifier's, or a gram pass of slerp, nuslerp, model_stock, multislerp or karcher; `options.chunk` carries what earlier
  * passes found. Same errors as computeTask.
  */
 export function computeTaskStats(task: TensorTask, inputs: readonly TensorData[], pass: AnyStatPass, options: ComputeOptions): ChunkReply {
@@ -177,6 +177,7 @@ export function computeTaskStats(task: TensorTask, inputs: readonly TensorData[]
     if (family === computeSlerpFamily) return computeSlerpGramStats(ctx);
     if (family === computeModelStock) return computeModelStockGramStats(ctx);
     if (family === computeMultislerp) return computeMultislerpGramStats(ctx);
+    if (family === computeKarcher) return computeKarcherGramStats(ctx);
     throw unsupported();
   }
   if (family !== computeTaskVector) throw unsupported();

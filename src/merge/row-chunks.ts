@@ -38,11 +38,11 @@ function sameDims(a: readonly number[], b: readonly number[]): boolean {
  *   Statistics passes over the chunks first gather what the whole tensor decides
  *   (task-vector-stats.ts); each chunk is then merged on its own. DELLA ranks within rows (dim 1),
  *   so it needs at least 2 dims for a row chunk to hold whole vectors;
- * - 'gram': slerp, nuslerp, model_stock and multislerp with sums over more than a row: passes over
- *   the chunks first sum them in fixed blocks of rows (gram-blocks.ts), then each chunk is merged
- *   on its own. Per-row dot products (nuslerp_flatten false, model_stock filter_wise) a row chunk
+ * - 'gram': slerp, nuslerp, model_stock, multislerp and karcher with sums over more than a row:
+ *   passes over the chunks first sum them in fixed blocks of rows (gram-blocks.ts), then each chunk
+ *   is merged on its own. Per-row dot products (nuslerp_flatten false, model_stock filter_wise) a row chunk
  *   holds whole: 'elementwise';
- * - 'whole': karcher / sce (an iterated direction, variances), tensors of more
+ * - 'whole': sce (variance ranks), tensors of more
  *   than 2^32 − 1 elements for the rank kernels, inputs that are not floats, and embeddings
  *   permuted from a tensor an earlier stage computes.
  */
@@ -59,7 +59,8 @@ function methodSplit(task: TensorTask): RowSplit {
     case 'slerp':
     case 'nuslerp':
     case 'model_stock':
-    case 'multislerp': {
+    case 'multislerp':
+    case 'karcher': {
       // One model is returned as it is (multislerp: one besides the base); otherwise float inputs
       // are summed in gram blocks.
       const models = spec.family === 'multislerp' ? task.inputs.filter((_, i) => i !== task.baseIndex).length : task.inputs.length;

@@ -46,7 +46,8 @@ function merge(plan: MergePlan, options: Omit<MaterializeOptions, 'outDir'>): Pr
   return mergeWeights(plan, path.join(root, `out-${outCount++}`), options);
 }
 
-const CASES: readonly { name: string; yaml: (dtype: string) => string; split: 'gram' | 'elementwise' }[] = [
+// `native`: the jobs-3 run keeps the addon (passes that walk the data many times are slow in the TS twins).
+const CASES: readonly { name: string; yaml: (dtype: string) => string; split: 'gram' | 'elementwise'; native?: boolean }[] = [
   { name: 'slerp', split: 'gram', yaml: (d) => `merge_method: slerp\nbase_model: base\nmodels:\n  - model: base\n  - model: ft1\nparameters: {t: 0.35}\ndtype: ${d}\n` },
   {
     name: 'nuslerp, flattened',
@@ -76,13 +77,21 @@ const CASES: readonly { name: string; yaml: (dtype: string) => string; split: 'g
   {
     name: 'multislerp with a base (four passes)',
     split: 'gram',
+    native: true,
     yaml: (d) => `merge_method: multislerp\nbase_model: base\nmodels:\n  - model: base\n  - model: ft1\n    parameters: {weight: 0.6}\n  - model: ft2\n    parameters: {weight: 0.9}\ndtype: ${d}\n`,
   },
   {
     name: 'multislerp of three models',
     split: 'gram',
+    native: true,
     yaml: (d) =>
       `merge_method: multislerp\nmodels:\n  - model: base\n    parameters: {weight: 0.2}\n  - model: ft1\n    parameters: {weight: 0.5}\n  - model: ft2\n    parameters: {weight: 0.3}\nparameters: {normalize_weights: false}\ndtype: ${d}\n`,
+  },
+  {
+    name: 'karcher (passes per iteration)',
+    split: 'gram',
+    native: true,
+    yaml: (d) => `merge_method: karcher\nmodels:\n  - model: base\n  - model: ft1\n  - model: ft2\nparameters: {max_iter: 2, tol: 1.0e-9}\ndtype: ${d}\n`,
   },
 ];
 
@@ -98,7 +107,7 @@ describe('gram-pass row chunks (real workers)', () => {
         const one = await merge(plan, { jobs: 1, rowChunkBytes: 1 << 20, maxMemoryBytes: 8192 });
         expect(one.reread).toBe(c.split === 'gram');
         expect(one.weights.equals(whole.weights)).toBe(true);
-        const three = await merge(shuffleTasks(plan, 3), { jobs: 3, rowChunkBytes: 700_000, maxMemoryBytes: 8192, kernels: 'ts' });
+        const three = await merge(shuffleTasks(plan, 3), { jobs: 3, rowChunkBytes: 700_000, maxMemoryBytes: 8192, kernels: c.native === true ? 'native' : 'ts' });
         expect(three.weights.equals(whole.weights)).toBe(true);
       }, 120_000);
     }
@@ -256,6 +265,30 @@ describe('gram passes driven by hand', () => {
       expect(lerp.passes).toBe(2);
       expect(same(lerp.bytes, computeTask(two, [a, minusA], { kernels }).bytes)).toBe(true);
       expect(new Float32Array(lerp.bytes.buffer).every((v) => v === 0)).toBe(true);
+    });
+
+    it(`${kernels}: karcher walks its chunks' rows of u again at each pass and gives the bytes of the whole tensor, unit₀ start included`, () => {
+      const cols = 40;
+      const rows = 2 * gramBlockRows([1, cols]) + 3;
+      const r = gramBlockRows([1, cols]);
+      // The TS twins are slow, and each pass walks u again from the start: fewer iterations there.
+      const maxIter = kernels === 'ts' ? 1 : 5;
+      for (const dtype of kernels === 'ts' ? (['BF16'] as const) : (['F32', 'BF16'] as const)) {
+        const [a, b, c] = [wave(0.011, 0), wave(0.017, 0.7), wave(0.005, 1.9)].map((f) => tensor(dtype, [rows, cols], f));
+        if (a === undefined || b === undefined || c === undefined) throw new Error('inputs');
+        const karcher = task('karcher', [a, b, c], { compute: dtype, base: null, params: { max_iter: maxIter, tol: 1e-9 }, modelParams: [{}, {}, {}] });
+        const got = chunked(karcher, [a, b, c], r, kernels);
+        // The norms and ‖init‖, then the dots, ‖T‖ and ‖u‖ of at least one iteration.
+        expect(got.passes).toBeGreaterThanOrEqual(2 + 3);
+        expect(got.passes).toBeLessThanOrEqual(2 + 3 * maxIter);
+        expect(same(got.bytes, computeTask(karcher, [a, b, c], { kernels }).bytes)).toBe(true);
+      }
+      // a and −a: Σ aᵢ·unitᵢ is 0, so u starts at unit₀.
+      const a = tensor('F32', [rows, cols], wave(0.011, 0));
+      const minusA = tensor('F32', [rows, cols], (i) => -wave(0.011, 0)(i));
+      const pair = task('karcher', [a, minusA], { compute: 'F32', base: null, params: { max_iter: kernels === 'ts' ? 1 : 3, tol: 1e-6 }, modelParams: [{}, {}] });
+      const got = chunked(pair, [a, minusA], r, kernels);
+      expect(same(got.bytes, computeTask(pair, [a, minusA], { kernels }).bytes)).toBe(true);
     });
 
     it(`${kernels}: slerp of a 1-d bf16 tensor, nuslerp along columns in f16 with a base, model_stock in bf16: bytes as whole`, () => {

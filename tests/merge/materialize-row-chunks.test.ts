@@ -67,8 +67,8 @@ describe('row chunks', () => {
     expect(isRowSeparable(task('dare_ties', two, [4, 4], [{ weight: 1 }, { weight: 1, density: 0.5 }]))).toBe(false);
     expect(isRowSeparable(task('breadcrumbs', two, [4, 4], [{ weight: 1 }, { weight: 1, density: 1 }]))).toBe(false);
     expect(isRowSeparable(task('slerp', two, [4, 4], [{}, {}]))).toBe(false);
-    expect(isRowSeparable(task('karcher', two, [4, 4], [{}, {}]))).toBe(false);
-    expect(splitRows(task('karcher', two, [4, 4], [{}, {}]), 1)).toHaveLength(1);
+    expect(isRowSeparable(task('sce', two, [4, 4], [{}, {}]))).toBe(false);
+    expect(splitRows(task('sce', two, [4, 4], [{}, {}]), 1)).toHaveLength(1);
   });
 
   it('needs matching shapes, except embeddings cut to their leading rows', () => {
@@ -109,7 +109,8 @@ describe('row chunks', () => {
     expect(rowSplitOf(task('multislerp', [...two, input('ft2', [4, 4])], [4, 4], [{}, { weight: 1 }, { weight: 1 }]))).toBe('gram');
     // Around a base a lone model is returned as it is.
     expect(rowSplitOf(task('multislerp', two, [4, 4], [{}, { weight: 1 }]))).toBe('elementwise');
-    expect(rowSplitOf(task('karcher', two, [4, 4], [{}, {}]))).toBe('whole');
+    expect(rowSplitOf(task('karcher', two, [4, 4], [{}, {}]))).toBe('gram');
+    expect(rowSplitOf(task('sce', two, [4, 4], [{}, {}]))).toBe('whole');
     const three = [...two, input('ft2', [4, 4])];
     expect(rowSplitOf(task('model_stock', three, [4, 4], [{}, {}, {}]))).toBe('gram');
     expect(rowSplitOf({ ...task('model_stock', three, [4, 4], [{}, {}, {}]), params: { filter_wise: true } })).toBe('elementwise');

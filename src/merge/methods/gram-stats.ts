@@ -1,14 +1,16 @@
 /**
  * The gram passes of a tensor the pool runs in row chunks, for the methods whose sums span more
  * than a row (slerp, nuslerp, model_stock: one pass; multislerp: up to four, each needing the
- * last's result): every chunk sends its blocks' sums (gram-blocks.ts), which add up in row order to
+ * last's result; karcher: two, then three per iteration): every chunk sends its blocks' sums (gram-blocks.ts), which add up in row order to
  * the whole tensor's; every chunk then gets those sums and computes its coefficients from them,
  * which gives the bytes of the tensor merged whole.
  */
 import type { TensorTask } from '../task.js';
 import type { AnyStatPass, ChunkContext, ChunkReply, ChunkStatsCollector } from './chunk-stats.js';
 import { type GramVectors, gramBlockRows, gramPairs, gramVectorCount, sumGramBlocks } from './gram-blocks.js';
+import { karcherPassWidth } from './karcher.js';
 import { MULTISLERP_PASSES, multislerpPassWidth } from './multislerp.js';
+import { globalNumber } from './task-inputs.js';
 import { modelStockVectors } from './model-stock.js';
 import { nuslerpVectors } from './slerp.js';
 
@@ -18,7 +20,7 @@ export interface GramPlan {
   readonly passes: number;
 }
 
-/** The gram plan of a slerp / nuslerp / model_stock task with something to merge; undefined for other methods. */
+/** The gram plan of a slerp / nuslerp / model_stock / multislerp / karcher task with something to merge; undefined for other methods. */
 export function gramPlanOf(task: TensorTask): GramPlan | undefined {
   const rank = task.outShape.length;
   switch (task.method) {
@@ -30,6 +32,9 @@ export function gramPlanOf(task: TensorTask): GramPlan | undefined {
       return { vectors: modelStockVectors(task, rank), passes: 1 };
     case 'multislerp':
       return { vectors: 'flat', passes: MULTISLERP_PASSES };
+    case 'karcher':
+      // The norms, ‖init‖, then the dots, ‖T‖ and ‖u‖ of each iteration (fewer when it converges).
+      return { vectors: 'flat', passes: 2 + 3 * Math.max(0, globalNumber(task, 'max_iter')) };
     default:
       return undefined;
   }
@@ -38,6 +43,7 @@ export function gramPlanOf(task: TensorTask): GramPlan | undefined {
 /** Sums per gram block of the pass `task` needs after those whose whole-tensor sums are `done`; 0 when it needs none. */
 function nextPassWidth(task: TensorTask, done: readonly Float64Array[]): number {
   if (task.method === 'multislerp') return multislerpPassWidth(task, done);
+  if (task.method === 'karcher') return karcherPassWidth(task, done);
   if (done.length > 0) return 0;
   const plan = gramPlanOf(task);
   const shape = task.outShape.length === 0 ? [1] : task.outShape;
