@@ -20,7 +20,7 @@ import { MergeAbortedError, runUnits } from './task-pool.js';
 import type { FileTensorInput, MergePlan, TensorInput, TensorTask } from './task.js';
 import type { ChunkReply } from './methods/chunk-stats.js';
 import { planWorkUnits, readStagesFromFiles, statPassUnits, twoPassMergeUnits } from './work-units.js';
-import type { WorkUnit } from './work-units.js';
+import type { TwoPassTensor, WorkUnit } from './work-units.js';
 import { WORKER_FUNCTION } from './worker-protocol.js';
 import { TASKS_PER_THREAD } from './slot-write.js';
 
@@ -195,7 +195,18 @@ export async function materializePlan(plan: MergePlan, options: MaterializeOptio
         });
       // Statistics passes over the chunks of two-pass tensors (each pass of all of them at once),
       // then every unit of the phase, those chunks included.
+      // A pass past those planned at the start (karcher's later iterations) raises the bar's total;
+      // a 'rank-low' pass still moves no bar.
+      const passesLeft = new Map(phase.twoPass.map((t) => [t, t.collector.plannedPasses()]));
       for (let owners = statPassUnits(phase.twoPass); owners.size > 0; owners = statPassUnits(phase.twoPass)) {
+        const passOf = new Map<TwoPassTensor, WorkUnit['pass']>();
+        for (const [unit, owner] of owners) passOf.set(owner.tensor, unit.pass);
+        for (const [tensor, pass] of passOf) {
+          if (pass === 'rank-low') continue;
+          const left = passesLeft.get(tensor) ?? 0;
+          if (left > 0) passesLeft.set(tensor, left - 1);
+          else progress.grow({ inputBytes: tensor.chunks.reduce((n, u) => n + u.inputBytes, 0) });
+        }
         await run([...owners.keys()], (unit, stats) => {
           const owner = owners.get(unit);
           if (owner === undefined || stats === null) throw new EvoError('INTERNAL', `no statistics for ${unit.task.output}`);

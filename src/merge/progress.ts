@@ -9,6 +9,8 @@ export interface MergeProgress {
   start(totals: { readonly tensors: number; readonly inputBytes: number }): void;
   /** Called as work completes: output tensors finished and input bytes read since the last call. */
   advance(done: { readonly tensors: number; readonly inputBytes: number }): void;
+  /** Raises the input total by bytes a statistics pass will read that start() could not foresee. */
+  grow(extra: { readonly inputBytes: number }): void;
   /** A one-line warning, printed once above the bar. */
   warn(message: string): void;
   /** Called after a successful merge: prints the summary line. */
@@ -42,6 +44,7 @@ export function createMergeProgress(mode: ProgressMode, stream: ProgressStream =
 const silentProgress: MergeProgress = {
   start() {},
   advance() {},
+  grow() {},
   warn() {},
   finish() {},
   stop() {},
@@ -95,6 +98,12 @@ class BarProgress implements MergeProgress {
     this.#tensorsDone += done.tensors;
     this.#bytesDone += done.inputBytes;
     if (this.#active) this.#bar.update(this.#bytesDone, this.#payload(this.#bar.getTotal()));
+  }
+
+  grow(extra: { readonly inputBytes: number }): void {
+    if (!this.#active) return;
+    this.#bar.setTotal(this.#bar.getTotal() + extra.inputBytes);
+    this.#bar.update(this.#bytesDone, this.#payload(this.#bar.getTotal()));
   }
 
   warn(message: string): void {

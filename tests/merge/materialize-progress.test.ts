@@ -43,6 +43,19 @@ describe('merge progress', () => {
     expect(out).toContain('merged 3 tensors in 2.0 s: 3.00 GB read at 1.50 GB/s, peak memory 512 MB\n');
   });
 
+  it('grow() raises the total for passes the start did not plan, so the bar ends full', () => {
+    const { stream, text } = capture(true);
+    const p = createMergeProgress('auto', stream);
+    p.start({ tensors: 1, inputBytes: 2e9 });
+    p.advance({ tensors: 0, inputBytes: 2e9 });
+    p.grow({ inputBytes: 1e9 });
+    p.advance({ tensors: 1, inputBytes: 1e9 });
+    p.finish({ tensors: 1, inputBytes: 3e9, seconds: 1, peakRssBytes: 1e6 });
+    expect(text()).toMatch(/100% \| 1\/1 tensors \| 3\.00\/3\.00 GB/);
+    // Silent displays take it too.
+    expect(() => createMergeProgress('none', stream).grow({ inputBytes: 1 })).not.toThrow();
+  });
+
   it('stop() after a failure prints no summary', () => {
     const { stream, text } = capture(true);
     const p = createMergeProgress('auto', stream);

@@ -14,7 +14,7 @@ import { globalNumber } from './task-inputs.js';
 import { modelStockVectors } from './model-stock.js';
 import { nuslerpVectors } from './slerp.js';
 
-/** How a task's gram runs: over which vectors (null: per row, no pass), and how many passes at most. */
+/** How a task's gram runs: over which vectors (null: per row, no pass), and how many passes to plan for. */
 export interface GramPlan {
   readonly vectors: GramVectors | null;
   readonly passes: number;
@@ -33,8 +33,9 @@ export function gramPlanOf(task: TensorTask): GramPlan | undefined {
     case 'multislerp':
       return { vectors: 'flat', passes: MULTISLERP_PASSES };
     case 'karcher':
-      // The norms, ‖init‖, then the dots, ‖T‖ and ‖u‖ of each iteration (fewer when it converges).
-      return { vectors: 'flat', passes: 2 + 3 * Math.max(0, globalNumber(task, 'max_iter')) };
+      // The norms and ‖init‖, then the dots, ‖T‖ and ‖u‖ of each iteration: the first is
+      // planned, later ones (how many depends on the data) raise the progress total as they come.
+      return { vectors: 'flat', passes: 2 + 3 * Math.min(1, Math.max(0, globalNumber(task, 'max_iter'))) };
     default:
       return undefined;
   }
