@@ -1,9 +1,9 @@
 /**
- * `npm run bench -- merge [--size 1GB] [--methods linear,ties,multislerp,karcher] [--jobs N] [--max-memory BYTES] [--clean]`
+ * `npm run bench -- merge [--size 1GB] [--methods linear,ties,multislerp,karcher,sce] [--jobs N] [--max-memory BYTES] [--clean]`
  *
  * Merges synthetic Llama-layout bf16 models (a base and three fine-tunes of about --size each,
  * generated once into os.tmpdir() and reused) with linear, task_arithmetic, slerp, ties and
- * dare_ties (multislerp and karcher with --methods), each planned by the real planner from a generated mergekit YAML and materialized with
+ * dare_ties (multislerp, karcher and sce with --methods), each planned by the real planner from a generated mergekit YAML and materialized with
  * default settings. Prints input GB/s, seconds and peak RSS per method, and the ratios to two
  * baselines measured in the same run: a plain sequential read of the same input files, memcpy, and
  * a write + fsync of one output-sized file (the bound the output's write sets).
@@ -25,9 +25,9 @@ import { DirectWriter, openDirect, writeSlot } from '../src/merge/slot-write.js'
 import { ensureBenchModels } from './merge-models.js';
 import type { BenchModels } from './merge-models.js';
 
-const METHODS = ['linear', 'task_arithmetic', 'slerp', 'ties', 'dare_ties', 'multislerp', 'karcher'] as const;
+const METHODS = ['linear', 'task_arithmetic', 'slerp', 'ties', 'dare_ties', 'multislerp', 'karcher', 'sce'] as const;
 type BenchMethod = (typeof METHODS)[number];
-/** The issue's five; multislerp and karcher (several passes over their inputs) on request. */
+/** The issue's five; multislerp, karcher and sce (several passes over their inputs) on request. */
 const DEFAULT_METHODS: readonly BenchMethod[] = ['linear', 'task_arithmetic', 'slerp', 'ties', 'dare_ties'];
 
 /** Targets on the reference 2-core machine (the issue's acceptance figures). */
@@ -130,6 +130,16 @@ models:
   - model: ${q(ft1)}
   - model: ${q(ft2)}
   - model: ${q(ft3)}
+dtype: bfloat16
+`;
+    case 'sce':
+      return `merge_method: sce
+base_model: ${q(m.base)}
+models:
+  - model: ${q(ft1)}
+  - model: ${q(ft2)}
+  - model: ${q(ft3)}
+parameters: {select_topk: 0.5}
 dtype: bfloat16
 `;
     default: {

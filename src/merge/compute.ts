@@ -11,7 +11,7 @@ import { computeModelStock, computeModelStockGramStats } from './methods/model-s
 import { computeMultislerp, computeMultislerpGramStats } from './methods/multislerp.js';
 import { computeNearswap } from './methods/nearswap.js';
 import { computePassthrough } from './methods/passthrough.js';
-import { computeSce } from './methods/sce.js';
+import { computeSce, computeSceStats } from './methods/sce.js';
 import { computeSlerpFamily, computeSlerpGramStats } from './methods/slerp.js';
 import {
   elementCount,
@@ -163,7 +163,7 @@ function familyContext(task: TensorTask, inputs: readonly TensorData[], outCode:
 
 /**
  * One statistics pass (chunk-stats.ts) over a row chunk of a task the pool runs in chunks: a
- * task-vector sparsifier's, or a gram pass of slerp, nuslerp, model_stock, multislerp or karcher; `options.chunk` carries what earlier
+ * task-vector sparsifier's, a gram pass of slerp, nuslerp, model_stock, multislerp or karcher, or sce's; `options.chunk` carries what earlier
  * passes found. Same errors as computeTask.
  */
 export function computeTaskStats(task: TensorTask, inputs: readonly TensorData[], pass: AnyStatPass, options: ComputeOptions): ChunkReply {
@@ -173,6 +173,7 @@ export function computeTaskStats(task: TensorTask, inputs: readonly TensorData[]
   const unsupported = (): MergeComputeError => new MergeComputeError('UNSUPPORTED_METHOD', task.output, `${task.method} on ${task.outDType} has no ${pass} pass`);
   if (outCode === undefined || inputs.some((t) => kernelDTypeOf(t.dtype) === undefined)) throw unsupported();
   const ctx = familyContext(task, inputs, outCode, options);
+  if (family === computeSce) return computeSceStats(ctx, pass);
   if (pass === 'gram') {
     if (family === computeSlerpFamily) return computeSlerpGramStats(ctx);
     if (family === computeModelStock) return computeModelStockGramStats(ctx);
@@ -180,6 +181,6 @@ export function computeTaskStats(task: TensorTask, inputs: readonly TensorData[]
     if (family === computeKarcher) return computeKarcherGramStats(ctx);
     throw unsupported();
   }
-  if (family !== computeTaskVector) throw unsupported();
+  if (family !== computeTaskVector || pass === 'sce-top' || pass === 'sce-low') throw unsupported();
   return computeTaskVectorStats(ctx, pass);
 }

@@ -180,7 +180,7 @@ export async function materializePlan(plan: MergePlan, options: MaterializeOptio
             workerMs.compute += reply.computeMs;
             workerMs.write += reply.writeMs;
             peakRssBytes = Math.max(peakRssBytes, reply.rssBytes);
-            progress.advance({ tensors: unit.completesTensor ? 1 : 0, inputBytes: unit.pass === 'rank-low' ? 0 : reply.bytesRead });
+            progress.advance({ tensors: unit.completesTensor ? 1 : 0, inputBytes: unit.pass === 'rank-low' || unit.pass === 'sce-low' ? 0 : reply.bytesRead });
             onStats(unit, reply.stats);
           },
           onAlone: (unit) => {
@@ -196,13 +196,13 @@ export async function materializePlan(plan: MergePlan, options: MaterializeOptio
       // Statistics passes over the chunks of two-pass tensors (each pass of all of them at once),
       // then every unit of the phase, those chunks included.
       // A pass past those planned at the start (karcher's later iterations) raises the bar's total;
-      // a 'rank-low' pass still moves no bar.
+      // a 'rank-low' or 'sce-low' pass (only when keys differ in their low bits) still moves no bar.
       const passesLeft = new Map(phase.twoPass.map((t) => [t, t.collector.plannedPasses()]));
       for (let owners = statPassUnits(phase.twoPass); owners.size > 0; owners = statPassUnits(phase.twoPass)) {
         const passOf = new Map<TwoPassTensor, WorkUnit['pass']>();
         for (const [unit, owner] of owners) passOf.set(owner.tensor, unit.pass);
         for (const [tensor, pass] of passOf) {
-          if (pass === 'rank-low') continue;
+          if (pass === 'rank-low' || pass === 'sce-low') continue;
           const left = passesLeft.get(tensor) ?? 0;
           if (left > 0) passesLeft.set(tensor, left - 1);
           else progress.grow({ inputBytes: tensor.chunks.reduce((n, u) => n + u.inputBytes, 0) });

@@ -38,11 +38,11 @@ function sameDims(a: readonly number[], b: readonly number[]): boolean {
  *   Statistics passes over the chunks first gather what the whole tensor decides
  *   (task-vector-stats.ts); each chunk is then merged on its own. DELLA ranks within rows (dim 1),
  *   so it needs at least 2 dims for a row chunk to hold whole vectors;
- * - 'gram': slerp, nuslerp, model_stock, multislerp and karcher with sums over more than a row:
- *   passes over the chunks first sum them in fixed blocks of rows (gram-blocks.ts), then each chunk
- *   is merged on its own. Per-row dot products (nuslerp_flatten false, model_stock filter_wise) a row chunk
+ * - 'gram': slerp, nuslerp, model_stock, multislerp and karcher with sums over more than a row,
+ *   and sce: passes over the chunks first sum them in fixed blocks of rows (gram-blocks.ts; sce
+ *   ranks its variances first), then each chunk is merged on its own. Per-row dot products (nuslerp_flatten false, model_stock filter_wise) a row chunk
  *   holds whole: 'elementwise';
- * - 'whole': sce (variance ranks), tensors of more
+ * - 'whole': tensors of more
  *   than 2^32 − 1 elements for the rank kernels, inputs that are not floats, and embeddings
  *   permuted from a tensor an earlier stage computes.
  */
@@ -70,6 +70,13 @@ function methodSplit(task: TensorTask): RowSplit {
       // Too few models is an error the whole-tensor path reports.
       if ((spec.family === 'model_stock' && models < 3) || models === 0) return 'whole';
       return gramPlanOf(task)?.vectors === null ? 'elementwise' : 'gram';
+    }
+    case 'sce': {
+      // Around the base a lone model is returned as it is; the variance ranks use the rank kernels.
+      if (task.inputs.length <= 1 || task.baseIndex === null) return task.inputs.length <= 1 ? 'elementwise' : 'whole';
+      if (product(task.outShape) >= 2 ** 32) return 'whole';
+      const floats = kernelDTypeOf(task.outDType) !== undefined && task.inputs.every((input) => kernelDTypeOf(input.kind === 'stage' ? input.task.outDType : input.dtype) !== undefined);
+      return floats ? 'gram' : 'whole';
     }
     case 'task_vector': {
       // Without sparsification (no sparsifier, or density 1 for magnitude / random pruning) the

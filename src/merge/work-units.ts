@@ -7,6 +7,7 @@
 import type { AnyStatPass, ChunkContext, ChunkStatsCollector } from './methods/chunk-stats.js';
 import { gramBlockRows } from './methods/gram-blocks.js';
 import { GramCollector } from './methods/gram-stats.js';
+import { SceCollector } from './methods/sce.js';
 import { taskVectorSparsity } from './methods/task-vector.js';
 import { TensorStatsCollector } from './methods/task-vector-stats.js';
 import { estimateWorkingSetBytes, inputBytesOf } from './memory-budget.js';
@@ -105,7 +106,7 @@ export function planWorkUnits(
 
 /** The collector of a tensor's statistics over chunks of `chunkRows` rows each. */
 function statsCollector(task: TensorTask, split: 'two-pass' | 'gram', chunkRows: readonly number[]): ChunkStatsCollector {
-  if (split === 'gram') return new GramCollector(task, chunkRows);
+  if (split === 'gram') return task.method === 'sce' ? new SceCollector(task, chunkRows) : new GramCollector(task, chunkRows);
   const rows = task.outShape[0] ?? 1;
   const rowElements = elementCount(task.outShape.slice(1));
   const { inputs, work } = taskVectorSparsity(task, KERNEL_DTYPE[task.computeDType], rows * rowElements);

@@ -11,6 +11,7 @@ import type { MaterializeOptions } from '../../src/merge/materialize.js';
 import { GRAM_BLOCK_ELEMENTS, gramBlockRows, gramBlocks, sumGramBlocks } from '../../src/merge/methods/gram-blocks.js';
 import type { ChunkStatsCollector } from '../../src/merge/methods/chunk-stats.js';
 import { GramCollector } from '../../src/merge/methods/gram-stats.js';
+import { SceCollector } from '../../src/merge/methods/sce.js';
 import type { FamilyContext, TensorData } from '../../src/merge/methods/task-inputs.js';
 import { TS_KERNELS, loadKernels } from '../../src/merge/native/binding.js';
 import { KERNEL_DTYPE } from '../../src/merge/native/numeric.js';
@@ -92,6 +93,16 @@ const CASES: readonly { name: string; yaml: (dtype: string) => string; split: 'g
     split: 'gram',
     native: true,
     yaml: (d) => `merge_method: karcher\nmodels:\n  - model: base\n  - model: ft1\n  - model: ft2\nparameters: {max_iter: 2, tol: 1.0e-9}\ndtype: ${d}\n`,
+  },
+  {
+    name: 'sce, select_topk 0.3 (variance ranks, then energies)',
+    split: 'gram',
+    yaml: (d) => `merge_method: sce\nbase_model: base\nmodels:\n  - model: base\n  - model: ft1\n  - model: ft2\nparameters: {select_topk: 0.3}\ndtype: ${d}\n`,
+  },
+  {
+    name: 'sce, select_topk 1 (energies only)',
+    split: 'gram',
+    yaml: (d) => `merge_method: sce\nbase_model: base\nmodels:\n  - model: base\n  - model: ft1\n  - model: ft2\nparameters: {select_topk: 1}\ndtype: ${d}\n`,
   },
 ];
 
@@ -182,6 +193,21 @@ describe('gram blocks', () => {
     collector.finishPass();
     expect(collector.nextPass()).toBeNull();
     expect(collector.chunkContext(0)).toEqual({ kind: 'gram', sums: [Float64Array.of(7, 3, 9)] });
+
+    // sce: energies are the sums of every block of every chunk (3 tensors: 6 gram pairs per block).
+    const sceTask = { ...task, method: 'sce', inputs: [{}, {}, {}, {}], baseIndex: 0, params: { select_topk: 1 } } as unknown as TensorTask;
+    const sce: ChunkStatsCollector = new SceCollector(sceTask, [r, rows - r]);
+    expect(sce.nextPass()).toBe('gram');
+    sce.beginPass('gram');
+    const b0 = Float64Array.from({ length: 6 }, (_, i) => i + 1);
+    const b1 = Float64Array.from({ length: 12 }, (_, i) => 10 * (i + 1));
+    sce.absorb(1, { pass: 'gram', blocks: b1 });
+    expect(() => sce.absorb(0, { pass: 'gram', blocks: new Float64Array(12) })).toThrow(/expected 6 per block/);
+    sce.absorb(0, { pass: 'gram', blocks: b0 });
+    sce.finishPass();
+    expect(sce.nextPass()).toBeNull();
+    const energy = (sce.chunkContext(1) as { energy: Float64Array }).energy;
+    expect([...energy]).toEqual([...b0].map((v, i) => v + (b1[i] ?? 0) + (b1[i + 6] ?? 0)));
   });
 });
 
@@ -216,7 +242,7 @@ describe('gram passes driven by hand', () => {
     const starts: number[] = [];
     for (let r = 0; r < rows; r += chunkRows) starts.push(r);
     const sizes = starts.map((r) => Math.min(chunkRows, rows - r));
-    const collector: ChunkStatsCollector = new GramCollector(t, sizes);
+    const collector: ChunkStatsCollector = t.method === 'sce' ? new SceCollector(t, sizes) : new GramCollector(t, sizes);
     const part = (c: number): { task: TensorTask; inputs: TensorData[] } => ({
       task: { ...t, outShape: [sizes[c] ?? 0, ...t.outShape.slice(1)] },
       inputs: inputs.map((x) => slice(x, starts[c] ?? 0, sizes[c] ?? 0)),
@@ -289,6 +315,26 @@ describe('gram passes driven by hand', () => {
       const pair = task('karcher', [a, minusA], { compute: 'F32', base: null, params: { max_iter: kernels === 'ts' ? 1 : 3, tol: 1e-6 }, modelParams: [{}, {}] });
       const got = chunked(pair, [a, minusA], r, kernels);
       expect(same(got.bytes, computeTask(pair, [a, minusA], { kernels }).bytes)).toBe(true);
+    });
+
+    it(`${kernels}: sce ranks variances across chunks (ties at the cut by lower index) and gives the bytes of the whole tensor`, () => {
+      const cols = 32;
+      const rows = 2 * gramBlockRows([1, cols]) + 9;
+      const r = gramBlockRows([1, cols]);
+      // Quantized deltas: many equal variances, so the cut falls inside a run of ties across chunks.
+      const q = (k: number, phase: number) => (i: number) => Math.round(Math.sin(i * k + phase) * 4) / 8;
+      for (const dtype of ['BF16', 'F32'] as const) {
+        const base = tensor(dtype, [rows, cols], () => 0.25);
+        const [x, y, z] = [q(0.37, 0), q(0.11, 1), q(0.23, 2)].map((f) => tensor(dtype, [rows, cols], (i) => 0.25 + f(i)));
+        if (x === undefined || y === undefined || z === undefined) throw new Error('inputs');
+        for (const topk of [0.3, 0.999, 1, 0]) {
+          const sce = task('sce', [base, x, y, z], { compute: dtype, base: 0, params: { select_topk: topk }, modelParams: [{}, {}, {}, {}] });
+          const whole = computeTask(sce, [base, x, y, z], { kernels });
+          const got = chunked(sce, [base, x, y, z], r, kernels);
+          expect(got.passes, `select_topk ${topk}`).toBe(topk >= 1 ? 1 : topk <= 0 ? 0 : dtype === 'BF16' ? 2 : 3);
+          expect(same(got.bytes, whole.bytes), `${dtype} select_topk ${topk}`).toBe(true);
+        }
+      }
     });
 
     it(`${kernels}: slerp of a 1-d bf16 tensor, nuslerp along columns in f16 with a base, model_stock in bf16: bytes as whole`, () => {

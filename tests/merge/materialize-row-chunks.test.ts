@@ -68,7 +68,8 @@ describe('row chunks', () => {
     expect(isRowSeparable(task('breadcrumbs', two, [4, 4], [{ weight: 1 }, { weight: 1, density: 1 }]))).toBe(false);
     expect(isRowSeparable(task('slerp', two, [4, 4], [{}, {}]))).toBe(false);
     expect(isRowSeparable(task('sce', two, [4, 4], [{}, {}]))).toBe(false);
-    expect(splitRows(task('sce', two, [4, 4], [{}, {}]), 1)).toHaveLength(1);
+    // A whole-tensor task (DELLA on a 1-d tensor, one vector) is never cut.
+    expect(splitRows(task('della', [input('base', [16]), input('ft', [16])], [16], [{ weight: 1 }, { weight: 1, density: 0.5 }]), 1)).toHaveLength(1);
   });
 
   it('needs matching shapes, except embeddings cut to their leading rows', () => {
@@ -110,7 +111,9 @@ describe('row chunks', () => {
     // Around a base a lone model is returned as it is.
     expect(rowSplitOf(task('multislerp', two, [4, 4], [{}, { weight: 1 }]))).toBe('elementwise');
     expect(rowSplitOf(task('karcher', two, [4, 4], [{}, {}]))).toBe('gram');
-    expect(rowSplitOf(task('sce', two, [4, 4], [{}, {}]))).toBe('whole');
+    expect(rowSplitOf(task('sce', two, [4, 4], [{}, {}]))).toBe('gram');
+    expect(rowSplitOf(task('sce', [input('base', [4, 4])], [4, 4], [{}]))).toBe('elementwise');
+    expect(rowSplitOf({ ...task('sce', two, [4, 4], [{}, {}]), baseIndex: null })).toBe('whole');
     const three = [...two, input('ft2', [4, 4])];
     expect(rowSplitOf(task('model_stock', three, [4, 4], [{}, {}, {}]))).toBe('gram');
     expect(rowSplitOf({ ...task('model_stock', three, [4, 4], [{}, {}, {}]), params: { filter_wise: true } })).toBe('elementwise');

@@ -1,18 +1,19 @@
 /**
  * The statistics passes a tensor run in row chunks may need before its chunks are merged, of
- * either kind: the task-vector sparsifiers' (task-vector-stats.ts) or the slerp family's dot
- * products (slerp-stats.ts). The pool (materialize.ts, work-units.ts) drives both the same way.
+ * any kind: the task-vector sparsifiers' (task-vector-stats.ts), the sums in gram blocks of
+ * slerp, nuslerp, model_stock, multislerp and karcher (gram-stats.ts), or sce's (sce.ts). The pool (materialize.ts, work-units.ts) drives both the same way.
  */
 import type { ChunkGram, GramStats } from './gram-blocks.js';
+import type { ChunkSce, SceStats } from './sce.js';
 import type { ChunkSparsity, ChunkStats, StatPass } from './task-vector-stats.js';
 
-export type AnyStatPass = StatPass | 'gram';
+export type AnyStatPass = StatPass | 'gram' | 'sce-top' | 'sce-low';
 
 /** What a chunk gets besides its rows: the statistics its method has gathered so far. Plain data. */
-export type ChunkContext = ChunkSparsity | ChunkGram;
+export type ChunkContext = ChunkSparsity | ChunkGram | ChunkSce;
 
 /** One chunk's reply to one statistics pass. Plain data. */
-export type ChunkReply = ChunkStats | GramStats;
+export type ChunkReply = ChunkStats | GramStats | SceStats;
 
 /**
  * One tensor's statistics over its chunks: ask nextPass(), beginPass() it, run it on every chunk

@@ -57,6 +57,8 @@ export function gramSums(
   base: TensorData | undefined,
   layout: VectorLayout,
   out: Float64Array = new Float64Array(layout.outer * layout.inner * gramPairs(inputs.length)),
+  /** sce's energies: positions whose mask byte is 0 count as 0; each product rounded to the compute dtype. */
+  masked?: { readonly mask: Uint8Array | null; readonly roundProducts: boolean },
 ): Float64Array {
   ctx.kernels.gramStats({
     inputs: inputs.map((t) => t.bytes),
@@ -64,10 +66,20 @@ export function gramSums(
     base: base?.bytes ?? null,
     baseDType: base === undefined ? KERNEL_DTYPE.F32 : kernelCode(ctx, base.dtype),
     computeDType: ctx.compute,
+    ...(masked === undefined ? {} : masked),
     ...layout,
     out,
   });
   return out;
+}
+
+/** Gram blocks per chunk of `chunkRows` rows (in order) of a task's output; every chunk but the last must be whole blocks. */
+export function chunkGramBlocks(output: string, shape: readonly number[], chunkRows: readonly number[]): number[] {
+  const blockRows = gramBlockRows(shape.length === 0 ? [1] : shape);
+  chunkRows.forEach((rows, i) => {
+    if (i < chunkRows.length - 1 && rows % blockRows !== 0) throw new RangeError(`${output}: chunk ${i} of ${rows} rows is not whole gram blocks of ${blockRows}`);
+  });
+  return chunkRows.map((rows) => Math.ceil(rows / blockRows));
 }
 
 /** One block's sums: `fn` of the block's rows of each input (and of the base), and its element count. */
@@ -161,6 +173,6 @@ export function tensorGram(ctx: FamilyContext, inputs: readonly TensorData[], ba
 export function passSums(ctx: FamilyContext): readonly Float64Array[] | undefined {
   const chunk = ctx.chunk;
   if (chunk === undefined) return undefined;
-  if (!('kind' in chunk)) throw new MergeComputeError('MERGE_INPUT', ctx.task.output, `${ctx.task.method} got a task-vector chunk`);
+  if (!('kind' in chunk) || chunk.kind !== 'gram') throw new MergeComputeError('MERGE_INPUT', ctx.task.output, `${ctx.task.method} got another method's chunk`);
   return chunk.sums;
 }

@@ -7,7 +7,7 @@
  */
 import type { TensorTask } from '../task.js';
 import type { AnyStatPass, ChunkContext, ChunkReply, ChunkStatsCollector } from './chunk-stats.js';
-import { type GramVectors, gramBlockRows, gramPairs, gramVectorCount, sumGramBlocks } from './gram-blocks.js';
+import { type GramVectors, chunkGramBlocks, gramPairs, gramVectorCount, sumGramBlocks } from './gram-blocks.js';
 import { karcherPassWidth } from './karcher.js';
 import { MULTISLERP_PASSES, multislerpPassWidth } from './multislerp.js';
 import { globalNumber } from './task-inputs.js';
@@ -66,13 +66,8 @@ export class GramCollector implements ChunkStatsCollector {
   constructor(task: TensorTask, chunkRows: readonly number[]) {
     const plan = gramPlanOf(task);
     if (plan === undefined || plan.vectors === null) throw new RangeError(`${task.output}: ${task.method} here needs no gram pass`);
-    const shape = task.outShape.length === 0 ? [1] : task.outShape;
-    const blockRows = gramBlockRows(shape);
-    chunkRows.forEach((rows, i) => {
-      if (i < chunkRows.length - 1 && rows % blockRows !== 0) throw new RangeError(`${task.output}: chunk ${i} of ${rows} rows is not whole gram blocks of ${blockRows}`);
-    });
     this.#task = task;
-    this.#blocks = chunkRows.map((rows) => Math.ceil(rows / blockRows));
+    this.#blocks = chunkGramBlocks(task.output, task.outShape, chunkRows);
     this.#plannedTotal = plan.passes;
   }
 
