@@ -18,7 +18,7 @@ import type { OutputDirContents, TensorSlot } from './output-dir.js';
 import { createMergeProgress } from './progress.js';
 import { MergeAbortedError, runUnits } from './task-pool.js';
 import type { FileTensorInput, MergePlan, TensorInput, TensorTask } from './task.js';
-import type { ChunkReply } from './methods/chunk-stats.js';
+import { isUnplannedPass, type ChunkReply } from './methods/chunk-stats.js';
 import { planWorkUnits, readStagesFromFiles, statPassUnits, twoPassMergeUnits } from './work-units.js';
 import type { TwoPassTensor, WorkUnit } from './work-units.js';
 import { WORKER_FUNCTION } from './worker-protocol.js';
@@ -180,7 +180,7 @@ export async function materializePlan(plan: MergePlan, options: MaterializeOptio
             workerMs.compute += reply.computeMs;
             workerMs.write += reply.writeMs;
             peakRssBytes = Math.max(peakRssBytes, reply.rssBytes);
-            progress.advance({ tensors: unit.completesTensor ? 1 : 0, inputBytes: unit.pass === 'rank-low' || unit.pass === 'sce-low' ? 0 : reply.bytesRead });
+            progress.advance({ tensors: unit.completesTensor ? 1 : 0, inputBytes: isUnplannedPass(unit.pass) ? 0 : reply.bytesRead });
             onStats(unit, reply.stats);
           },
           onAlone: (unit) => {
@@ -202,7 +202,7 @@ export async function materializePlan(plan: MergePlan, options: MaterializeOptio
         const passOf = new Map<TwoPassTensor, WorkUnit['pass']>();
         for (const [unit, owner] of owners) passOf.set(owner.tensor, unit.pass);
         for (const [tensor, pass] of passOf) {
-          if (pass === 'rank-low' || pass === 'sce-low') continue;
+          if (isUnplannedPass(pass)) continue;
           const left = passesLeft.get(tensor) ?? 0;
           if (left > 0) passesLeft.set(tensor, left - 1);
           else progress.grow({ inputBytes: tensor.chunks.reduce((n, u) => n + u.inputBytes, 0) });

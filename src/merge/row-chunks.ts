@@ -40,13 +40,17 @@ function sameDims(a: readonly number[], b: readonly number[]): boolean {
  *   so it needs at least 2 dims for a row chunk to hold whole vectors;
  * - 'gram': slerp, nuslerp, model_stock, multislerp and karcher with sums over more than a row,
  *   and sce: passes over the chunks first sum them in fixed blocks of rows (gram-blocks.ts; sce
- *   ranks its variances first), then each chunk is merged on its own. Per-row dot products (nuslerp_flatten false, model_stock filter_wise) a row chunk
- *   holds whole: 'elementwise';
- * - 'whole': tensors of more
- *   than 2^32 − 1 elements for the rank kernels, inputs that are not floats, and embeddings
- *   permuted from a tensor an earlier stage computes.
+ *   ranks its variances first), then each chunk is merged on its own. Per-row dot products
+ *   (nuslerp_flatten false, model_stock filter_wise) a row chunk holds whole: 'elementwise';
+ * - 'whole': tensors of more than 2^32 − 1 elements for the rank kernels, inputs that are not
+ *   floats, and embeddings permuted from a tensor an earlier stage computes.
  */
 export type RowSplit = 'elementwise' | 'two-pass' | 'gram' | 'whole';
+
+/** Whether the task's output and every input are floats the kernels compute in. */
+function floatTask(task: TensorTask): boolean {
+  return kernelDTypeOf(task.outDType) !== undefined && task.inputs.every((input) => kernelDTypeOf(input.kind === 'stage' ? input.task.outDType : input.dtype) !== undefined);
+}
 
 function methodSplit(task: TensorTask): RowSplit {
   const spec = findMethodSpec(task.method);
@@ -65,18 +69,17 @@ function methodSplit(task: TensorTask): RowSplit {
       // are summed in gram blocks.
       const models = spec.family === 'multislerp' ? task.inputs.filter((_, i) => i !== task.baseIndex).length : task.inputs.length;
       if (models === 1) return 'elementwise';
-      const floats = kernelDTypeOf(task.outDType) !== undefined && task.inputs.every((input) => kernelDTypeOf(input.kind === 'stage' ? input.task.outDType : input.dtype) !== undefined);
-      if (!floats) return 'whole';
+      if (!floatTask(task)) return 'whole';
       // Too few models is an error the whole-tensor path reports.
       if ((spec.family === 'model_stock' && models < 3) || models === 0) return 'whole';
       return gramPlanOf(task)?.vectors === null ? 'elementwise' : 'gram';
     }
     case 'sce': {
-      // Around the base a lone model is returned as it is; the variance ranks use the rank kernels.
-      if (task.inputs.length <= 1 || task.baseIndex === null) return task.inputs.length <= 1 ? 'elementwise' : 'whole';
-      if (product(task.outShape) >= 2 ** 32) return 'whole';
-      const floats = kernelDTypeOf(task.outDType) !== undefined && task.inputs.every((input) => kernelDTypeOf(input.kind === 'stage' ? input.task.outDType : input.dtype) !== undefined);
-      return floats ? 'gram' : 'whole';
+      // A lone base is returned as it is; without a base sce is an error the whole path reports;
+      // the variance ranks use the rank kernels.
+      if (task.inputs.length <= 1) return 'elementwise';
+      if (task.baseIndex === null || product(task.outShape) >= 2 ** 32) return 'whole';
+      return floatTask(task) ? 'gram' : 'whole';
     }
     case 'task_vector': {
       // Without sparsification (no sparsifier, or density 1 for magnitude / random pruning) the
@@ -85,9 +88,8 @@ function methodSplit(task: TensorTask): RowSplit {
       const dense = task.modelParams.every((p, i) => i === task.baseIndex || Number(p['density'] ?? 1) >= 1);
       if (spec.sparsifier === undefined || ((spec.sparsifier === 'magnitude' || spec.sparsifier === 'random') && dense)) return 'elementwise';
       if (spec.sparsifier === 'della_magprune' && task.outShape.length < 2) return 'whole';
-      if (product(task.outShape) >= 2 ** 32 || kernelDTypeOf(task.outDType) === undefined) return 'whole';
-      const floats = task.inputs.every((input) => kernelDTypeOf(input.kind === 'stage' ? input.task.outDType : input.dtype) !== undefined);
-      return floats ? 'two-pass' : 'whole';
+      if (product(task.outShape) >= 2 ** 32) return 'whole';
+      return floatTask(task) ? 'two-pass' : 'whole';
     }
     default:
       return 'whole';

@@ -1,13 +1,22 @@
 /**
  * The statistics passes a tensor run in row chunks may need before its chunks are merged, of
  * any kind: the task-vector sparsifiers' (task-vector-stats.ts), the sums in gram blocks of
- * slerp, nuslerp, model_stock, multislerp and karcher (gram-stats.ts), or sce's (sce.ts). The pool (materialize.ts, work-units.ts) drives both the same way.
+ * slerp, nuslerp, model_stock, multislerp and karcher (gram-stats.ts), or sce's (sce.ts). The
+ * pool (materialize.ts, work-units.ts) drives them all the same way.
  */
 import type { ChunkGram, GramStats } from './gram-blocks.js';
 import type { ChunkSce, SceStats } from './sce.js';
 import type { ChunkSparsity, ChunkStats, StatPass } from './task-vector-stats.js';
 
 export type AnyStatPass = StatPass | 'gram' | 'sce-top' | 'sce-low';
+
+/**
+ * The passes only some data needs (rank keys that differ in their low 16 bits): collectors do
+ * not plan them, and they move no progress bar.
+ */
+export function isUnplannedPass(pass: AnyStatPass | 'merge'): boolean {
+  return pass === 'rank-low' || pass === 'sce-low';
+}
 
 /** What a chunk gets besides its rows: the statistics its method has gathered so far. Plain data. */
 export type ChunkContext = ChunkSparsity | ChunkGram | ChunkSce;

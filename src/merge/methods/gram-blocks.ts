@@ -1,5 +1,5 @@
 /**
- * The dot products of slerp, nuslerp and model_stock over a whole tensor, summed in a fixed order
+ * The whole-tensor sums of slerp, nuslerp, model_stock, multislerp, karcher and sce, summed in a fixed order
  * that does not depend on how the pool cuts the tensor: the rows are grouped into blocks of about
  * 2^20 elements (gramBlockRows), each block's sums are the gram kernel's, and the block sums are
  * added in row order. A whole tensor and its row chunks (whose boundaries fall on block boundaries) then
@@ -75,7 +75,7 @@ export function gramSums(
 
 /** Gram blocks per chunk of `chunkRows` rows (in order) of a task's output; every chunk but the last must be whole blocks. */
 export function chunkGramBlocks(output: string, shape: readonly number[], chunkRows: readonly number[]): number[] {
-  const blockRows = gramBlockRows(shape.length === 0 ? [1] : shape);
+  const blockRows = gramBlockRows(shape);
   chunkRows.forEach((rows, i) => {
     if (i < chunkRows.length - 1 && rows % blockRows !== 0) throw new RangeError(`${output}: chunk ${i} of ${rows} rows is not whole gram blocks of ${blockRows}`);
   });
@@ -141,12 +141,18 @@ export interface GramStats {
   readonly blocks: Float64Array;
 }
 
-/** The whole tensor's sums from its blocks' (gramBlocks, in row order), `width` sums per block. */
-export function sumGramBlocks(blocks: Float64Array, width: number): Float64Array {
-  if (width === 0 || blocks.length % width !== 0) throw new RangeError(`gram blocks of ${blocks.length} sums are not whole blocks of ${width}`);
+/**
+ * The whole tensor's sums from its blocks' (gramBlocks, in row order), `width` sums per block:
+ * one array of blocks, or each chunk's blocks in chunk order.
+ */
+export function sumGramBlocks(blocks: Float64Array | readonly Float64Array[], width: number): Float64Array {
+  const parts = blocks instanceof Float64Array ? [blocks] : blocks;
   const total = new Float64Array(width);
-  for (let at = 0; at < blocks.length; at += width) {
-    for (let e = 0; e < width; e++) total[e] = (total[e] ?? 0) + (blocks[at + e] ?? 0);
+  for (const part of parts) {
+    if (width === 0 || part.length % width !== 0) throw new RangeError(`gram blocks of ${part.length} sums are not whole blocks of ${width}`);
+    for (let at = 0; at < part.length; at += width) {
+      for (let e = 0; e < width; e++) total[e] = (total[e] ?? 0) + (part[at + e] ?? 0);
+    }
   }
   return total;
 }
@@ -164,8 +170,7 @@ export function tensorGram(ctx: FamilyContext, inputs: readonly TensorData[], ba
     if (sums === undefined) throw new MergeComputeError('MERGE_INPUT', ctx.task.output, 'the gram sums of the whole tensor are not known yet');
     return sums;
   }
-  const first = inputs[0];
-  const width = gramVectorCount(first?.shape.length === 0 ? [1] : (first?.shape ?? [1]), vectors) * gramPairs(inputs.length);
+  const width = gramVectorCount(inputs[0]?.shape ?? [], vectors) * gramPairs(inputs.length);
   return sumGramBlocks(gramBlocks(ctx, inputs, base, vectors), width);
 }
 

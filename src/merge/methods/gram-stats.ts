@@ -1,8 +1,8 @@
 /**
  * The gram passes of a tensor the pool runs in row chunks, for the methods whose sums span more
  * than a row (slerp, nuslerp, model_stock: one pass; multislerp: up to four, each needing the
- * last's result; karcher: two, then three per iteration): every chunk sends its blocks' sums (gram-blocks.ts), which add up in row order to
- * the whole tensor's; every chunk then gets those sums and computes its coefficients from them,
+ * last's result; karcher: two, then three per iteration): every chunk sends its blocks' sums
+ * (gram-blocks.ts), which add up in row order to the whole tensor's; every chunk then gets those sums and computes its coefficients from them,
  * which gives the bytes of the tensor merged whole.
  */
 import type { TensorTask } from '../task.js';
@@ -14,9 +14,11 @@ import { globalNumber } from './task-inputs.js';
 import { modelStockVectors } from './model-stock.js';
 import { nuslerpVectors } from './slerp.js';
 
-/** How a task's gram runs: over which vectors (null: per row, no pass), and how many passes to plan for. */
+/** How a task's gram runs: over which vectors (null: per row, no pass), of how many tensors, and how many passes to plan for. */
 export interface GramPlan {
   readonly vectors: GramVectors | null;
+  /** Tensors of the first gram pass (its pairs are the sums per vector). */
+  readonly tensors: number;
   readonly passes: number;
 }
 
@@ -25,17 +27,17 @@ export function gramPlanOf(task: TensorTask): GramPlan | undefined {
   const rank = task.outShape.length;
   switch (task.method) {
     case 'slerp':
-      return { vectors: 'flat', passes: 1 };
+      return { vectors: 'flat', tensors: 2, passes: 1 };
     case 'nuslerp':
-      return { vectors: nuslerpVectors(task, rank), passes: 1 };
+      return { vectors: nuslerpVectors(task, rank), tensors: 2, passes: 1 };
     case 'model_stock':
-      return { vectors: modelStockVectors(task, rank), passes: 1 };
+      return { vectors: modelStockVectors(task, rank), tensors: task.inputs.length - 1, passes: 1 };
     case 'multislerp':
-      return { vectors: 'flat', passes: MULTISLERP_PASSES };
+      return { vectors: 'flat', tensors: task.inputs.filter((_, i) => i !== task.baseIndex).length, passes: MULTISLERP_PASSES };
     case 'karcher':
       // The norms and ‖init‖, then the dots, ‖T‖ and ‖u‖ of each iteration: the first is
       // planned, later ones (how many depends on the data) raise the progress total as they come.
-      return { vectors: 'flat', passes: 2 + 3 * Math.min(1, Math.max(0, globalNumber(task, 'max_iter'))) };
+      return { vectors: 'flat', tensors: task.inputs.length, passes: 2 + 3 * Math.min(1, Math.max(0, globalNumber(task, 'max_iter'))) };
     default:
       return undefined;
   }
@@ -47,9 +49,7 @@ function nextPassWidth(task: TensorTask, done: readonly Float64Array[]): number 
   if (task.method === 'karcher') return karcherPassWidth(task, done);
   if (done.length > 0) return 0;
   const plan = gramPlanOf(task);
-  const shape = task.outShape.length === 0 ? [1] : task.outShape;
-  const tensors = task.method === 'model_stock' ? task.inputs.length - 1 : 2;
-  return plan?.vectors == null ? 0 : gramVectorCount(shape, plan.vectors) * gramPairs(tensors);
+  return plan?.vectors == null ? 0 : gramVectorCount(task.outShape, plan.vectors) * gramPairs(plan.tensors);
 }
 
 export class GramCollector implements ChunkStatsCollector {
@@ -106,14 +106,7 @@ export class GramCollector implements ChunkStatsCollector {
     if (!this.#running) throw new Error('no pass is running');
     const missing = this.#received.indexOf(null);
     if (missing >= 0) throw new Error(`chunk ${missing} has not answered pass gram`);
-    const all = new Float64Array(this.#received.reduce((n, b) => n + (b?.length ?? 0), 0));
-    let at = 0;
-    for (const b of this.#received) {
-      if (b === null) continue;
-      all.set(b, at);
-      at += b.length;
-    }
-    this.#done.push(sumGramBlocks(all, this.#width));
+    this.#done.push(sumGramBlocks(this.#received as readonly Float64Array[], this.#width));
     this.#running = false;
     this.#received = [];
   }

@@ -161,11 +161,10 @@ class KarcherWalk {
   constructor(ctx: FamilyContext, tensors: readonly TensorData[]) {
     const first = tensors[0];
     if (first === undefined) throw new MergeComputeError('MERGE_INPUT', ctx.task.output, 'karcher needs at least one model');
-    const shape = first.shape.length === 0 ? [1] : first.shape;
     this.#ctx = ctx;
     this.#tensors = tensors;
     this.#n = elementCount(first.shape);
-    this.#blockElements = gramBlockRows(shape) * rowElements(shape);
+    this.#blockElements = gramBlockRows(first.shape) * rowElements(first.shape);
     this.#u = f32Scratch(ctx, this.#n);
     this.#t = f32Scratch(ctx, this.#n);
   }
@@ -187,7 +186,7 @@ class KarcherWalk {
   }
 
   /** t = the tangent sum of `move` (over valid models) around ū, per block; returns the blocks' Σt². */
-  #tangent(s: KarcherSchedule, move: KarcherMove | { readonly active: readonly number[]; readonly coefs: Float32Array; readonly dots: Float32Array }): Float64Array {
+  #tangent(s: KarcherSchedule, move: KarcherMove): Float64Array {
     const vs = move.active.map((i) => this.#tensors[s.valid[i] ?? -1]).filter((x): x is TensorData => x !== undefined);
     const dtypes = dtypeCodes(this.#ctx, vs);
     const norms = Float32Array.from(move.active, (i) => s.vNorms[i] ?? 1);

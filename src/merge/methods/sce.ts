@@ -246,14 +246,7 @@ export class SceCollector implements ChunkStatsCollector {
       const low = this.#low as readonly RankLowCounts[];
       this.#keep = chunkRankRules(w, selectBounds(w, this.#selection, low), tops, low, this.chunks);
     } else {
-      const all = new Float64Array(this.#gram.reduce((n, b) => n + (b?.length ?? 0), 0));
-      let at = 0;
-      for (const b of this.#gram) {
-        if (b === null) continue;
-        all.set(b, at);
-        at += b.length;
-      }
-      this.#energy = sumGramBlocks(all, gramPairs(this.#task.inputs.length - 1));
+      this.#energy = sumGramBlocks(this.#gram as readonly Float64Array[], gramPairs(this.#task.inputs.length - 1));
     }
   }
 }

@@ -11,7 +11,7 @@
  * The dot products here are exact-product f64 sums, where mergekit rounds each normalised element
  * first, so an angle may differ in its last f32 bit (well inside the golden tolerance). Sums over
  * more than a row run in gram blocks (gram-blocks.ts), so a tensor the pool cuts into row chunks
- * (a gram pass, slerp-stats.ts, then each chunk mixed) gives the bytes of the tensor merged whole.
+ * (a gram pass, gram-stats.ts, then each chunk mixed) gives the bytes of the tensor merged whole.
  */
 import type { TensorTask } from '../task.js';
 import { flatLayout, layoutAlong, type VectorLayout } from '../native/layout.js';
